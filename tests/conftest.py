@@ -1,0 +1,22 @@
+"""Shared test fixtures: where the shared data lives, and quiet TensorFlow logs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO_ROOT / "examples"
+SHARED_DATA = Path(os.environ.get("POLYTASK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def omniglot_zips() -> list[Path]:
+    """The two small Omniglot background zips from ../shared/data; skip when absent."""
+    zips = sorted((SHARED_DATA / "omniglot").glob("images_background_small*.zip"))
+    if not zips:
+        pytest.skip(f"Omniglot zips not found under {SHARED_DATA / 'omniglot'}")
+    return zips
