@@ -1,0 +1,1 @@
+"""Synthetic data generators, one module each, registered by `kind` with `@register_generator`."""
