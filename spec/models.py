@@ -273,6 +273,12 @@ class ClassEpisodeFamily(StrictModel):
         [0], description="Each rotation of a class is an extra class (Omniglot: [0, 90, 180, 270])."
     )
     class_split: ClassSplit = ClassSplit()
+    extra_datasets: list[Identifier] = Field(
+        [],
+        description="More image_folder datasets whose classes join `dataset`'s pool before the class "
+        "split (e.g. Omniglot's two small background zips). Each must have the same image_size "
+        "and grayscale setting as `dataset`.",
+    )
 
 
 Family = Annotated[Union[SinusoidFamily, ClassEpisodeFamily], Field(discriminator="source")]
