@@ -192,7 +192,7 @@ def read_tf_config() -> dict:
         raise RunError('TF_CONFIG cluster has no "worker" job', hint=hint)
     if "ps" in cluster:
         raise RunError("TF_CONFIG has a 'ps' job: parameter-server training is not supported",
-                       hint="use only 'worker' (and optionally one 'chief') jobs")
+                       hint="list only 'worker' (and optionally one 'chief') jobs in TF_CONFIG")
     if not isinstance(task, dict) or "type" not in task or "index" not in task:
         raise RunError('TF_CONFIG has no "task": {"type": ..., "index": ...}', hint=hint)
     if task["type"] not in cluster:
