@@ -322,6 +322,12 @@ class MetaStructure(StrictModel):
     reptile_step_size: PositiveFloat = Field(
         1.0, description="Reptile's outer interpolation rate epsilon (reptile only)."
     )
+    transductive_batch_norm: bool = Field(
+        False,
+        description="Batch norm on query examples: false (default) normalises them with their task's "
+        "support-set statistics, so each query prediction is independent of the other queries; true "
+        "uses the query batch's own statistics, as in the MAML reference code (transductive).",
+    )
 
 
 Structure = Annotated[
