@@ -1,0 +1,72 @@
+"""Shared helpers for file-backed sources: resolving paths with good errors, and caching.
+
+Parsed files are cached per process, keyed by the resolved path, its size and mtime and the
+options that change the result, so `describe_table` followed by `load_table` (as `plan`
+then `train` do) reads a file once, and an edited file is read again. Cached arrays are
+made read-only so no caller can change what the next caller gets.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Hashable
+
+import numpy as np
+
+from polytask.errors import DataError
+
+_CACHE: "OrderedDict[Hashable, Any]" = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+CACHE_ENTRIES = 16
+
+
+def existing_path(context, value: str, *, what: str = "file", allow_dir: bool = False) -> Path:
+    """Resolve a spec path against the spec's folder; a missing path is a DataError that says where it looked."""
+    path = context.resolve_path(value)
+    if not path.exists():
+        raise DataError(
+            f"{what} not found: {path}",
+            hint=f"relative paths are resolved against the spec file's folder; check datasets.{context.name}.path",
+            where=context.dataset_where(),
+        )
+    if path.is_dir() and not allow_dir:
+        raise DataError(f"{path} is a folder, expected a {what}", where=context.dataset_where())
+    return path
+
+
+def stat_key(path: Path) -> tuple:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def freeze(value: Any) -> Any:
+    """Make every NumPy array inside (dicts, lists, tuples) read-only."""
+    if isinstance(value, np.ndarray):
+        value.setflags(write=False)
+    elif isinstance(value, dict):
+        for item in value.values():
+            freeze(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            freeze(item)
+    return value
+
+
+def cached(key: Hashable, compute: Callable[[], Any]) -> Any:
+    """Return the cached value for `key`, computing (and freezing) it on a miss; small LRU."""
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    value = freeze(compute())
+    with _CACHE_LOCK:
+        _CACHE[key] = value
+        while len(_CACHE) > CACHE_ENTRIES:
+            _CACHE.popitem(last=False)
+    return value
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()

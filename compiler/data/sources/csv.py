@@ -1,0 +1,159 @@
+"""`source: csv`: a table in a csv file with a header row (the csv module and NumPy; no pandas).
+
+Every cell must be a number or empty. Per column:
+  * integer-valued, non-negative and below 1000 -> int64 class labels, categorical with
+    num_classes = max + 1 (whether a task treats it as classes is the loss's business);
+  * otherwise -> float32.
+An empty cell is a *missing* value: -1 in an int64 column, NaN in a float32 one. A task
+whose target is missing on a row skips that row in its loss; input features may not be
+missing. `nan` counts as empty; `inf` is an error. The input is `features` (default: every
+column no task uses as a target).
+
+Errors name file:line and the column: a non-numeric cell, a row with the wrong number of
+fields, a header with an empty or repeated name, an empty file, a feature that is not a column.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+
+import numpy as np
+
+from polytask.compiler.data.files import cached, existing_path, stat_key
+from polytask.compiler.data.registry import Columns, DataSource, SourceContext, register_source
+from polytask.compiler.data.table import MAX_CLASSES, MISSING_LABEL, infer_column_info
+from polytask.errors import DataError
+
+
+def read_csv(path, delimiter: str) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Parse a csv file into typed columns; every problem is a DataError at file:line."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            header, header_line, rows, lines = None, 0, [], []
+            for record in reader:
+                if not record or all(not cell.strip() for cell in record):
+                    continue
+                if header is None:
+                    header, header_line = [c.strip() for c in record], reader.line_num
+                    continue
+                rows.append(record)
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})",
+            hint="save the file as UTF-8 csv",
+            where=str(path),
+        ) from None
+    except csv.Error as exc:
+        raise DataError(f"malformed csv: {exc}", hint="check quoting on that line", where=f"{path}:{reader.line_num}") from None
+    if header is None:
+        raise DataError("the csv file is empty", hint="the first row must name the columns", where=str(path))
+    _check_header(header, path, header_line)
+    if not rows:
+        raise DataError(
+            "the csv file has a header but no data rows", hint="add rows below the header", where=f"{path}:{header_line}"
+        )
+    width = len(header)
+    for record, line in zip(rows, lines):
+        if len(record) != width:
+            raise DataError(
+                f"row has {len(record)} field(s) but the header names {width} column(s)",
+                hint=f"every row needs one value per column (delimiter {delimiter!r}); leave a cell empty for a missing value",
+                where=f"{path}:{line}",
+            )
+    cells_by_column = list(zip(*rows))
+    columns = {}
+    for index, name in enumerate(header):
+        columns[name] = _parse_column(name, cells_by_column[index], lines, path, index + 1)
+    return header, columns
+
+
+def _check_header(header: list[str], path, line: int) -> None:
+    seen = {}
+    for index, name in enumerate(header, start=1):
+        if not name:
+            raise DataError(
+                f"column {index} of the header has no name",
+                hint="give every column a name in the first row",
+                where=f"{path}:{line}:{index}",
+            )
+        if name in seen:
+            raise DataError(
+                f"column name '{name}' appears twice in the header (columns {seen[name]} and {index})",
+                hint="rename one of them",
+                where=f"{path}:{line}:{index}",
+            )
+        seen[name] = index
+
+
+def _parse_column(name: str, cells, lines, path, position: int) -> np.ndarray:
+    stripped = [cell.strip() for cell in cells]
+    missing = np.fromiter((not c or c.lower() == "nan" for c in stripped), dtype=bool, count=len(stripped))
+    present = [c for c, m in zip(stripped, missing) if not m]
+    values = np.full(len(stripped), np.nan)
+    try:
+        values[~missing] = np.asarray(present, dtype=np.float64)
+    except ValueError:
+        for cell, is_missing, line in zip(stripped, missing, lines):
+            if is_missing:
+                continue
+            try:
+                float(cell)
+            except ValueError:
+                raise DataError(
+                    f"column '{name}' has a non-numeric value {cell[:40]!r}",
+                    hint="csv cells must be numbers (encode categories as integers 0..K-1) or empty for a missing value",
+                    where=f"{path}:{line}:{position}",
+                ) from None
+        raise
+    finite = np.isfinite(values) | missing
+    if not finite.all():
+        line = lines[int(np.argmin(finite))]
+        raise DataError(
+            f"column '{name}' has an infinite value",
+            hint="replace it with a finite number, or leave the cell empty for a missing value",
+            where=f"{path}:{line}:{position}",
+        )
+    known = values[~missing]
+    is_labels = (
+        known.size > 0
+        and bool(np.all(known == np.round(known)))
+        and known.min() >= 0
+        and known.max() < MAX_CLASSES
+    )
+    if is_labels:
+        labels = np.full(len(values), MISSING_LABEL, dtype=np.int64)
+        labels[~missing] = known.astype(np.int64)
+        return labels
+    return values.astype(np.float32)
+
+
+@register_source("csv")
+class CsvSource(DataSource):
+    """A csv file with a header row."""
+
+    def _read(self, dataset, context: SourceContext):
+        path = existing_path(context, dataset.path, what="csv file")
+        header, columns = cached(("csv", stat_key(path), dataset.delimiter), lambda: read_csv(path, dataset.delimiter))
+        if dataset.features is not None:
+            for name in dataset.features:
+                if name not in columns:
+                    close = difflib.get_close_matches(name, header, n=1)
+                    raise DataError(
+                        f"feature column '{name}' is not in {path.name}",
+                        hint=(f"did you mean '{close[0]}'? " if close else "") + f"columns are: {', '.join(header)}",
+                        where=f"{path}:1",
+                    )
+        return path, columns
+
+    def load(self, dataset, context: SourceContext) -> Columns:
+        path, columns = self._read(dataset, context)
+        return Columns(columns=dict(columns), feature_columns=dataset.features, where=str(path))
+
+    def describe(self, dataset, context: SourceContext):
+        _, columns = self._read(dataset, context)
+        return {name: infer_column_info(values) for name, values in columns.items()}
+
+
+__all__ = ["CsvSource", "read_csv"]
