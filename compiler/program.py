@@ -1,25 +1,79 @@
 """The contract between the compiler and the runtime.
 
 A `Program` is what the compiler lowers a spec to: models, optimizers and data pipelines
-already built under the active tf.distribute strategy scope. The runtime drives it (loop,
-checkpoints, logs, early stopping, export) without knowing which sharing pattern it is.
+already built under the active tf.distribute strategy scope. The runtime
+(`polytask.runtime.loop.fit`) drives it -- loop, checkpoints, logs, early stopping, export,
+report -- without knowing which sharing pattern (pooled, hard, meta) it is.
+
+How a program is found: `polytask.compiler.compile.compile_program(loaded, strategy=...,
+seed=..., allow_code=...)` lowers pooled and hard specs itself and, for `sharing: meta`,
+calls `polytask.compiler.meta.compile_program(loaded, strategy=..., seed=...,
+allow_code=...)` with the same keyword arguments, which must return an object that
+satisfies this protocol.
+
+Rules every implementation follows so resume is exact and distribution works:
+
+- Everything that changes during training and influences later steps (variables,
+  optimizer slots, step counters, data iterators, RNG state) is reachable from
+  `checkpoint_items()`; restoring them and calling `train_step()` again must give the same
+  numbers as never having stopped.
+- `train_step()` runs one optimizer update (one `strategy.run` inside a `tf.function`) and
+  returns *global* scalars (already reduced over replicas).
+- Nothing in `evaluate`, `export` or `report` may advance training state (no reads from the
+  training iterator, no RNG draws from checkpointed generators).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 
+@runtime_checkable
 class Program(Protocol):
-    plan: Any  # polytask.compiler.plan.Plan
+    """A compiled, ready-to-train polytask program (see the module docstring for the rules)."""
+
+    plan: Any  # polytask.compiler.plan.Plan, or any object with `to_dict()`
+    strategy: Any  # the tf.distribute.Strategy the program was built under
 
     def checkpoint_items(self) -> Mapping[str, Any]:
-        """Trackables to save and restore (models, optimizer, step counters, data iterators, RNG state)."""
+        """Trackables to save and restore (models, optimizer, step counters, data iterators, RNG state).
+
+        Keys become names in the checkpoint; the runtime adds its own `loop_*` items, so do
+        not use keys starting with `loop_`.
+        """
 
     def train_step(self) -> Mapping[str, Any]:
-        """One optimizer update; returns scalar tensors: `loss` and per-task `loss/<task>` etc."""
+        """One optimizer update; returns scalar tensors reduced over replicas.
+
+        Required key: `loss` (the total the optimizer minimised). Keys starting with `loss/`
+        (e.g. `loss/<task>`) are shown in the progress line; every key is logged to
+        metrics.jsonl and TensorBoard, and a non-finite value of any key stops the run with
+        a message naming that key and the step.
+        """
 
     def evaluate(self, split: str) -> Mapping[str, float]:
-        """Metrics on a split ('validation' or 'test'): keys like `<task>/accuracy`, `loss`."""
+        """Metrics on a split ('validation' or 'test') as plain floats.
+
+        Keys like `<task>/accuracy`, `<task>/loss` and an overall `loss` (used by default for
+        early stopping). Return an empty mapping when the split has no data.
+        """
 
     def export(self, directory: str) -> None:
-        """Write a SavedModel with one serving signature per task."""
+        """Write a SavedModel to `directory` with one serving signature per task."""
+
+
+class ProgramExtras(Protocol):
+    """Optional methods the runtime calls when a program has them.
+
+    report() -> Mapping[str, Any]
+        Extra JSON-ready fields merged into report.json after training (e.g. meta-test
+        metrics with confidence intervals, an adaptation curve). Called on the chief only,
+        after the final checkpoint is written.
+
+    parameter_counts() -> Mapping[str, int]
+        {'shared': ..., 'task_specific': ..., 'total': ...} counted from the built
+        variables; the runtime falls back to `plan.to_dict()['totals']`.
+    """
+
+    def report(self) -> Mapping[str, Any]: ...
+
+    def parameter_counts(self) -> Mapping[str, int]: ...

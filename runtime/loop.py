@@ -1,0 +1,284 @@
+"""The generic training loop: drives any `Program` (pooled, hard, meta) to a run directory.
+
+    report = fit(program, run_dir, LoopSettings(steps=1000, ...), resume=False)
+
+What the loop owns, for every sharing pattern alike:
+- checkpoints (tf.train.CheckpointManager over `program.checkpoint_items()` plus the loop's
+  own step counter and early-stopping state), so `resume=True` continues exactly;
+- Ctrl-C (SIGINT): finishes the current step, saves a checkpoint, raises `Interrupted`;
+- non-finite values: stop with a message naming the key (task) and step; no checkpoint is
+  written after the bad step, so the last good one is kept;
+- periodic validation, early stopping, a progress line, metrics.jsonl and TensorBoard;
+- the final test evaluation, SavedModel export and report.json.
+Only the chief writes run artefacts; other workers save checkpoints to a throwaway folder.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from polytask.errors import RunError
+from polytask.runtime.progress import Progress
+from polytask.runtime.rundir import RunDir, jsonable
+from polytask.runtime.summaries import ScalarWriter
+
+
+class Interrupted(RunError):
+    """The user pressed Ctrl-C; a checkpoint was saved."""
+
+    exit_code = 130
+
+
+@dataclass
+class EarlyStoppingSettings:
+    metric: str = "loss"
+    patience: int = 5
+    mode: str = "min"
+    min_delta: float = 0.0
+
+
+@dataclass
+class LoopSettings:
+    """How long to train and how often to log, evaluate and checkpoint (in steps)."""
+
+    steps: int
+    eval_every: int = 200
+    checkpoint_every: int = 500
+    log_every: int = 50
+    early_stopping: Optional[EarlyStoppingSettings] = None
+    max_to_keep: int = 3
+    quiet: Optional[bool] = None  # None: show progress only on a terminal
+    warmup_steps: int = 5  # steps left out of the steady-state speed
+    final_split: str = "test"
+    export: bool = True
+    extra_report: dict = field(default_factory=dict)
+
+
+def _is_chief(strategy) -> bool:
+    from polytask.runtime.strategy import is_chief
+
+    return is_chief(strategy)
+
+
+def _write_dir(strategy, directory: Path) -> Path:
+    from polytask.runtime.strategy import worker_write_dir
+
+    return Path(worker_write_dir(strategy, str(directory)))
+
+
+class _SigintFlag:
+    """Turns Ctrl-C into a flag the loop checks between steps (never mid-step)."""
+
+    def __init__(self):
+        self.raised = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.raised:  # a second Ctrl-C: give up on the clean exit
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _improved(value: float, best: float, settings: EarlyStoppingSettings) -> bool:
+    if math.isnan(best):
+        return True
+    if settings.mode == "min":
+        return value < best - settings.min_delta
+    return value > best + settings.min_delta
+
+
+def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> dict:
+    """Train `program` for `settings.steps` steps (or until early stopping) and return report.json's content."""
+    import tensorflow as tf
+
+    strategy = program.strategy
+    chief = _is_chief(strategy)
+    run = RunDir(Path(run_dir), writer=chief)
+    run.create()
+
+    with strategy.scope():
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="loop_step")
+        best = tf.Variable(float("nan"), dtype=tf.float64, trainable=False, name="loop_best")
+        bad_evals = tf.Variable(0, dtype=tf.int64, trainable=False, name="loop_bad_evals")
+        best_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="loop_best_step")
+    items = dict(program.checkpoint_items())
+    checkpoint = tf.train.Checkpoint(
+        loop_step=step, loop_best=best, loop_bad_evals=bad_evals, loop_best_step=best_step, **items
+    )
+    manager = tf.train.CheckpointManager(
+        checkpoint, str(_write_dir(strategy, run.checkpoints)), max_to_keep=settings.max_to_keep, step_counter=step
+    )
+    if resume:
+        latest = manager.latest_checkpoint
+        if latest is None:
+            raise RunError(
+                f"--resume: no checkpoint in {run.checkpoints}",
+                hint="start the run without --resume, or point --out at the run to continue",
+            )
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        run.truncate_metrics(after_step=int(step.numpy()))
+    elif manager.latest_checkpoint is not None:
+        raise RunError(
+            f"{run.root} already holds a run (checkpoint {Path(manager.latest_checkpoint).name})",
+            hint="continue it with --resume, or choose a new --out directory",
+        )
+
+    start_step = int(step.numpy())
+    total_steps = int(settings.steps)
+    summary_train = ScalarWriter(str(run.tensorboard / "train")) if chief else None
+    summary_eval = ScalarWriter(str(run.tensorboard / "validation")) if chief else None
+    progress = Progress(total_steps, start=start_step, quiet=settings.quiet if chief else True)
+
+    graph_build_seconds = None
+    steady_seconds = 0.0
+    steady_steps = 0
+    stopped_early = False
+    last_saved = None
+    started = time.perf_counter()
+    current = start_step
+    last_values: dict[str, float] = {}
+    last_eval: dict[str, float] = {}
+
+    def save(reason: str) -> None:
+        nonlocal last_saved
+        if last_saved != current:
+            manager.save(checkpoint_number=current)
+            last_saved = current
+
+    def evaluate_and_track() -> bool:
+        """Validation metrics; returns True when early stopping says stop."""
+        nonlocal last_eval
+        metrics = dict(program.evaluate("validation"))
+        if not metrics:
+            return False
+        last_eval = metrics
+        run.log_metrics({"step": current, "split": "validation", **metrics})
+        if summary_eval is not None:
+            summary_eval.write(current, metrics)
+        progress.note(f"step {current}: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())[:6]))
+        es = settings.early_stopping
+        if es is None:
+            return False
+        if es.metric not in metrics:
+            raise RunError(
+                f"early_stopping.metric '{es.metric}' is not among the validation metrics",
+                hint=f"use one of: {', '.join(sorted(metrics))}",
+            )
+        value = float(metrics[es.metric])
+        if _improved(value, float(best.numpy()), es):
+            best.assign(value)
+            best_step.assign(current)
+            bad_evals.assign(0)
+        else:
+            bad_evals.assign_add(1)
+        return int(bad_evals.numpy()) >= es.patience
+
+    with _SigintFlag() as sigint:
+        while current < total_steps:
+            t0 = time.perf_counter()
+            outputs = program.train_step()
+            values = {key: float(value) for key, value in outputs.items()}
+            elapsed = time.perf_counter() - t0
+            step.assign_add(1)
+            current += 1
+            if graph_build_seconds is None:
+                graph_build_seconds = elapsed
+            elif current - start_step > settings.warmup_steps:
+                steady_seconds += elapsed
+                steady_steps += 1
+
+            bad = [key for key, value in values.items() if not math.isfinite(value)]
+            if bad:
+                progress.close()
+                run.log_metrics({"step": current, "split": "train", **{k: repr(v) for k, v in values.items()}})
+                key = sorted(bad, key=lambda k: (k != "loss" and not k.startswith("loss/"), k))[0]
+                what = f"task '{key.split('/', 1)[1]}'" if key.startswith("loss/") else f"'{key}'"
+                kept = manager.latest_checkpoint
+                raise RunError(
+                    f"{what} became {values[key]} at step {current}; training stopped"
+                    + (f" (last good checkpoint: step {Path(kept).name.split('-')[-1]}, kept)" if kept else " (no checkpoint was written yet)"),
+                    hint="lower the learning rate, set training.gradient_clip_norm, or check that task's "
+                    "targets for extreme values; --resume restarts from the last good checkpoint",
+                )
+            last_values = values
+            progress.update(current, values)
+
+            if current % settings.log_every == 0 or current == total_steps:
+                run.log_metrics({"step": current, "split": "train", **values})
+                if summary_train is not None:
+                    summary_train.write(current, values)
+            if current % settings.eval_every == 0 and current < total_steps:
+                if evaluate_and_track():
+                    stopped_early = True
+                    progress.note(f"early stopping at step {current}: no improvement in "
+                                  f"'{settings.early_stopping.metric}' for {settings.early_stopping.patience} evaluations")
+                    break
+            if current % settings.checkpoint_every == 0:
+                save("periodic")
+            if sigint.raised:
+                save("interrupt")
+                progress.close()
+                raise Interrupted(
+                    f"interrupted at step {current}; checkpoint saved in {run.checkpoints}",
+                    hint=f"continue with: polytask train SPEC --out {run.root} --resume",
+                )
+
+    progress.close()
+    save("final")
+    wall = time.perf_counter() - started
+    if summary_train is not None:
+        summary_train.flush()
+
+    final_metrics = dict(program.evaluate(settings.final_split))
+    validation_metrics = dict(program.evaluate("validation")) if settings.final_split != "validation" else {}
+    if final_metrics:
+        run.log_metrics({"step": current, "split": settings.final_split, **final_metrics})
+        if summary_eval is not None:
+            summary_eval.write(current, final_metrics, prefix=f"{settings.final_split}/")
+            summary_eval.flush()
+    if settings.export:
+        program.export(str(_write_dir(strategy, run.saved_model)))
+
+    counts = None
+    if hasattr(program, "parameter_counts"):
+        counts = dict(program.parameter_counts())
+    elif hasattr(program.plan, "to_dict"):
+        counts = program.plan.to_dict().get("totals")
+    report: dict[str, Any] = {
+        "steps": current,
+        "steps_requested": total_steps,
+        "resumed_from_step": start_step if resume else None,
+        "stopped_early": stopped_early,
+        "early_stopping": (
+            {"metric": settings.early_stopping.metric, "best": float(best.numpy()), "best_step": int(best_step.numpy())}
+            if settings.early_stopping is not None and int(best_step.numpy()) >= 0 else None
+        ),
+        "wall_time_seconds": round(wall, 3),
+        "graph_build_seconds": None if graph_build_seconds is None else round(graph_build_seconds, 4),
+        "steady_state_steps_per_second": round(steady_steps / steady_seconds, 2) if steady_seconds > 0 else None,
+        "last_train": last_values,
+        "metrics": {settings.final_split: final_metrics, "validation": validation_metrics},
+        "parameters": counts,
+    }
+    report.update(settings.extra_report)
+    if hasattr(program, "report"):
+        report.update(dict(program.report()))
+    run.write_report(jsonable(report))
+    return report

@@ -1,0 +1,98 @@
+"""The run directory: where a training run puts everything a user (or `evaluate`) reads back.
+
+    RUN_DIR/
+      spec.yaml          the resolved spec (every default filled in)
+      checkpoints/       tf.train.CheckpointManager files
+      tensorboard/       train/ and validation/ event files
+      metrics.jsonl      one JSON object per log/eval point
+      report.json        the final report
+      saved_model/       SavedModel, one serving signature per task
+      program.json       what `evaluate` and `predict` need to rebuild inputs and outputs
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from polytask.errors import RunError
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: NumPy scalars become floats/ints, NaN/Inf become strings."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class RunDir:
+    """Paths of one run directory; only the writer (the chief) touches the disk."""
+
+    def __init__(self, root: Path, writer: bool = True):
+        self.root = Path(root)
+        self.writer = writer
+
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    tensorboard = property(lambda self: self.root / "tensorboard")
+    metrics_file = property(lambda self: self.root / "metrics.jsonl")
+    report_file = property(lambda self: self.root / "report.json")
+    saved_model = property(lambda self: self.root / "saved_model")
+    spec_file = property(lambda self: self.root / "spec.yaml")
+    program_file = property(lambda self: self.root / "program.json")
+
+    def create(self) -> None:
+        if not self.writer:
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"cannot create run directory {self.root}: {exc.strerror}",
+                           hint="choose a writable --out directory") from None
+
+    def log_metrics(self, record: Mapping[str, Any]) -> None:
+        if not self.writer:
+            return
+        with self.metrics_file.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(jsonable(record)) + "\n")
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """On resume, drop records logged after the checkpoint so the log has no duplicate steps."""
+        if not self.writer or not self.metrics_file.exists():
+            return
+        kept = []
+        for line in self.metrics_file.read_text(encoding="utf-8").splitlines():
+            try:
+                if int(json.loads(line).get("step", 0)) <= after_step:
+                    kept.append(line)
+            except (ValueError, TypeError, AttributeError):
+                continue
+        self.metrics_file.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    def write_json(self, path: Path, content: Mapping[str, Any]) -> None:
+        if not self.writer:
+            return
+        path.write_text(json.dumps(jsonable(content), indent=2) + "\n", encoding="utf-8")
+
+    def write_report(self, report: Mapping[str, Any]) -> None:
+        self.write_json(self.report_file, report)
+
+    def read_json(self, path: Path, what: str) -> dict:
+        if not path.exists():
+            raise RunError(
+                f"{self.root} has no {path.name}",
+                hint=f"{what}; is {self.root} a directory written by `polytask train`?",
+            )
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RunError(f"cannot read {path}: {exc}", hint="the run directory looks damaged; train again") from None
