@@ -201,7 +201,8 @@ class Table:
     ) -> np.ndarray:
         """The input matrix, float32: the named columns flattened per row and concatenated in order.
 
-        A single image-like column (per-example rank >= 2) keeps its shape, e.g. (N, H, W, C).
+        A single column with per-example rank >= 2 (an image, a sequence) keeps its shape,
+        e.g. (N, H, W, C); otherwise each column is flattened to (N, -1) and they are concatenated.
         Missing values are not allowed in inputs: a NaN (or a -1 label) in a feature column is
         a DataError that names the column.
         """
