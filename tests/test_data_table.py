@@ -111,3 +111,17 @@ def test_column_info_of_labels_and_numbers():
     big = normalize_column(np.array([5, 5000]))
     assert big.dtype == np.float32 and not infer_column_info(big).categorical
     assert infer_column_info(normalize_column(np.array([[1, 2]]))).dtype == "float32"
+
+
+def test_parsed_files_are_cached_read_only_and_bounded(tmp_path, monkeypatch):
+    from polytask.compiler.data import files
+
+    (tmp_path / "c.csv").write_text("a,y\n1,0\n2,1\n3,0\n")
+    dataset = {"source": "csv", "path": "c.csv"}
+    first, second = load(tmp_path, dataset), load(tmp_path, dataset)
+    assert first.columns["a"] is second.columns["a"]  # parsed once
+    with pytest.raises(ValueError):
+        first.columns["a"][0] = 5.0  # nobody can change what the next caller gets
+    monkeypatch.setattr(files, "CACHE_BYTES", 0)
+    files.clear_cache()
+    assert load(tmp_path, dataset).columns["a"] is not load(tmp_path, dataset).columns["a"]

@@ -7,6 +7,7 @@ made read-only so no caller can change what the next caller gets.
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -16,9 +17,11 @@ import numpy as np
 
 from polytask.errors import DataError
 
-_CACHE: "OrderedDict[Hashable, Any]" = OrderedDict()
+_CACHE: "OrderedDict[Hashable, tuple[Any, int]]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 CACHE_ENTRIES = 16
+# Decoded data kept per process; $POLYTASK_DATA_CACHE_MB overrides (0 turns caching off).
+CACHE_BYTES = int(float(os.environ.get("POLYTASK_DATA_CACHE_MB", "2048")) * 2**20)
 
 
 def existing_path(context, value: str, *, what: str = "file", allow_dir: bool = False) -> Path:
@@ -53,16 +56,30 @@ def freeze(value: Any) -> Any:
     return value
 
 
+def nbytes(value: Any) -> int:
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, dict):
+        return sum(nbytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v) for v in value)
+    return 0
+
+
 def cached(key: Hashable, compute: Callable[[], Any]) -> Any:
-    """Return the cached value for `key`, computing (and freezing) it on a miss; small LRU."""
+    """Return the cached value for `key`, computing (and freezing) it on a miss.
+
+    A small LRU bounded by entry count and by the bytes of the arrays it holds.
+    """
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
-            return _CACHE[key]
+            return _CACHE[key][0]
     value = freeze(compute())
+    size = nbytes(value)
     with _CACHE_LOCK:
-        _CACHE[key] = value
-        while len(_CACHE) > CACHE_ENTRIES:
+        _CACHE[key] = (value, size)
+        while _CACHE and (len(_CACHE) > CACHE_ENTRIES or sum(s for _, s in _CACHE.values()) > CACHE_BYTES):
             _CACHE.popitem(last=False)
     return value
 

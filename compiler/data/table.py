@@ -88,7 +88,7 @@ def normalize_column(values: np.ndarray) -> np.ndarray:
         return values.astype(np.int64)
     if values.dtype.kind in "iu":
         if values.ndim == 1 and (values.size == 0 or (values.min() >= MISSING_LABEL and values.max() < MAX_CLASSES)):
-            return values.astype(np.int64)
+            return values.astype(np.int64, copy=False)
         return values.astype(np.float32)
     if values.dtype.kind == "f":
         return values.astype(np.float32, copy=False)

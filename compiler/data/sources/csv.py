@@ -32,8 +32,8 @@ def read_csv(path, delimiter: str) -> tuple[list[str], dict[str, np.ndarray]]:
             reader = csv.reader(handle, delimiter=delimiter)
             header, header_line, rows, lines = None, 0, [], []
             for record in reader:
-                if not record or all(not cell.strip() for cell in record):
-                    continue
+                if not record or (len(record) == 1 and not record[0].strip()):
+                    continue  # blank line
                 if header is None:
                     header, header_line = [c.strip() for c in record], reader.line_num
                     continue
@@ -88,6 +88,15 @@ def _check_header(header: list[str], path, line: int) -> None:
 
 
 def _parse_column(name: str, cells, lines, path, position: int) -> np.ndarray:
+    try:  # fast path: NumPy parses numbers (and surrounding spaces, 'nan', 'inf') in C
+        values = np.asarray(cells, dtype=np.float64)
+        missing = np.isnan(values)
+    except ValueError:  # empty cells or text: go cell by cell
+        values, missing = _parse_cells(name, cells, lines, path, position)
+    return _typed(name, values, missing, lines, path, position)
+
+
+def _parse_cells(name: str, cells, lines, path, position: int):
     stripped = [cell.strip() for cell in cells]
     missing = np.fromiter((not c or c.lower() == "nan" for c in stripped), dtype=bool, count=len(stripped))
     present = [c for c, m in zip(stripped, missing) if not m]
@@ -107,6 +116,11 @@ def _parse_column(name: str, cells, lines, path, position: int) -> np.ndarray:
                     where=f"{path}:{line}:{position}",
                 ) from None
         raise
+    return values, missing
+
+
+def _typed(name: str, values: np.ndarray, missing: np.ndarray, lines, path, position: int) -> np.ndarray:
+    """float64 values + missing mask -> int64 labels (-1 = missing) or float32 (NaN = missing)."""
     finite = np.isfinite(values) | missing
     if not finite.all():
         line = lines[int(np.argmin(finite))]
