@@ -1,23 +1,39 @@
-"""Load a spec file into a validated `Spec` (minimal version; full diagnostics in progress).
+"""Load a spec file into a validated `Spec`, or raise `SpecError` with every problem in it.
 
 Public contract used by the compiler, runtime and CLI:
-    load_spec(path, check_data=True, allow_code=False) -> LoadedSpec   (raises SpecError)
+
+    loaded = load_spec(path, check_data=True, allow_code=False)   # raises SpecError
+    loaded.spec            # the validated polytask.spec.models.Spec
+    loaded.diagnostics     # warnings (errors raise)
+    loaded.resolve_path(p) # relative paths resolve against the spec file's folder
+    loaded.facts           # what the data checks learned per dataset (catalog.Facts)
+
+`check_data=False` skips reading data files (headers, listings); `allow_code=True` allows
+importing `module:attr` references (it stays recorded on the result, so later stages can
+refuse to run user code the caller did not allow).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
-import yaml
-
+from polytask.errors import PolytaskError
+from polytask.spec.checker import CheckResult, check_file
+from polytask.spec.diagnostics import Diagnostic, format_text
 from polytask.spec.models import Spec
 
 
 @dataclass
 class LoadedSpec:
+    """A validated spec plus where it came from (for paths and messages)."""
+
     spec: Spec
     path: Path
     diagnostics: list = field(default_factory=list)
+    allow_code: bool = False
+    facts: dict = field(default_factory=dict)
+    source_map: Optional[object] = None
 
     @property
     def base_dir(self) -> Path:
@@ -28,18 +44,37 @@ class LoadedSpec:
         p = Path(value).expanduser()
         return p if p.is_absolute() else (self.base_dir / p)
 
+    def where(self, *path) -> str:
+        """`file:line:col` of a spec path such as ("tasks", "digit", "target"), for messages."""
+        if self.source_map is None:
+            return str(self.path)
+        position = self.source_map.position(path)
+        return f"{self.path}:{position.line}:{position.column}"
 
-class SpecError(Exception):
+
+class SpecError(PolytaskError):
+    """A spec with errors: `diagnostics` holds every problem (errors and warnings)."""
+
     def __init__(self, diagnostics):
         self.diagnostics = list(diagnostics)
-        super().__init__("\n".join(str(d) for d in self.diagnostics))
+        errors = [d for d in self.diagnostics if not isinstance(d, Diagnostic) or d.is_error]
+        lines = [str(d) for d in self.diagnostics]
+        count = len(errors)
+        summary = f"{count} error{'s' if count != 1 else ''} in the spec"
+        super().__init__("\n".join(lines + [summary]) if lines else summary,
+                         hint="run `polytask check` on it for the same list")
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def load_spec(path, check_data: bool = True, allow_code: bool = False) -> LoadedSpec:
-    path = Path(path).resolve()
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    try:
-        spec = Spec.model_validate(data)
-    except Exception as exc:  # replaced by positioned diagnostics
-        raise SpecError([str(exc)]) from exc
-    return LoadedSpec(spec=spec, path=path)
+    """Read, validate and check a spec file. Raises SpecError listing every problem."""
+    result: CheckResult = check_file(path, check_data=check_data, allow_code=allow_code)
+    if not result.valid:
+        raise SpecError(result.diagnostics)
+    return LoadedSpec(spec=result.spec, path=Path(path).resolve(), diagnostics=result.diagnostics,
+                      allow_code=allow_code, facts=result.facts, source_map=result.source_map)
+
+
+__all__ = ["LoadedSpec", "SpecError", "load_spec", "format_text"]

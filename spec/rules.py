@@ -1,0 +1,629 @@
+"""Cross-field rules: what a spec must satisfy beyond the types of its fields.
+
+Each rule is a function `rule(ctx)` registered with `@rule`; it reports every problem it
+finds through `ctx.report(code, message, path, hint=...)` and never stops at the first one.
+Rules run on whatever part of the spec validated (a task whose own fields are wrong is left
+out of `ctx.spec` and skipped here, since the schema already reported it), so one run lists
+every problem in the file. Rules that need data facts (target kinds, classes per folder)
+stay silent when the facts are unknown (`--no-data`, `source: python`).
+
+To add a rule: write a function below and decorate it; give it a code in
+`polytask.spec.diagnostics.CODES` and a line in docs/spec-language.md.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from polytask.spec.catalog import Column, Facts, image_shape
+from polytask.spec.diagnostics import Diagnostic
+from polytask.spec.source import SourceMap, dotted
+from polytask.spec.suggest import closest, did_you_mean, one_of
+
+RULES: list[tuple[Callable[["RuleContext"], None], tuple]] = []
+
+CLASSIFICATION_LOSSES = {"cross_entropy", "binary_cross_entropy"}
+REGRESSION_LOSSES = {"mse", "mae", "huber"}
+CLASSIFICATION_METRICS = {"accuracy", "top5_accuracy", "auc"}
+REGRESSION_METRICS = {"mse", "mae", "rmse", "r2"}
+MULTI_TASK_WEIGHTINGS = {"uncertainty", "gradnorm", "pcgrad", "dwa"}
+PARAMETERLESS_WEIGHTINGS = {"equal", "uncertainty", "pcgrad"}
+
+
+def rule(*needs: str):
+    """Register a rule; it is skipped when a top-level section it `needs` failed the schema."""
+
+    def register(func: Callable[["RuleContext"], None]) -> Callable[["RuleContext"], None]:
+        RULES.append((func, needs))
+        return func
+
+    return register
+
+
+@dataclass
+class RuleContext:
+    """What rules see: the (possibly partial) spec, the raw data, positions and data facts."""
+
+    spec: Any
+    raw: dict
+    source_map: SourceMap
+    filename: str
+    facts: dict = field(default_factory=dict)
+    check_data: bool = True
+    allow_code: bool = False
+    base_dir: Optional[Path] = None
+    diagnostics: list = field(default_factory=list)
+    invalid: set = field(default_factory=set)  # top-level sections that failed the schema
+
+    def report(self, code: str, message: str, path, hint: Optional[str] = None, prefer: str = "value",
+               severity: Optional[str] = None) -> None:
+        path = tuple(path)
+        position = self.source_map.position(path, prefer)
+        self.diagnostics.append(Diagnostic(code, message, file=self.filename, line=position.line,
+                                           column=position.column, hint=hint, severity=severity or "",
+                                           path=dotted(path) or None))
+
+    def declared(self, section: str) -> dict:
+        value = self.raw.get(section)
+        return value if isinstance(value, dict) else {}
+
+    # -- data knowledge
+    def column(self, dataset_name: str, column: str) -> Optional[Column]:
+        facts: Facts = self.facts.get(dataset_name) or Facts()
+        if facts.columns is None:
+            return None
+        return facts.columns.get(column)
+
+    def columns_known(self, dataset_name: str) -> bool:
+        facts = self.facts.get(dataset_name)
+        return bool(facts and facts.known)
+
+    def features_of(self, task_name: str, task) -> Optional[list[str]]:
+        """The input columns of a task, or None when they cannot be known."""
+        if task.features is not None:
+            return list(task.features)
+        dataset = self.spec.datasets.get(task.dataset)
+        if dataset is None:
+            return None
+        declared = getattr(dataset, "features", None)
+        if isinstance(declared, str):
+            return [declared]
+        if isinstance(declared, list):
+            return list(declared)
+        facts: Facts = self.facts.get(task.dataset) or Facts()
+        if facts.default_features is not None:
+            return list(facts.default_features)
+        if facts.columns is None:
+            return None
+        targets = {t.target for t in self.spec.tasks.values() if t.dataset == task.dataset}
+        return [c for c in facts.columns if c not in targets]
+
+    def input_shape(self, task_name: str, task) -> Optional[tuple]:
+        dataset = self.spec.datasets.get(task.dataset)
+        if dataset is None:
+            return None
+        if dataset.source == "image_folder" and task.features is None:
+            return image_shape(dataset)
+        features = self.features_of(task_name, task)
+        if not features or not self.columns_known(task.dataset):
+            return None
+        shapes = []
+        for name in features:
+            column = self.column(task.dataset, name)
+            if column is None or column.shape is None:
+                return None
+            shapes.append(tuple(column.shape))
+        if len(shapes) == 1:
+            return shapes[0] or (1,)
+        if all(len(s) <= 1 for s in shapes):
+            return (sum(s[0] if s else 1 for s in shapes),)
+        return None
+
+    def output_space(self, task) -> Optional[tuple]:
+        column = self.column(task.dataset, task.target)
+        if task.loss == "cross_entropy":
+            return ("classes", column.num_classes if column else None)
+        if task.loss == "binary_cross_entropy":
+            return ("binary", tuple(column.shape) if column and column.shape is not None else None)
+        return ("values", tuple(column.shape) if column and column.shape is not None else None)
+
+
+# --------------------------------------------------------------------------- names and references
+
+
+@rule()
+def task_names(ctx: RuleContext) -> None:
+    """Task names become folder names, TensorBoard tags and SavedModel signatures: no case clashes."""
+    seen: dict[str, str] = {}
+    for name in ctx.declared("tasks"):
+        if not isinstance(name, str):
+            continue
+        folded = name.lower()
+        if folded in seen:
+            ctx.report("PT201", f"task names '{seen[folded]}' and '{name}' differ only in case", ("tasks", name),
+                       hint="task names become file and signature names; make them differ by more than case",
+                       prefer="key")
+        else:
+            seen[folded] = name
+
+
+@rule()
+def dataset_references(ctx: RuleContext) -> None:
+    declared = list(ctx.declared("datasets"))
+    for name, task in ctx.declared("tasks").items():
+        if isinstance(task, dict) and isinstance(task.get("dataset"), str):
+            ref = task["dataset"]
+            if ref not in declared:
+                ctx.report("PT202", f"task '{name}' uses dataset '{ref}', which is not declared"
+                           f"{did_you_mean(ref, declared)}", ("tasks", name, "dataset"),
+                           hint=f"declared datasets: {one_of(declared)}" if declared else "add it under `datasets:`")
+    family = ctx.raw.get("family")
+    if isinstance(family, dict) and family.get("source") == "classes":
+        refs = [("dataset",), *[("extra_datasets", i) for i in range(len(family.get("extra_datasets") or []))
+                                if isinstance(family.get("extra_datasets"), list)]]
+        for ref_path in refs:
+            value = family.get(ref_path[0])
+            if len(ref_path) == 2:
+                value = value[ref_path[1]]
+            if isinstance(value, str) and value not in declared:
+                ctx.report("PT202", f"the family uses dataset '{value}', which is not declared"
+                           f"{did_you_mean(value, declared)}", ("family", *ref_path),
+                           hint=f"declared datasets: {one_of(declared)}" if declared else "add it under `datasets:`")
+
+
+@rule()
+def unused_datasets(ctx: RuleContext) -> None:
+    used = set()
+    for task in ctx.declared("tasks").values():
+        if isinstance(task, dict):
+            used.add(task.get("dataset"))
+    family = ctx.raw.get("family")
+    if isinstance(family, dict):
+        used.add(family.get("dataset"))
+        if isinstance(family.get("extra_datasets"), list):
+            used.update(v for v in family["extra_datasets"] if isinstance(v, str))
+    for name in ctx.declared("datasets"):
+        if name not in used:
+            ctx.report("PT217", f"dataset '{name}' is declared but no task or family uses it", ("datasets", name),
+                       prefer="key", hint="remove it, or refer to it from a task's `dataset:`")
+
+
+# --------------------------------------------------------------------------- sharing patterns
+
+
+@rule()
+def sharing_pattern(ctx: RuleContext) -> None:
+    spec, raw = ctx.spec, ctx.raw
+    has_tasks, has_family = bool(ctx.declared("tasks")), raw.get("family") is not None
+    structure = raw.get("structure") if isinstance(raw.get("structure"), dict) else {}
+    sharing = structure.get("sharing", "pooled") if structure else "pooled"
+    if not isinstance(sharing, str):
+        return
+    if not has_tasks and not has_family:
+        ctx.report("PT203", "the spec declares no `tasks` and no `family`: there is nothing to learn", (),
+                   hint="add `tasks:` (multi-task, sharing pooled or hard) or `family:` (meta-learning, sharing meta)")
+        return
+    sharing_path = ("structure", "sharing") if "sharing" in structure else ()
+    if sharing == "meta":
+        if not has_family:
+            ctx.report("PT209", "meta sharing learns from a task family, and the spec has no `family:`", sharing_path,
+                       hint="add `family:` (sinusoid, or classes from an image_folder dataset)")
+        if "loss" not in raw and has_family:
+            ctx.report("PT209", "meta sharing needs the family's loss: add a top-level `loss:`", ("family",),
+                       prefer="key", hint="`loss: mse` for a regression family, `loss: cross_entropy` for classes")
+        if has_tasks:
+            ctx.report("PT215", "`tasks` are not used with meta sharing (it learns from `family`)", ("tasks",),
+                       prefer="key", hint="remove `tasks:`, or use sharing: pooled / hard for multi-task learning")
+    elif sharing in ("pooled", "hard"):
+        if has_family:
+            ctx.report("PT210", f"a task `family` is meta-learning, but sharing is {sharing}", ("family",),
+                       prefer="key", hint="set `structure: {sharing: meta, ...}` or replace `family:` by `tasks:`")
+        elif not has_tasks:
+            ctx.report("PT210", f"{sharing} sharing needs `tasks:`", sharing_path)
+        if "loss" in raw:
+            ctx.report("PT215", "the top-level `loss` is the family's loss (meta only); tasks set their own",
+                       ("loss",), prefer="key", hint="remove it, or set each task's `loss:`")
+        if raw.get("metrics"):
+            ctx.report("PT215", "the top-level `metrics` are the family's (meta only); tasks set their own",
+                       ("metrics",), prefer="key")
+
+
+@rule("structure")
+def pooled_spaces(ctx: RuleContext) -> None:
+    """Pooled sharing is one model for all tasks: same inputs and outputs, or a task descriptor."""
+    structure = ctx.spec.structure
+    if structure.sharing != "pooled" or len(ctx.spec.tasks) < 2 or structure.descriptor != "none":
+        return
+    names = list(ctx.spec.tasks)
+    inputs = {n: ctx.input_shape(n, ctx.spec.tasks[n]) for n in names}
+    outputs = {n: ctx.output_space(ctx.spec.tasks[n]) for n in names}
+    first = names[0]
+    same_data = all(
+        ctx.spec.tasks[n].dataset == ctx.spec.tasks[first].dataset
+        and ctx.features_of(n, ctx.spec.tasks[n]) == ctx.features_of(first, ctx.spec.tasks[first])
+        for n in names
+    )
+    hint = "set `descriptor: onehot` (or `embedding`) so the model knows which task an example is for, " \
+           "or use `sharing: hard` for a shared trunk with one head per task"
+    for n in names[1:]:
+        a, b = inputs[first], inputs[n]
+        if a is not None and b is not None and a != b:
+            ctx.report("PT207", f"pooled sharing trains one model for all tasks, but task '{first}' has inputs of "
+                       f"shape {list(a)} and task '{n}' {list(b)}", ("tasks", n), prefer="key", hint=hint)
+        oa, ob = outputs[first], outputs[n]
+        if oa and ob and (oa[0] != ob[0] or (oa[1] is not None and ob[1] is not None and oa[1] != ob[1])):
+            ctx.report("PT207", f"pooled sharing trains one model for all tasks, but task '{first}' predicts "
+                       f"{_space(oa)} and task '{n}' {_space(ob)}", ("tasks", n), prefer="key", hint=hint)
+    if same_data and len(names) > 1:
+        targets = {ctx.spec.tasks[n].target for n in names}
+        if len(targets) > 1:
+            ctx.report("PT207", "pooled sharing without a task descriptor sees the same inputs for every task, so it "
+                       "cannot predict different targets for them", ("structure",), prefer="key", hint=hint)
+
+
+def _space(space: tuple) -> str:
+    kind, detail = space
+    if kind == "classes":
+        return f"{detail} classes" if detail else "classes"
+    if kind == "binary":
+        return "a binary label"
+    return f"values of shape {list(detail)}" if detail is not None else "values"
+
+
+@rule("structure")
+def hard_trunk_inputs(ctx: RuleContext) -> None:
+    if ctx.spec.structure.sharing != "hard":
+        return
+    shapes = {n: ctx.input_shape(n, t) for n, t in ctx.spec.tasks.items()}
+    known = {n: s for n, s in shapes.items() if s is not None}
+    if len(set(known.values())) > 1:
+        first = next(iter(known))
+        for n, s in known.items():
+            if s != known[first]:
+                ctx.report("PT208", f"hard sharing feeds every task through one trunk, but task '{first}' has "
+                           f"inputs of shape {list(known[first])} and task '{n}' {list(s)}", ("tasks", n),
+                           prefer="key", hint="give the tasks the same input features, or split them into "
+                           "separate specs")
+
+
+# --------------------------------------------------------------------------- tasks: target, loss, metrics
+
+
+@rule()
+def task_targets_and_losses(ctx: RuleContext) -> None:
+    for name, task in ctx.spec.tasks.items():
+        dataset = ctx.spec.datasets.get(task.dataset)
+        if dataset is None:
+            continue
+        base = ("tasks", name)
+        if dataset.source == "image_folder":
+            if task.target != "label":
+                ctx.report("PT204", f"task '{name}': an image_folder dataset's target is 'label' (the class), "
+                           f"not '{task.target}'", base + ("target",), hint="write `target: label`")
+                continue
+        if ctx.columns_known(task.dataset):
+            columns = ctx.facts[task.dataset].columns
+            if task.target not in columns:
+                ctx.report("PT204", f"task '{name}': dataset '{task.dataset}' has no column '{task.target}'"
+                           f"{did_you_mean(task.target, columns)}", base + ("target",),
+                           hint=f"columns: {one_of(columns)}")
+                continue
+            features = ctx.features_of(name, task) or []
+            for i, feature in enumerate(features):
+                if feature not in columns:
+                    where = base + ("features", i) if task.features is not None else ("datasets", task.dataset)
+                    ctx.report("PT214", f"task '{name}': input column '{feature}' is not in dataset "
+                               f"'{task.dataset}'{did_you_mean(feature, columns)}", where,
+                               hint=f"columns: {one_of(columns)}")
+            if task.target in features:
+                where = base + ("features",) if task.features is not None else base + ("target",)
+                ctx.report("PT214", f"task '{name}': target '{task.target}' is also an input feature "
+                           "(the model would see the answer)", where, hint="remove it from the features")
+        column = ctx.column(task.dataset, task.target)
+        if column is not None:
+            _loss_fits(ctx, f"task '{name}'", task.loss, column, base + ("loss",), task.target)
+        _metrics_fit(ctx, f"task '{name}'", task.loss, task.metrics, base + ("metrics",), column)
+    if ctx.invalid & {"structure", "family", "loss", "metrics"}:
+        return
+    if ctx.spec.family is not None and ctx.spec.loss is not None and ctx.spec.structure.sharing == "meta":
+        _metrics_fit(ctx, "the family", ctx.spec.loss, ctx.spec.metrics, ("metrics",), None)
+
+
+def _loss_fits(ctx, who: str, loss: str, column: Column, path, target: str) -> None:
+    if loss == "cross_entropy":
+        if column.categorical is False:
+            ctx.report("PT205", f"{who}: cross_entropy needs a categorical target (class labels), but "
+                       f"'{target}' holds continuous values", path,
+                       hint="use mse, mae or huber for a continuous target")
+        elif column.shape not in (None, ()) and column.shape != (1,):
+            ctx.report("PT205", f"{who}: cross_entropy needs one class label per example, but '{target}' has "
+                       f"shape {list(column.shape)}", path)
+    elif loss == "binary_cross_entropy":
+        if column.categorical and column.num_classes is not None and column.num_classes > 2:
+            ctx.report("PT205", f"{who}: binary_cross_entropy needs a 0/1 target, but '{target}' has "
+                       f"{column.num_classes} classes", path, hint="use cross_entropy for more than two classes")
+    elif loss in REGRESSION_LOSSES:
+        if column.dtype == "string":
+            ctx.report("PT205", f"{who}: {loss} needs numbers, but '{target}' holds text labels", path,
+                       hint="use cross_entropy for class labels")
+
+
+def _metrics_fit(ctx, who: str, loss: str, metrics: list, path, column: Optional[Column]) -> None:
+    for i, metric in enumerate(metrics):
+        if loss in REGRESSION_LOSSES and metric in CLASSIFICATION_METRICS:
+            ctx.report("PT206", f"{who}: metric {metric} measures classification, but the loss {loss} is a "
+                       "regression loss", path + (i,), hint=f"use one of {one_of(sorted(REGRESSION_METRICS))}")
+        elif loss in CLASSIFICATION_LOSSES and metric in REGRESSION_METRICS:
+            ctx.report("PT206", f"{who}: metric {metric} measures regression, but the loss {loss} is a "
+                       "classification loss", path + (i,), hint=f"use one of {one_of(sorted(CLASSIFICATION_METRICS))}")
+        elif metric == "auc" and loss == "cross_entropy" and not (column and column.num_classes == 2):
+            ctx.report("PT206", f"{who}: auc is for binary classification (binary_cross_entropy, or two classes)",
+                       path + (i,), hint="use accuracy for more than two classes")
+        elif metric == "top5_accuracy":
+            if loss == "binary_cross_entropy":
+                ctx.report("PT206", f"{who}: top5_accuracy needs more than 5 classes; this is binary", path + (i,))
+            elif column is not None and column.num_classes is not None and column.num_classes <= 5:
+                ctx.report("PT206", f"{who}: top5_accuracy needs more than 5 classes; the target has "
+                           f"{column.num_classes}", path + (i,), hint="use accuracy")
+    duplicates = {m for m in metrics if metrics.count(m) > 1}
+    for metric in sorted(duplicates):
+        ctx.report("PT215", f"{who}: metric {metric} is listed more than once", path, prefer="key")
+
+
+# --------------------------------------------------------------------------- families and meta-learning
+
+
+def _range_ok(ctx, value, path, what: str) -> None:
+    if value is not None and value[0] > value[1]:
+        ctx.report("PT107", f"{what} range [{value[0]:g}, {value[1]:g}] has its low end above its high end", path,
+                   hint=f"write [{value[1]:g}, {value[0]:g}]")
+
+
+@rule()
+def ranges(ctx: RuleContext) -> None:
+    family = ctx.spec.family
+    if family is not None and family.source == "sinusoid":
+        for key in ("amplitude", "phase", "x"):
+            _range_ok(ctx, getattr(family, key), ("family", key), key)
+    for name, dataset in ctx.spec.datasets.items():
+        if dataset.source == "synthetic" and dataset.generator.kind == "sinusoid":
+            for key in ("amplitude", "phase", "x"):
+                _range_ok(ctx, getattr(dataset.generator, key), ("datasets", name, "generator", key), key)
+        if dataset.source == "synthetic" and dataset.generator.kind == "gradnorm_toy":
+            sigmas = dataset.generator.sigmas
+            if sigmas is not None and len(sigmas) != dataset.generator.tasks:
+                ctx.report("PT107", f"gradnorm_toy has {dataset.generator.tasks} tasks but {len(sigmas)} sigmas",
+                           ("datasets", name, "generator", "sigmas"),
+                           hint="give one sigma per task, or leave `sigmas` out for 1..tasks")
+
+
+@rule("loss")
+def family_fits(ctx: RuleContext) -> None:
+    family, spec = ctx.spec.family, ctx.spec
+    if family is None:
+        return
+    loss = spec.loss
+    if family.source == "sinusoid":
+        if loss is not None and loss not in REGRESSION_LOSSES:
+            ctx.report("PT205", f"the sinusoid family is regression; loss {loss} does not fit", ("loss",),
+                       hint="use mse")
+        return
+    names = [family.dataset, *family.extra_datasets]
+    paths = [("family", "dataset"), *[("family", "extra_datasets", i) for i in range(len(family.extra_datasets))]]
+    first = None
+    for name, path in zip(names, paths):
+        dataset = spec.datasets.get(name)
+        if dataset is None:
+            continue
+        if dataset.source != "image_folder":
+            ctx.report("PT211", f"a classes family draws episodes from class folders, but dataset '{name}' is "
+                       f"{dataset.source}", path, hint="use a `source: image_folder` dataset (a folder tree or zip)")
+            continue
+        if first is None:
+            first = (name, dataset)
+        elif (dataset.image_size, dataset.grayscale) != (first[1].image_size, first[1].grayscale):
+            ctx.report("PT219", f"dataset '{name}' has image_size {list(dataset.image_size)} grayscale "
+                       f"{str(dataset.grayscale).lower()}, but '{first[0]}' has {list(first[1].image_size)} "
+                       f"grayscale {str(first[1].grayscale).lower()}", path,
+                       hint="datasets pooled by one family must produce images of the same shape")
+    if len(set(names)) != len(names):
+        ctx.report("PT107", "the family lists the same dataset more than once", ("family", "extra_datasets"),
+                   prefer="key")
+    if loss is not None and loss != "cross_entropy":
+        ctx.report("PT205", f"a classes family is N-way classification; loss {loss} does not fit", ("loss",),
+                   hint="use cross_entropy")
+    if len(set(family.rotations)) != len(family.rotations):
+        ctx.report("PT107", "rotations are listed more than once", ("family", "rotations"),
+                   hint="list each of 0, 90, 180, 270 at most once")
+    _episodes_fit_data(ctx, family, names)
+
+
+def _episodes_fit_data(ctx, family, names: list[str]) -> None:
+    counts: list[int] = []
+    for name in names:
+        facts = ctx.facts.get(name)
+        if facts is None or facts.class_counts is None:
+            return  # data not checked (or unreadable, already reported)
+        counts.extend(facts.class_counts)
+    rotations = len(set(family.rotations)) or 1
+    total = len(counts) * rotations
+    needed = family.shots + family.queries
+    if total < family.ways:
+        ctx.report("PT304", f"{family.ways}-way episodes need {family.ways} classes, but the data has "
+                   f"{len(counts)}" + (f" ({total} with {rotations} rotations)" if rotations > 1 else ""),
+                   ("family", "ways"), hint="lower `ways`, add rotations, or add classes")
+        return
+    for split in ("train", "validation", "test"):
+        fraction = getattr(family.class_split, split)
+        if fraction <= 0:
+            continue
+        most = math.ceil(fraction * len(counts)) * rotations
+        if most < family.ways:
+            ctx.report("PT304", f"the meta-{split} split gets {fraction:g} of {len(counts)} classes "
+                       f"(at most {most} with rotations), fewer than ways = {family.ways}",
+                       ("family", "class_split", split) if ("family", "class_split", split) in ctx.source_map
+                       else ("family", "ways"), hint="lower `ways`, add classes or rotations, or change class_split")
+    short = [c for c in counts if c < needed]
+    if short:
+        enough = (len(counts) - len(short)) * rotations
+        message = (f"{family.shots} shots + {family.queries} queries need {needed} examples per class, but "
+                   f"{len(short)} of {len(counts)} classes have fewer (smallest: {min(short)})")
+        hint = "lower shots or queries, or drop the small classes"
+        path = ("family", "queries") if ("family", "queries") in ctx.source_map else ("family", "shots")
+        if enough < family.ways:
+            ctx.report("PT305", message, path, hint=hint)
+        else:
+            ctx.report("PT305", message + "; episodes will skip them", path, hint=hint, severity="warning")
+
+
+@rule("structure", "family")
+def algorithm_settings(ctx: RuleContext) -> None:
+    structure = ctx.spec.structure
+    if structure.sharing != "meta":
+        return
+    algorithm = structure.algorithm
+    family = ctx.spec.family
+    explicit = structure.model_fields_set
+    if algorithm == "protonet":
+        if family is not None and family.source != "classes":
+            ctx.report("PT212", "protonet classifies by distance to class prototypes; it needs a classes family, "
+                       f"not {family.source}", ("structure", "algorithm"),
+                       hint="use maml, fomaml, reptile, anil or metasgd for regression families")
+        if "inner" in explicit:
+            ctx.report("PT215", "protonet has no inner loop; `inner` is ignored", ("structure", "inner"),
+                       prefer="key")
+    if "reptile_step_size" in explicit and algorithm != "reptile":
+        ctx.report("PT215", f"reptile_step_size is for reptile; it has no effect with {algorithm}",
+                   ("structure", "reptile_step_size"), prefer="key")
+    inner = structure.inner
+    if inner.eval_steps is not None and inner.eval_steps < inner.steps:
+        ctx.report("PT215", f"inner.eval_steps ({inner.eval_steps}) is below inner.steps ({inner.steps}): "
+                   "evaluation adapts less than training did", ("structure", "inner", "eval_steps"),
+                   severity="warning")
+
+
+# --------------------------------------------------------------------------- training
+
+
+@rule("training", "structure")
+def weighting(ctx: RuleContext) -> None:
+    training = ctx.spec.training
+    raw_training = ctx.raw.get("training") if isinstance(ctx.raw.get("training"), dict) else {}
+    if "weighting" not in raw_training:
+        return
+    list_form = isinstance(raw_training.get("weighting"), list)
+    task_names = list(ctx.spec.tasks) or list(ctx.declared("tasks"))
+    meta = ctx.spec.structure.sharing == "meta"
+    if meta:
+        ctx.report("PT215", "loss weighting combines task losses; meta sharing has one family loss, so it is "
+                   "ignored", ("training", "weighting"), prefer="key")
+        return
+    kinds = [w.kind for w in training.weighting]
+    for i, item in enumerate(training.weighting):
+        path = ("training", "weighting", i) if list_form else ("training", "weighting")
+        if item.kind in PARAMETERLESS_WEIGHTINGS and item.params:
+            ctx.report("PT213", f"weighting {item.kind} takes no parameters (got {', '.join(map(str, item.params))})",
+                       path + (item.kind,), hint=f"write `- {item.kind}`")
+        if item.kind == "static" and item.static.weights:
+            for task in item.static.weights:
+                if task not in task_names:
+                    ctx.report("PT213", f"static weighting names task '{task}', which is not declared"
+                               f"{did_you_mean(task, task_names)}", path + ("static", "weights", task),
+                               prefer="key", hint=f"tasks: {one_of(task_names)}")
+        if item.kind in MULTI_TASK_WEIGHTINGS and 0 < len(task_names) < 2:
+            ctx.report("PT215", f"weighting {item.kind} balances several tasks; with one task it does nothing",
+                       path, prefer="key" if list_form else "value")
+    for kind in sorted({k for k in kinds if kinds.count(k) > 1}):
+        ctx.report("PT107", f"weighting {kind} is listed more than once", ("training", "weighting"), prefer="key")
+    if "equal" in kinds and len(kinds) > 1:
+        ctx.report("PT107", "weighting `equal` means no reweighting; it cannot be combined with "
+                   f"{one_of([k for k in kinds if k != 'equal'])}", ("training", "weighting"), prefer="key",
+                   hint="remove `equal`")
+
+
+@rule("training", "structure")
+def training_settings(ctx: RuleContext) -> None:
+    training = ctx.spec.training
+    explicit = training.model_fields_set
+    meta = ctx.spec.structure.sharing == "meta"
+    if training.schedule.warmup_steps >= training.steps and training.schedule.warmup_steps > 0:
+        ctx.report("PT218", f"warmup_steps ({training.schedule.warmup_steps}) is not below training.steps "
+                   f"({training.steps}): the learning rate never leaves warm-up",
+                   ("training", "schedule", "warmup_steps"), hint="shorten the warm-up")
+    if meta:
+        for key in ("batch_size", "sampling"):
+            if key in explicit:
+                ctx.report("PT215", f"training.{key} is for multi-task training; meta sharing uses meta_batch "
+                           "and the family's shots and queries", ("training", key), prefer="key")
+    else:
+        for key in ("meta_batch", "eval_episodes"):
+            if key in explicit:
+                ctx.report("PT215", f"training.{key} is for meta-learning; it has no effect with "
+                           f"{ctx.spec.structure.sharing} sharing", ("training", key), prefer="key")
+    sampling = training.sampling
+    if not meta and len(ctx.spec.tasks) == 1 and "sampling" in explicit:
+        ctx.report("PT215", "sampling mixes tasks; with one task it has no effect", ("training", "sampling"),
+                   prefer="key")
+    del sampling
+
+
+@rule("training", "structure", "metrics", "loss")
+def early_stopping(ctx: RuleContext) -> None:
+    stopping = ctx.spec.training.early_stopping
+    if stopping is None:
+        return
+    reported = {"loss"}
+    meta = ctx.spec.structure.sharing == "meta"
+    if meta:
+        reported.update(ctx.spec.metrics)
+        if ctx.spec.loss:
+            reported.add(ctx.spec.loss)
+    for name, task in ctx.spec.tasks.items():
+        reported.add(f"{name}/loss")
+        reported.update(f"{name}/{m}" for m in task.metrics)
+    if stopping.metric not in reported:
+        ctx.report("PT216", f"early stopping watches '{stopping.metric}', which is not reported"
+                   f"{did_you_mean(stopping.metric, sorted(reported))}", ("training", "early_stopping", "metric"),
+                   hint=f"reported: {one_of(sorted(reported))}")
+    higher_better = stopping.metric.rsplit("/", 1)[-1] in ("accuracy", "top5_accuracy", "auc", "r2")
+    if higher_better and stopping.mode == "min":
+        ctx.report("PT215", f"'{stopping.metric}' is better when higher, but early stopping mode is min",
+                   ("training", "early_stopping", "mode") if ("training", "early_stopping", "mode") in ctx.source_map
+                   else ("training", "early_stopping"), hint="set `mode: max`")
+
+
+# --------------------------------------------------------------------------- user code
+
+
+@rule()
+def python_callables(ctx: RuleContext) -> None:
+    from polytask.spec.code import import_callable
+    from polytask.errors import PolytaskError
+
+    for name, dataset in ctx.spec.datasets.items():
+        if dataset.source != "python":
+            continue
+        path = ("datasets", name, "callable")
+        if not ctx.allow_code:
+            ctx.report("PT401", f"dataset '{name}' runs Python code ({dataset.callable}); it was not imported "
+                       "or checked", path, hint="run `polytask check --allow-code` if you trust this spec")
+            continue
+        try:
+            import_callable(dataset.callable, ctx.base_dir, allow_code=True)
+        except PolytaskError as exc:
+            ctx.report("PT402", f"dataset '{name}': {exc.message}", path, hint=exc.hint)
+
+
+def run_rules(ctx: RuleContext) -> list[Diagnostic]:
+    """Run every rule; a bug in one rule becomes a PT900 diagnostic, not a traceback."""
+    for func, needs in RULES:
+        if any(section in ctx.invalid for section in needs):
+            continue
+        try:
+            func(ctx)
+        except Exception as exc:  # pragma: no cover - reported so it gets fixed
+            ctx.report("PT900", f"rule {func.__name__} failed: {type(exc).__name__}: {exc}", (),
+                       hint="this is a bug in polytask; please report it with the spec")
+    return ctx.diagnostics

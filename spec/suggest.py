@@ -1,0 +1,42 @@
+""""Did you mean ...?" for misspelled keys, names and choices."""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable, Optional
+
+
+def closest(word: object, choices: Iterable[object], cutoff: float = 0.6) -> Optional[str]:
+    """The choice nearest to `word` (case-insensitive first, then by similarity), or None."""
+    if not isinstance(word, str):
+        word = str(word)
+    options = [str(c) for c in choices]
+    if not word or not options:
+        return None
+    lowered = {o.lower(): o for o in options}
+    if word.lower() in lowered and lowered[word.lower()] != word:
+        return lowered[word.lower()]
+    normalized = {o.lower().replace("-", "_").replace(" ", "_"): o for o in options}
+    key = word.lower().replace("-", "_").replace(" ", "_")
+    if key in normalized and normalized[key] != word:
+        return normalized[key]
+    match = difflib.get_close_matches(word, [o for o in options if o != word], n=1, cutoff=cutoff)
+    if match:
+        return match[0]
+    match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)
+    return lowered[match[0]] if match and lowered[match[0]] != word else None
+
+
+def did_you_mean(word: object, choices: Iterable[object]) -> str:
+    """` (did you mean 'x'?)` or the empty string."""
+    match = closest(word, choices)
+    return f" (did you mean '{match}'?)" if match else ""
+
+
+def one_of(choices: Iterable[object], limit: int = 12) -> str:
+    """`a, b or c` for hints, shortened when there are many."""
+    items = [str(c) for c in choices]
+    if len(items) > limit:
+        items = items[:limit] + ["..."]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]
