@@ -37,6 +37,13 @@ def test_declared_features_and_quoting(tmp_path):
     assert table.features(None, targets={"y"}).tolist() == [[2.0], [4.0]]
 
 
+def test_byte_order_mark_and_spaces(tmp_path):
+    (tmp_path / "bom.csv").write_bytes("\ufeffa, b\n 1 , 2\n3,4\n".encode("utf-8"))
+    table = load(tmp_path, {"source": "csv", "path": "bom.csv"})
+    assert list(table.columns) == ["a", "b"]
+    assert table.columns["a"].tolist() == [1, 3]
+
+
 def test_non_numeric_cell_names_line_and_column(tmp_path):
     dataset = _csv(tmp_path, "a,b\n1,2\n3,4\n5,oops\n")
     with pytest.raises(DataError) as info:
