@@ -1,0 +1,37 @@
+"""`polytask schema [--output FILE]`: the JSON Schema of the spec language (no TensorFlow)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from polytask.cli import main
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the schema to FILE instead of standard output.")
+def schema(output):
+    """Print the JSON Schema of polytask specs, for editor completion and validation.
+
+    \b
+    Editors with yaml-language-server (VS Code's YAML extension, Neovim, ...) complete and
+    check a spec whose first line is:
+      # yaml-language-server: $schema=polytask.schema.json
+
+    \b
+    Example:
+      polytask schema --output polytask.schema.json
+    """
+    from polytask.spec.schema import json_schema_text
+
+    text = json_schema_text()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    path = Path(output)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(f"wrote the spec JSON Schema to {output}", err=True)

@@ -1,0 +1,78 @@
+"""The JSON Schema of the spec language, for editors (yaml-language-server) and other tools.
+
+Generated from the pydantic models, then adjusted where the YAML accepts shorthands that
+pydantic's generator cannot see (they live in `mode="before"` validators):
+- a layer may be a bare name (`- flatten`) and `activation` a bare function name;
+- a weighting may be a bare name (`weighting: equal`) and `training.weighting` a single item;
+- layers, optimizers and weightings are single-key mappings (min/max one property).
+
+Use it in a spec with the first line `# yaml-language-server: $schema=<path or URL>`.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import typing
+
+from polytask.spec.layers import Activation, Layer
+from polytask.spec.models import SPEC_VERSION, Spec, Weighting
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_ID = f"https://polytask.dev/schema/spec-v{SPEC_VERSION}.json"
+
+
+def _required_params(model) -> bool:
+    annotation = typing.get_args(model)[0] if typing.get_args(model) else model
+    return any(info.is_required() for info in annotation.model_fields.values())
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict:
+    schema = Spec.model_json_schema(by_alias=True)
+    defs = schema["$defs"]
+
+    layer = defs["Layer"]
+    layer["minProperties"] = 1
+    layer["maxProperties"] = 1
+    bare = sorted(
+        name for name, info in Layer.model_fields.items() if not _required_params(info.annotation)
+    )
+    layer["properties"]["activation"]["anyOf"].insert(
+        0, {"enum": list(typing.get_args(Activation)), "description": "Shorthand for {function: NAME}."}
+    )
+    defs["Layer"] = {
+        "description": layer.get("description", ""),
+        "anyOf": [{"enum": bare, "description": "A layer without parameters, by name."}, layer],
+    }
+
+    weighting = defs["Weighting"]
+    weighting["minProperties"] = 1
+    weighting["maxProperties"] = 1
+    defs["Weighting"] = {
+        "description": weighting.get("description", ""),
+        "anyOf": [{"enum": list(Weighting.model_fields), "description": "A weighting with default parameters."},
+                  weighting],
+    }
+    training_weighting = defs["Training"]["properties"]["weighting"]
+    defs["Training"]["properties"]["weighting"] = {
+        "description": "One weighting, or a list applied in order.",
+        "anyOf": [{"$ref": "#/$defs/Weighting"}, training_weighting],
+    }
+    for name in ("Optimizer",):
+        defs[name]["minProperties"] = 1
+        defs[name]["maxProperties"] = 1
+
+    out = {"$schema": SCHEMA_DIALECT, "$id": SCHEMA_ID}
+    out.update(schema)
+    out["title"] = f"polytask spec (format {SPEC_VERSION})"
+    return out
+
+
+def json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of a polytask spec, as a dict (a fresh copy)."""
+    return copy.deepcopy(_schema())
+
+
+def json_schema_text() -> str:
+    return json.dumps(_schema(), indent=2, sort_keys=False) + "\n"
