@@ -125,3 +125,16 @@ def test_parsed_files_are_cached_read_only_and_bounded(tmp_path, monkeypatch):
     monkeypatch.setattr(files, "CACHE_BYTES", 0)
     files.clear_cache()
     assert load(tmp_path, dataset).columns["a"] is not load(tmp_path, dataset).columns["a"]
+
+
+def test_errors_point_at_the_spec_line_when_loaded_from_a_file(tmp_path):
+    from polytask.spec.loader import load_spec
+
+    (tmp_path / "spec.yaml").write_text(
+        "polytask: 1\nname: where\ndatasets:\n  survey:\n    source: csv\n    path: missing.csv\n"
+        "tasks:\n  t: {dataset: survey, target: y, loss: mse}\n"
+    )
+    loaded = load_spec(tmp_path / "spec.yaml", check_data=False)
+    with pytest.raises(DataError, match="csv file not found") as info:
+        load_table("survey", loaded.spec.datasets["survey"], loaded)
+    assert info.value.where == f"{tmp_path / 'spec.yaml'}:6:11"

@@ -31,10 +31,10 @@ def existing_path(context, value: str, *, what: str = "file", allow_dir: bool = 
         raise DataError(
             f"{what} not found: {path}",
             hint=f"relative paths are resolved against the spec file's folder; check datasets.{context.name}.path",
-            where=context.dataset_where(),
+            where=context.dataset_where("path"),
         )
     if path.is_dir() and not allow_dir:
-        raise DataError(f"{path} is a folder, expected a {what}", where=context.dataset_where())
+        raise DataError(f"{path} is a folder, expected a {what}", where=context.dataset_where("path"))
     return path
 
 

@@ -45,8 +45,18 @@ class SourceContext:
         """A generator seeded by the spec seed and a stream name, so streams never overlap."""
         return np.random.default_rng(np.random.SeedSequence([int(self.seed), zlib.crc32(stream.encode())]))
 
-    def dataset_where(self) -> str:
-        return f"{self.loaded.path}: datasets.{self.name}" if getattr(self.loaded, "path", None) else f"datasets.{self.name}"
+    def dataset_where(self, *field: str) -> str:
+        """Where the dataset is declared: `spec.yaml:line:col` when the loader kept positions."""
+        locate = getattr(self.loaded, "where", None)
+        if callable(locate) and getattr(self.loaded, "source_map", None) is not None:
+            for path in (("datasets", self.name, *field), ("datasets", self.name)):
+                try:
+                    return locate(*path)
+                except Exception:  # a position the source map does not know: try the parent
+                    continue
+        spec_path = getattr(self.loaded, "path", None)
+        dotted = ".".join(("datasets", self.name, *field))
+        return f"{spec_path}: {dotted}" if spec_path else dotted
 
 
 @dataclass

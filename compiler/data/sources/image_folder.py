@@ -149,7 +149,8 @@ def _tree(dataset, context: SourceContext) -> tuple[ImageTree, Path]:
     key = ("image_tree", stat_key(path), dataset.class_depth, tuple(dataset.extensions))
     if path.is_dir():
         key = key + (_tree_stamp(path),)
-    tree = cached(key, lambda: ImageTree(path, dataset.class_depth, dataset.extensions, context.dataset_where()))
+    where = context.dataset_where("path")
+    tree = cached(key, lambda: ImageTree(path, dataset.class_depth, dataset.extensions, where))
     return tree, path
 
 

@@ -48,7 +48,7 @@ class PythonSource(DataSource):
     """Arrays from user code, refused unless code execution is allowed."""
 
     def load(self, dataset, context: SourceContext) -> Columns:
-        where = context.dataset_where()
+        where = context.dataset_where("callable")
         if not context.allow_code:
             raise DataError(
                 f"dataset '{context.name}' runs Python code ({dataset.callable}), which is off by default",

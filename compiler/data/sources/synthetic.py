@@ -24,7 +24,7 @@ class SyntheticSource(DataSource):
             raise DataError(
                 f"unknown synthetic generator '{dataset.generator.kind}'",
                 hint=f"available generators: {', '.join(available_generators())}",
-                where=context.dataset_where(),
+                where=context.dataset_where("generator"),
             ) from None
 
     def load(self, dataset, context: SourceContext) -> Columns:
@@ -32,7 +32,7 @@ class SyntheticSource(DataSource):
         try:
             columns = generate(dataset.generator, dataset.samples, context.rng)
         except DataError as exc:
-            exc.where = exc.where or context.dataset_where()
+            exc.where = exc.where or context.dataset_where("generator")
             raise
         return Columns(columns=columns, feature_columns=["x"], where=context.dataset_where())
 
@@ -41,5 +41,5 @@ class SyntheticSource(DataSource):
         try:
             return {name: ColumnInfo(shape=shape, dtype="float32") for name, shape in shapes(dataset.generator).items()}
         except DataError as exc:
-            exc.where = exc.where or context.dataset_where()
+            exc.where = exc.where or context.dataset_where("generator")
             raise

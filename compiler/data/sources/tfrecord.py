@@ -30,7 +30,7 @@ def _files(dataset, context: SourceContext) -> list:
         raise DataError(
             f"no tfrecord file matches {pattern}",
             hint=f"relative paths are resolved against the spec file's folder; check datasets.{context.name}.path",
-            where=context.dataset_where(),
+            where=context.dataset_where("path"),
         )
     return files
 
@@ -85,7 +85,7 @@ class TfRecordSource(DataSource):
                 raise DataError(
                     f"feature '{name}' is not declared in the schema",
                     hint=f"declared: {', '.join(schema)}",
-                    where=context.dataset_where(),
+                    where=context.dataset_where("features"),
                 )
         key = (
             "tfrecord",
