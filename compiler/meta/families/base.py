@@ -1,0 +1,111 @@
+"""The family registry and the episode-sampler contract.
+
+An *episode* (one task) is a support set the learner adapts on and a query set it is
+scored on. Samplers produce meta-batches of episodes as dicts of tensors with a leading
+task axis T:
+
+    support_x [T, S, *input_shape]   support_y [T, S] (int64 labels) or [T, S, 1] (float)
+    query_x   [T, Q, *input_shape]   query_y   [T, Q] or [T, Q, 1]
+
+Episode `i` of a split is a pure function of (seed, split, i) -- stateless random ops --
+so a sampler is reproducible from the seed, resumable from a step number, and identical
+on every replica and worker.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import zlib
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from polytask.errors import PolytaskError
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class FamilyDescription:
+    """What the compiler needs to know about a family before loading any data."""
+
+    kind: str  # "regression" | "classification"
+    input_shape: tuple[int, ...]
+    shots: int  # support examples per class (classification) or per task (regression)
+    queries: int
+    ways: Optional[int] = None  # classes per episode (classification)
+    target_dim: int = 1  # regression outputs
+
+    @property
+    def support_size(self) -> int:
+        return self.shots * (self.ways or 1)
+
+    @property
+    def query_size(self) -> int:
+        return self.queries * (self.ways or 1)
+
+
+class EpisodeSampler:
+    """Draws meta-batches of episodes for one family (built by `TaskFamily.build`)."""
+
+    description: FamilyDescription
+
+    def sample(self, split: str, index, tasks: int, *, ways: Optional[int] = None,
+               shots: Optional[int] = None, queries: Optional[int] = None) -> dict[str, Any]:
+        """Meta-batch number `index` (an int64 scalar tensor) of `tasks` episodes from `split`."""
+        raise NotImplementedError
+
+    def dataset(self, split: str, tasks: int, *, start: int = 0, **shape):
+        """An endless tf.data pipeline of meta-batches `start, start+1, ...` of `split`."""
+        import tensorflow as tf
+
+        ds = tf.data.Dataset.range(start, 2**62)
+        ds = ds.map(lambda i: self.sample(split, i, tasks, **shape), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def info(self) -> dict:
+        """JSON-ready facts about the sampler (class counts per split, ...)."""
+        return {}
+
+
+class TaskFamily:
+    """A `family.source` kind: describes itself without TensorFlow, builds a sampler with it."""
+
+    name: str = ""
+
+    def describe(self, family, loaded) -> FamilyDescription:
+        raise NotImplementedError
+
+    def build(self, family, loaded, *, seed: int, allow_code: bool = False) -> EpisodeSampler:
+        raise NotImplementedError
+
+
+_FAMILIES: dict[str, TaskFamily] = {}
+
+
+def register_family(name: str):
+    """Class decorator: make a `TaskFamily` subclass available as `family.source: <name>`."""
+
+    def decorate(cls):
+        instance = cls()
+        instance.name = name
+        _FAMILIES[name] = instance
+        return cls
+
+    return decorate
+
+
+def get_family(name: str) -> TaskFamily:
+    if name not in _FAMILIES:
+        package = importlib.import_module("polytask.compiler.meta.families")
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name != "base" and not info.name.startswith("_"):
+                importlib.import_module(f"{package.__name__}.{info.name}")
+    if name not in _FAMILIES:
+        raise PolytaskError(f"unknown task family '{name}'", hint=f"available: {', '.join(sorted(_FAMILIES))}")
+    return _FAMILIES[name]
+
+
+def split_seed(seed: int, split: str):
+    """The stateless-RNG seed pair of a split: episodes of different splits never coincide."""
+    return (int(seed), zlib.crc32(split.encode()) & 0x7FFFFFFF)

@@ -1,0 +1,200 @@
+"""N-way K-shot classification episodes from a class-structured image dataset.
+
+Classes come from one or more `image_folder` datasets (`family.dataset` plus
+`family.extra_datasets`), e.g. Omniglot's `<alphabet>/<character>/<drawing>.png` with
+`class_depth: 2`. The *base* classes (characters) are split into meta-train /
+meta-validation / meta-test by a seeded permutation (`family.class_split`); only then is
+each base class expanded into one class per rotation in `family.rotations`, so a rotated
+copy of a meta-test character can never appear in meta-training.
+
+An episode picks `ways` classes of its split at random, then `shots + queries` distinct
+images of each; labels 0..ways-1 follow the order the classes were picked in, which is
+random, so no label is tied to a class across episodes.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from polytask.compiler.meta.families.base import (
+    SPLITS,
+    EpisodeSampler,
+    FamilyDescription,
+    TaskFamily,
+    register_family,
+    split_seed,
+)
+from polytask.errors import DataError, PolytaskError
+
+
+def _dataset_spec(loaded, name: str, role: str):
+    datasets = loaded.spec.datasets
+    if name not in datasets:
+        raise PolytaskError(
+            f"family.{role} refers to dataset '{name}', which is not declared under datasets:",
+            hint=f"declared datasets: {', '.join(datasets) or '(none)'}",
+        )
+    dataset = datasets[name]
+    if dataset.source != "image_folder":
+        raise PolytaskError(f"family.{role}: dataset '{name}' is a {dataset.source} dataset; "
+                            "class episodes need an image_folder dataset",
+                            hint="use `source: image_folder` with one folder per class")
+    return dataset
+
+
+@register_family("classes")
+class ClassFamily(TaskFamily):
+    def describe(self, family, loaded) -> FamilyDescription:
+        first = _dataset_spec(loaded, family.dataset, "dataset")
+        for extra in family.extra_datasets:
+            other = _dataset_spec(loaded, extra, "extra_datasets")
+            if tuple(other.image_size) != tuple(first.image_size) or other.grayscale != first.grayscale:
+                raise PolytaskError(
+                    f"family.extra_datasets: dataset '{extra}' has image_size {list(other.image_size)} "
+                    f"grayscale={other.grayscale}, dataset '{family.dataset}' has "
+                    f"{list(first.image_size)} grayscale={first.grayscale}",
+                    hint="give every dataset of a family the same image_size and grayscale setting")
+        height, width = first.image_size
+        if any(r != 0 for r in family.rotations) and height != width:
+            raise PolytaskError(f"rotations need square images, got image_size {list(first.image_size)}",
+                                hint="set image_size to [N, N] or use rotations: [0]")
+        channels = 1 if first.grayscale else 3
+        return FamilyDescription(kind="classification", input_shape=(height, width, channels),
+                                 shots=family.shots, queries=family.queries, ways=family.ways)
+
+    def build(self, family, loaded, *, seed: int, allow_code: bool = False) -> "ClassEpisodeSampler":
+        from polytask.compiler.data import load_table
+
+        description = self.describe(family, loaded)
+        images, labels, names = [], [], []
+        for name in [family.dataset, *family.extra_datasets]:
+            table = load_table(name, loaded.spec.datasets[name], loaded, allow_code=allow_code, seed=seed)
+            table.require(["image", "label"])
+            offset = len(names)
+            images.append(np.asarray(table.columns["image"], np.float32))
+            labels.append(np.asarray(table.columns["label"], np.int64) + offset)
+            class_names = table.class_names or [str(i) for i in range(int(table.columns["label"].max()) + 1)]
+            prefix = f"{name}:" if family.extra_datasets else ""
+            names.extend(prefix + c for c in class_names)
+        return ClassEpisodeSampler(family, description, np.concatenate(images), np.concatenate(labels),
+                                   names, seed)
+
+
+class ClassEpisodeSampler(EpisodeSampler):
+    """Episodes over an in-memory image array (Omniglot-sized data sets fit easily)."""
+
+    def __init__(self, family, description: FamilyDescription, images: np.ndarray, labels: np.ndarray,
+                 class_names: list[str], seed: int):
+        from polytask.compiler.data.table import split_indices
+
+        self.family = family
+        self.description = description
+        self.seed = seed
+        self.images = images
+        self.class_names = list(class_names)
+        expected = description.input_shape
+        if tuple(images.shape[1:]) != tuple(expected):
+            raise DataError(f"images have shape {list(images.shape[1:])}, the family expects {list(expected)}",
+                            hint="check the dataset's image_size and grayscale settings")
+        num_base = len(class_names)
+        rows_of = [np.flatnonzero(labels == c) for c in range(num_base)]
+        base_split = split_indices(num_base, family.class_split, seed)
+        rotations = sorted(set(int(r) for r in family.rotations))
+        self.splits: dict[str, dict] = {}
+        for split in SPLITS:
+            base = base_split[split]
+            classes = [(int(c), r) for c in base for r in rotations]
+            longest = max((len(rows_of[c]) for c, _ in classes), default=0)
+            matrix = np.zeros((len(classes), max(longest, 1)), np.int64)
+            counts = np.zeros(len(classes), np.int64)
+            for i, (c, _) in enumerate(classes):
+                matrix[i, : len(rows_of[c])] = rows_of[c]
+                counts[i] = len(rows_of[c])
+            self.splits[split] = {
+                "base_classes": [self.class_names[c] for c in base],
+                "classes": [f"{self.class_names[c]}@{r}" if len(rotations) > 1 else self.class_names[c]
+                            for c, r in classes],
+                "rows": matrix,
+                "counts": counts,
+                "quarter_turns": np.asarray([r // 90 for _, r in classes], np.int64),
+            }
+        self._rotate = any(r != 0 for r in rotations)
+        self._tensors: dict = {}
+
+    # ------------------------------------------------------------------ checks
+
+    def check(self, split: str, ways: int, shots: int, queries: int) -> None:
+        """Raise a clear error when `split` cannot supply ways x (shots + queries) episodes."""
+        info = self.splits[split]
+        available = len(info["classes"])
+        if available < ways:
+            raise DataError(
+                f"the meta-{split} split has {available} classes, fewer than the {ways} ways an episode needs",
+                hint="lower `ways`, add rotations, or give this split a larger share in family.class_split")
+        fewest = int(info["counts"].min()) if available else 0
+        if fewest < shots + queries:
+            raise DataError(
+                f"some meta-{split} classes have only {fewest} images, but an episode takes "
+                f"shots + queries = {shots + queries} from each class",
+                hint=f"lower shots/queries so they add up to at most {fewest}")
+
+    def info(self) -> dict:
+        return {split: {"classes": len(v["classes"]), "base_classes": len(v["base_classes"])}
+                for split, v in self.splits.items()}
+
+    # ------------------------------------------------------------------ sampling
+
+    def _constants(self, split: str):
+        import tensorflow as tf
+
+        with tf.init_scope():  # eager constants, shared by every traced sampler (tf.data, tf.function)
+            if "images" not in self._tensors:
+                self._tensors["images"] = tf.constant(self.images)
+            if split not in self._tensors:
+                info = self.splits[split]
+                self._tensors[split] = (tf.constant(info["rows"]), tf.constant(info["counts"]),
+                                        tf.constant(info["quarter_turns"]))
+        return self._tensors["images"], self._tensors[split]
+
+    def sample(self, split: str, index, tasks: int, *, ways: Optional[int] = None,
+               shots: Optional[int] = None, queries: Optional[int] = None):
+        import tensorflow as tf
+
+        ways = ways or self.family.ways
+        shots = shots or self.family.shots
+        queries = queries or self.family.queries
+        self.check(split, ways, shots, queries)
+        per_class = shots + queries
+        images, (rows, counts, turns) = self._constants(split)
+        base = tf.constant(split_seed(self.seed, split), tf.int64)
+        key = tf.random.experimental.stateless_fold_in(base, tf.cast(index, tf.int64))
+        class_key, image_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
+        num_classes = rows.shape[0]
+        scores = tf.random.stateless_uniform([tasks, num_classes], class_key)
+        classes = tf.math.top_k(scores, ways, sorted=True).indices  # [T, W] random distinct classes
+        class_rows = tf.gather(rows, classes)  # [T, W, M]
+        class_counts = tf.gather(counts, classes)  # [T, W]
+        draw = tf.random.stateless_uniform(tf.shape(class_rows), image_key)
+        valid = tf.range(rows.shape[1], dtype=tf.int64)[None, None, :] < class_counts[..., None]
+        draw = tf.where(valid, draw, -1.0)  # padding never wins
+        picked = tf.math.top_k(draw, per_class, sorted=True).indices  # [T, W, n]
+        picked_rows = tf.gather(class_rows, picked, batch_dims=2)
+        x = tf.gather(images, picked_rows)  # [T, W, n, H, W, C]
+        if self._rotate:
+            shape = tf.shape(x)
+            flat = tf.reshape(x, tf.concat([[-1], shape[3:]], 0))
+            options = tf.stack([tf.image.rot90(flat, k) for k in range(4)])  # [4, T*W*n, H, W, C]
+            k = tf.reshape(tf.broadcast_to(tf.gather(turns, classes)[..., None], tf.shape(picked)), [-1])
+            x = tf.reshape(tf.gather(tf.transpose(options, [1, 0, 2, 3, 4]), k, batch_dims=1), shape)
+        labels = tf.broadcast_to(tf.range(ways, dtype=tf.int64)[None, :, None], [tasks, ways, per_class])
+        image_shape = list(self.description.input_shape)
+
+        def part(tensor, start, size, trailing):
+            piece = tensor[:, :, start:start + size]
+            return tf.reshape(piece, [tasks, ways * size] + trailing)
+
+        return {
+            "support_x": part(x, 0, shots, image_shape), "support_y": part(labels, 0, shots, []),
+            "query_x": part(x, shots, queries, image_shape), "query_y": part(labels, shots, queries, []),
+        }

@@ -1,0 +1,122 @@
+"""`polytask plan` for meta specs: algorithm, inner loop, episode shape, parameter counts.
+
+Pure Python: no TensorFlow and no data loading, so it is instant.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from polytask.compiler.meta.architecture import Architecture, build_architecture
+from polytask.compiler.meta.families import get_family
+from polytask.errors import PolytaskError
+
+METRIC_BASED = ("protonet",)
+SECOND_ORDER = {"maml": True, "fomaml": False, "reptile": False, "anil": True, "metasgd": True, "protonet": None}
+
+
+def output_units(algorithm: str, description) -> int | None:
+    """The inferred output layer: none for protonet, `ways` for classes, 1 for regression."""
+    if algorithm in METRIC_BASED:
+        return None
+    if description.kind == "classification":
+        return int(description.ways)
+    return int(description.target_dim)
+
+
+def default_loss(description) -> str:
+    return "cross_entropy" if description.kind == "classification" else "mse"
+
+
+def resolve(loaded):
+    """(family description, architecture) of a meta spec; PolytaskError when they do not fit."""
+    spec = loaded.spec
+    if spec.family is None:
+        raise PolytaskError("a `sharing: meta` spec needs a `family:` (the task distribution)",
+                            hint="e.g. family: {source: sinusoid, shots: 10, queries: 10}")
+    structure = spec.structure
+    description = get_family(spec.family.source).describe(spec.family, loaded)
+    if structure.algorithm in METRIC_BASED and description.kind != "classification":
+        raise PolytaskError(f"{structure.algorithm} needs a class family (family.source: classes)",
+                            hint="use maml, fomaml, reptile, anil or metasgd for regression families")
+    loss = spec.loss or default_loss(description)
+    if description.kind == "classification" and loss != "cross_entropy":
+        raise PolytaskError(f"loss '{loss}' does not fit a classification family",
+                            hint="use loss: cross_entropy (or leave it out)")
+    if description.kind == "regression" and loss not in ("mse", "mae", "huber"):
+        raise PolytaskError(f"loss '{loss}' does not fit a regression family",
+                            hint="use loss: mse, mae or huber")
+    architecture = build_architecture(structure.model, description.input_shape,
+                                      output_units(structure.algorithm, description))
+    return description, architecture
+
+
+def _adapted(algorithm: str, architecture: Architecture) -> int:
+    if algorithm == "protonet":
+        return 0
+    if algorithm == "anil":
+        return sum(p.size for p in architecture.head_params())
+    return architecture.param_count
+
+
+def meta_plan(loaded) -> dict[str, Any]:
+    """A JSON-ready description of what `polytask train` will build for a meta spec."""
+    spec = loaded.spec
+    structure = spec.structure
+    description, architecture = resolve(loaded)
+    algorithm = structure.algorithm
+    inner = structure.inner
+    meta_learned_lrs = architecture.param_count if algorithm == "metasgd" else 0
+    episode = {
+        "kind": description.kind,
+        "input_shape": list(description.input_shape),
+        "shots": description.shots,
+        "queries": description.queries,
+        "support_examples": description.support_size,
+        "query_examples": description.query_size,
+        "meta_batch": spec.training.meta_batch,
+    }
+    if description.ways is not None:
+        episode["ways"] = description.ways
+        episode["rotations"] = list(spec.family.rotations)
+        episode["class_split"] = spec.family.class_split.model_dump()
+    return {
+        "sharing": "meta",
+        "algorithm": algorithm,
+        "second_order": SECOND_ORDER[algorithm],
+        "family": spec.family.source,
+        "loss": spec.loss or default_loss(description),
+        "inner_loop": None if algorithm == "protonet" else {
+            "steps": inner.steps,
+            "eval_steps": inner.eval_steps or inner.steps,
+            "learning_rate": inner.learning_rate,
+            "learned_learning_rates": algorithm == "metasgd",
+            "adapts": "head only" if algorithm == "anil" else "all parameters",
+        },
+        "reptile_step_size": structure.reptile_step_size if algorithm == "reptile" else None,
+        "transductive_batch_norm": structure.transductive_batch_norm,
+        "episode": episode,
+        "layers": [
+            {"name": layer.name, "kind": layer.kind, "output_shape": list(layer.output_shape),
+             "parameters": layer.param_count, "inferred": layer.inferred}
+            for layer in architecture.layers
+        ],
+        "parameters": {
+            "model": architecture.param_count,
+            "adapted_in_inner_loop": _adapted(algorithm, architecture),
+            "meta_learned_inner_learning_rates": meta_learned_lrs,
+            "total": architecture.param_count + meta_learned_lrs,
+        },
+        "training": {"steps": spec.training.steps, "meta_batch": spec.training.meta_batch,
+                     "eval_episodes": spec.training.eval_episodes},
+    }
+
+
+class MetaPlan:
+    """The plan object a `MetaProgram` carries (`to_dict()` as the runtime expects)."""
+
+    def __init__(self, content: dict):
+        self.content = content
+
+    def to_dict(self) -> dict:
+        p = self.content["parameters"]
+        return {**self.content, "totals": {"shared": p["total"], "task_specific": 0, "total": p["total"]}}

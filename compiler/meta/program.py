@@ -1,0 +1,317 @@
+"""`MetaProgram`: a meta spec lowered to TensorFlow, driven by the generic runtime loop.
+
+One `train_step` is one meta-iteration: a meta-batch of episodes (tf.data, reproducible
+from the seed) is split across replicas; each replica adapts its tasks -- all at once,
+through the functional model's task axis, in one XLA-compiled function -- and computes
+its share of the meta-gradient, scaled by 1 / global meta-batch; the Keras optimizer
+all-reduces (sums) the shares and applies them, so any number of replicas gives the same
+update as one device.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from polytask.compiler.meta.algorithms import get_algorithm
+from polytask.compiler.meta.families import get_family
+from polytask.compiler.meta.functional import FunctionalModel, initial_values
+from polytask.compiler.meta.losses import TaskLoss
+from polytask.compiler.meta.optimizer import build_optimizer
+from polytask.compiler.meta.plan import MetaPlan, default_loss, meta_plan, resolve
+from polytask.errors import PolytaskError
+
+#: Validation during training uses at most this many episodes (the final test uses
+#: training.eval_episodes, default 600).
+VALIDATION_EPISODES = 200
+#: Examples per evaluation chunk: episodes are evaluated this many images at a time.
+EVAL_CHUNK_EXAMPLES = 4096
+META_FILE = "polytask_meta.json"
+
+
+def _attribute(name: str) -> str:
+    return re.sub(r"\W", "_", name)
+
+
+class MetaParameters(keras.layers.Layer):
+    """The meta-learned tensors: the model's initial parameters theta and the algorithm's extras."""
+
+    def __init__(self, theta: Mapping[str, tf.Tensor], extra: Mapping[str, tf.Tensor]):
+        super().__init__(name="meta_parameters")
+        self.theta_names, self.extra_names = list(theta), list(extra)
+        for name, value in {**theta, **extra}.items():
+            weight = self.add_weight(shape=value.shape, initializer=keras.initializers.Constant(value.numpy()),
+                                     name=_attribute(name), trainable=True)
+            setattr(self, "w_" + _attribute(name), weight)
+
+    def variable(self, name: str):
+        return getattr(self, "w_" + _attribute(name))
+
+    def read(self):
+        theta = {n: tf.convert_to_tensor(self.variable(n).value) for n in self.theta_names}
+        extra = {n: tf.convert_to_tensor(self.variable(n).value) for n in self.extra_names}
+        return theta, extra
+
+    def ordered(self) -> list:
+        return [self.variable(n) for n in self.theta_names + self.extra_names]
+
+
+def ci95(values: np.ndarray) -> float:
+    """Half-width of the normal-approximation 95% confidence interval of the mean."""
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return float("nan")
+    return float(1.96 * values.std(ddof=1) / math.sqrt(len(values)))
+
+
+class MetaProgram:
+    """A compiled meta-learning program (satisfies `polytask.compiler.program.Program`)."""
+
+    def __init__(self, loaded, strategy, *, seed: Optional[int] = None, allow_code: bool = False,
+                 jit_compile: Optional[bool] = None):
+        spec = loaded.spec
+        self.loaded = loaded
+        self.spec = spec
+        self.strategy = strategy
+        self.seed = int(spec.seed if seed is None else seed)
+        self.structure = spec.structure
+        self.description, self.architecture = resolve(loaded)
+        self.plan = MetaPlan(meta_plan(loaded))
+        self.sampler = get_family(spec.family.source).build(spec.family, loaded, seed=self.seed,
+                                                            allow_code=allow_code)
+        self.model = FunctionalModel(self.architecture)
+        self.loss = TaskLoss(spec.loss or default_loss(self.description), self.description.kind)
+        self.algorithm = get_algorithm(self.structure.algorithm)(self.model, self.structure, self.loss,
+                                                                 self.description)
+        self.meta_batch = int(spec.training.meta_batch)
+        replicas = int(strategy.num_replicas_in_sync)
+        if self.meta_batch % replicas:
+            raise PolytaskError(
+                f"training.meta_batch {self.meta_batch} does not split evenly over {replicas} replicas",
+                hint=f"meta_batch is the GLOBAL number of tasks per meta-iteration; use a multiple of {replicas}")
+        if self.description.kind == "classification":
+            self.sampler.check("train", self.description.ways, self.description.shots, self.description.queries)
+        # XLA where it helps: it fuses the many small ops of dense models (sinusoid MAML: ~2x),
+        # but on CPU its convolutions are slower than oneDNN's, so conv models run without it.
+        has_conv = any(layer.kind == "conv2d" for layer in self.architecture.layers)
+        default_jit = not (has_conv and not tf.config.list_logical_devices("GPU"))
+        self.jit_compile = default_jit if spec.runtime.jit_compile is None else bool(spec.runtime.jit_compile)
+        if jit_compile is not None:
+            self.jit_compile = bool(jit_compile)
+        with strategy.scope():
+            self.parameters = MetaParameters(initial_values(self.architecture, self.seed),
+                                             self.algorithm.extra_variables())
+            self.optimizer = build_optimizer(spec.training)
+            self.optimizer.build(self.parameters.ordered())
+            self.batches_drawn = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_drawn")
+        self._iterator = None
+        self._step_fn = None
+        self._eval_fns: dict = {}
+        self._step_times: list[float] = []
+        self._last_test: Optional[dict] = None
+
+    # ------------------------------------------------------------------ Program protocol
+
+    def checkpoint_items(self) -> Mapping[str, Any]:
+        # The data position is `batches_drawn`: episode i is a pure function of (seed, i), so
+        # restoring the counter restores the data stream exactly.
+        return {"meta_parameters": self.parameters, "optimizer": self.optimizer,
+                "batches_drawn": self.batches_drawn}
+
+    def train_step(self) -> Mapping[str, Any]:
+        if self._step_fn is None:
+            self._build_train_step()
+        started = time.perf_counter()
+        try:
+            outputs = self._step_fn(next(self._iterator))
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
+            if not self.jit_compile or self.batches_drawn.numpy() > 0:
+                raise
+            # XLA could not compile this model on this device: run the same graph without it.
+            print(f"note: XLA compilation failed ({str(exc).splitlines()[0][:120]}); "
+                  "running without jit_compile")
+            self.jit_compile = False
+            self._build_train_step()
+            outputs = self._step_fn(next(self._iterator))
+        self.batches_drawn.assign_add(1)
+        self._step_times.append(time.perf_counter() - started)
+        return outputs
+
+    def evaluate(self, split: str) -> Mapping[str, float]:
+        episodes = int(self.spec.training.eval_episodes)
+        if split == "validation":
+            if self.description.kind == "classification" and not self._split_usable("validation"):
+                return {}
+            episodes = min(episodes, VALIDATION_EPISODES)
+        result = self.evaluate_episodes(split, episodes)
+        if split == "test":
+            self._last_test = result
+        final = result["curve"][-1]
+        out: dict[str, float] = {}
+        for key, stats in final.items():
+            if key == "steps":
+                continue
+            out[key] = stats["mean"]
+            out[f"{key}_ci95"] = stats["ci95"]
+        if len(result["curve"]) > 1:
+            for key, stats in result["curve"][0].items():
+                if key != "steps":
+                    out[f"{key}_before_adaptation"] = stats["mean"]
+        return out
+
+    def export(self, directory: str) -> None:
+        """A SavedModel whose `adapt_and_predict` signature adapts on a support set and predicts queries."""
+        module = tf.Module()
+        module.parameters = self.parameters
+        shape = list(self.description.input_shape)
+        label = (tf.TensorSpec([None, None], tf.int64, name="support_y") if self.description.kind == "classification"
+                 else tf.TensorSpec([None, None, 1], tf.float32, name="support_y"))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None] + shape, tf.float32, name="support_x"), label,
+                                      tf.TensorSpec([None, None] + shape, tf.float32, name="query_x")])
+        def adapt_and_predict(support_x, support_y, query_x):
+            theta, extra = self.parameters.read()
+            return {"outputs": self.algorithm.predict(theta, extra, support_x, support_y, query_x,
+                                                      ways=self.description.ways)}
+
+        module.adapt_and_predict = adapt_and_predict
+        with self.strategy.scope():
+            tf.saved_model.save(module, directory, signatures={"adapt_and_predict": adapt_and_predict})
+        (Path(directory) / META_FILE).write_text(json.dumps(self.describe_for_evaluation(), indent=2) + "\n")
+
+    def report(self) -> Mapping[str, Any]:
+        test = self._last_test or self.evaluate_episodes("test", int(self.spec.training.eval_episodes))
+        steady = self._step_times[5:] or self._step_times[1:]
+        return {
+            "meta_test": test,
+            "meta_iterations_per_second": round(len(steady) / sum(steady), 2) if steady and sum(steady) else None,
+            "jit_compile": self.jit_compile,
+            "sampler": self.sampler.info(),
+        }
+
+    def parameter_counts(self) -> Mapping[str, int]:
+        total = int(sum(np.prod(v.shape) for v in self.parameters.ordered()))
+        return {"shared": total, "task_specific": 0, "total": total}
+
+    # ------------------------------------------------------------------ training
+
+    def _build_train_step(self) -> None:
+        strategy = self.strategy
+        global_tasks = self.meta_batch
+        dataset = self.sampler.dataset("train", global_tasks, start=int(self.batches_drawn.numpy()))
+        dataset = dataset.unbatch().batch(global_tasks, drop_remainder=True)  # static task axis to split
+        if strategy.num_replicas_in_sync > 1:
+            from polytask.runtime.strategy import distribute_dataset
+
+            dataset = distribute_dataset(strategy, dataset)
+        self._iterator = iter(dataset)
+        gradients = tf.function(self._gradients, jit_compile=self.jit_compile)
+        variables = self.parameters.ordered()
+        names = self.parameters.theta_names + self.parameters.extra_names
+
+        def replica_step(batch):
+            theta, extra = self.parameters.read()
+            grads, metrics = gradients(theta, extra, batch)
+            scale = 1.0 / global_tasks
+            self.optimizer.apply_gradients([(grads[n] * scale, v) for n, v in zip(names, variables)])
+            return {k: tf.reduce_sum(v) * scale for k, v in metrics.items()}
+
+        @tf.function
+        def step(batch):
+            per_replica = strategy.run(replica_step, args=(batch,))
+            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
+        self._step_fn = step
+
+    def _gradients(self, theta, extra, batch):
+        grads_theta, grads_extra, metrics = self.algorithm.meta_gradients(theta, extra, batch)
+        return {**grads_theta, **grads_extra}, metrics
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _split_usable(self, split: str) -> bool:
+        try:
+            self.sampler.check(split, self.description.ways, self.description.shots, self.description.queries)
+            return True
+        except PolytaskError:
+            return False
+
+    def _eval_fn(self, key):
+        if key not in self._eval_fns:
+            steps, ways = key
+
+            def run(theta, extra, batch):
+                return self.algorithm.evaluate(theta, extra, batch, steps=steps, ways=ways)
+
+            self._eval_fns[key] = tf.function(run, jit_compile=self.jit_compile)
+        return self._eval_fns[key]
+
+    def evaluate_episodes(self, split: str, episodes: int, *, ways: Optional[int] = None,
+                          shots: Optional[int] = None, queries: Optional[int] = None,
+                          steps: Optional[int] = None) -> dict:
+        """Mean and 95% CI of query metrics over `episodes` episodes of `split`, after 0..steps steps."""
+        d = self.description
+        ways = ways or d.ways
+        shots = shots or d.shots
+        queries = queries or d.queries
+        if d.kind == "classification":
+            self.sampler.check(split, ways, shots, queries)
+            head = self.architecture.output_shape[-1]
+            if not self.algorithm.metric_based and ways > head:
+                raise PolytaskError(
+                    f"this {self.structure.algorithm} model has a {head}-way output layer and cannot do {ways}-way episodes",
+                    hint=f"use --ways {head} or fewer (protonet models take any number of ways)")
+        steps = self.algorithm.eval_steps if steps is None else steps
+        per_task = (shots + queries) * (ways or 1)
+        chunk = max(1, min(episodes, 100, EVAL_CHUNK_EXAMPLES // per_task))
+        fn = self._eval_fn((steps, ways if d.kind == "classification" else None))
+        theta, extra = self.parameters.read()
+        collected: list[dict[str, list]] = []
+        drawn = 0
+        index = 0
+        while drawn < episodes:
+            batch = self.sampler.sample(split, tf.constant(index, tf.int64), chunk, ways=ways, shots=shots,
+                                        queries=queries)
+            curve = fn(theta, extra, batch)
+            take = min(chunk, episodes - drawn)
+            if not collected:
+                collected = [{k: [] for k in point} for point in curve]
+            for point, store in zip(curve, collected):
+                for k, v in point.items():
+                    store[k].append(v.numpy()[:take])
+            drawn += take
+            index += 1
+        points = []
+        for s, store in enumerate(collected):
+            entry: dict[str, Any] = {"steps": s}
+            for k, parts in store.items():
+                values = np.concatenate(parts)
+                entry[k] = {"mean": float(values.mean()), "ci95": ci95(values)}
+            points.append(entry)
+        return {"split": split, "episodes": int(episodes), "ways": ways if d.kind == "classification" else None,
+                "shots": shots, "queries": queries, "algorithm": self.structure.algorithm,
+                "inner_steps": steps, "curve": points}
+
+    # ------------------------------------------------------------------ few-shot prediction
+
+    def predict(self, support_x: np.ndarray, support_y: np.ndarray, query_x: np.ndarray,
+                *, ways: Optional[int] = None, steps: Optional[int] = None) -> np.ndarray:
+        """Adapt on one task's support set and return its query outputs (logits or values)."""
+        theta, extra = self.parameters.read()
+        out = self.algorithm.predict(theta, extra, tf.constant(support_x[None], tf.float32),
+                                     tf.constant(support_y[None]), tf.constant(query_x[None], tf.float32),
+                                     steps=steps, ways=ways)
+        return out.numpy()[0]
+
+    def describe_for_evaluation(self) -> dict:
+        """What `polytask evaluate` needs to rebuild this program from a run directory."""
+        return {"spec_path": str(self.loaded.path), "seed": self.seed,
+                "algorithm": self.structure.algorithm, "family": self.spec.family.source,
+                "input_shape": list(self.description.input_shape), "ways": self.description.ways}
