@@ -305,8 +305,10 @@ def task_targets_and_losses(ctx: RuleContext) -> None:
                 continue
         if ctx.columns_known(task.dataset):
             columns = ctx.facts[task.dataset].columns
+            missing_code = {"csv": "PT302", "npz": "PT303"}.get(dataset.source, "PT204")
             if task.target not in columns:
-                ctx.report("PT204", f"task '{name}': dataset '{task.dataset}' has no column '{task.target}'"
+                noun = "array" if dataset.source == "npz" else "column"
+                ctx.report(missing_code, f"task '{name}': dataset '{task.dataset}' has no {noun} '{task.target}'"
                            f"{did_you_mean(task.target, columns)}", base + ("target",),
                            hint=f"columns: {one_of(columns)}")
                 continue
@@ -314,7 +316,8 @@ def task_targets_and_losses(ctx: RuleContext) -> None:
             for i, feature in enumerate(features):
                 if feature not in columns:
                     where = base + ("features", i) if task.features is not None else ("datasets", task.dataset)
-                    ctx.report("PT214", f"task '{name}': input column '{feature}' is not in dataset "
+                    ctx.report(missing_code if missing_code != "PT204" else "PT214",
+                               f"task '{name}': input column '{feature}' is not in dataset "
                                f"'{task.dataset}'{did_you_mean(feature, columns)}", where,
                                hint=f"columns: {one_of(columns)}")
             if task.target in features:
