@@ -1,0 +1,37 @@
+"""Spec -> Program: the one entry point the runtime and CLI use to build a trainable program.
+
+    program = compile_program(loaded, strategy=strategy, seed=0)
+
+Pooled and hard specs are lowered here (plan -> data -> `MultiTaskProgram`); meta specs go
+to `polytask.compiler.meta` (its `compile_program`, else its `MetaProgram` class), called
+with the same keyword arguments. Call under no strategy scope: programs enter it themselves.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+
+def compile_program(loaded, *, strategy, seed: Optional[int] = None, allow_code: bool = False,
+                    steps: Optional[int] = None, jit_compile: Optional[bool] = None, tables: Optional[dict] = None):
+    spec = loaded.spec
+    seed = spec.seed if seed is None else int(seed)
+    if spec.is_meta:
+        from polytask.compiler import meta
+
+        factory = getattr(meta, "compile_program", None)
+        if factory is not None:
+            return factory(loaded, strategy=strategy, seed=seed, allow_code=allow_code)
+        from polytask.compiler.meta.program import MetaProgram
+
+        return MetaProgram(loaded, strategy, seed=seed, allow_code=allow_code)
+
+    from polytask.compiler.multitask.data import assemble, load_tables
+    from polytask.compiler.multitask.program import MultiTaskProgram
+    from polytask.compiler.plan import build_plan
+
+    if tables is None:
+        tables = load_tables(loaded, allow_code=allow_code, seed=seed)
+    column_info = {name: table.info for name, table in tables.items()}
+    plan = build_plan(loaded, allow_code=allow_code, column_info=column_info)
+    data = assemble(plan, spec, tables)
+    return MultiTaskProgram(plan, spec, data, strategy, seed=seed, jit_compile=jit_compile, steps=steps)

@@ -1,0 +1,11 @@
+"""`accuracy`: fraction of examples whose predicted class is the label."""
+import numpy as np
+
+from polytask.compiler.metrics import METRICS, Metric
+
+
+@METRICS.register("accuracy")
+class Accuracy(Metric):
+    def __call__(self, labels, predictions):
+        predicted = self.need(predictions, "class", self.name)
+        return float(np.mean(predicted == labels[:, 0].astype(np.int64)))

@@ -1,0 +1,14 @@
+"""`mae`: mean absolute error."""
+import numpy as np
+
+from polytask.compiler.metrics import METRICS, Metric
+from polytask.compiler.metrics._pair import pair as _pair
+
+
+@METRICS.register("mae")
+class Mae(Metric):
+    higher_is_better = False
+
+    def __call__(self, labels, predictions):
+        y, p = _pair(self, labels, predictions)
+        return float(np.mean(np.abs(p - y)))

@@ -1,0 +1,1 @@
+"""Lowering of multi-task specs (pooled and hard sharing) to a TensorFlow `Program`."""

@@ -1,0 +1,366 @@
+"""The plan: what the compiler will build for a spec, resolved without TensorFlow.
+
+Per task: input and output shapes and the inferred output layer (units from loss and
+target). Parameter groups: which parameters exist and which tasks use them (`trunk`
+shared by all tasks, `head[<task>]` per task, `task_embedding`, ...), with parameter counts
+computed from the layer configs in pure Python. `polytask plan` prints it; the compiler
+builds exactly this and a test checks the counts against the built Keras model.
+
+Counts follow Keras' `count_params` (every weight, including batch-norm moving statistics).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from math import prod
+from typing import Any, Optional
+
+from polytask.compiler.layers import LAYERS, flat_size, infer_shapes
+from polytask.compiler.losses import LOSSES
+from polytask.errors import PolytaskError
+
+
+@dataclass
+class TaskPlan:
+    name: str
+    dataset: str
+    target: str
+    loss: str
+    metrics: list[str]
+    weight: float
+    input_columns: list[str]
+    input_shape: tuple
+    output_units: int
+    output_shape: tuple
+    label_width: int
+    head_group: str  # tasks with the same head shape share one stacked parameter tensor
+    sampling_rate: Optional[float] = None
+
+
+@dataclass
+class LayerPlan:
+    kind: str
+    output_shape: tuple
+    params: int
+
+
+@dataclass
+class ParamGroup:
+    name: str
+    tasks: list[str]
+    shared: bool
+    params: int
+    layers: list[LayerPlan] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    name: str
+    sharing: str
+    tasks: dict[str, TaskPlan]
+    groups: list[ParamGroup]
+    descriptor: str = "none"
+    meta: Optional[dict] = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.tasks)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        shared = sum(g.params for g in self.groups if g.shared)
+        specific = sum(g.params for g in self.groups if not g.shared)
+        return {"shared": shared, "task_specific": specific, "total": shared + specific}
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.meta is not None:
+            return {"name": self.name, "sharing": self.sharing, **self.meta}
+        return {
+            "name": self.name,
+            "sharing": self.sharing,
+            "descriptor": self.descriptor if self.sharing == "pooled" else None,
+            "tasks": {
+                name: {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(t).items() if k != "name"}}
+                for name, t in self.tasks.items()
+            },
+            "parameter_groups": [
+                {
+                    "name": g.name,
+                    "tasks": g.tasks,
+                    "shared": g.shared,
+                    "params": g.params,
+                    "layers": [{"kind": l.kind, "output_shape": list(l.output_shape), "params": l.params} for l in g.layers],
+                    **({"note": g.note} if g.note else {}),
+                }
+                for g in self.groups
+            ],
+            "totals": self.totals,
+            "notes": self.notes,
+        }
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def default_input_columns(dataset, info: dict, targets: set[str]) -> list[str]:
+    """The columns a task reads when it names none: the dataset's `features`, else the source default."""
+    declared = getattr(dataset, "features", None)
+    if isinstance(declared, str):
+        return [declared]
+    if declared:
+        return list(declared)
+    for default in ("x", "image"):
+        if default in info and default not in targets:
+            return [default]
+    return [c for c in info if c not in targets and info[c].dtype != "string"]
+
+
+def input_shape_of(columns: list[str], info: dict) -> tuple:
+    """Same rule as Table.features: one column of rank >= 2 keeps its shape, else flattened and joined."""
+    if len(columns) == 1 and len(info[columns[0]].shape) >= 2:
+        return tuple(info[columns[0]].shape)
+    return (sum(flat_size(tuple(info[c].shape)) for c in columns),)
+
+
+def _column_info(loaded, name: str, allow_code: bool, cache: dict) -> dict:
+    if name not in cache:
+        from polytask.compiler.data import describe_table
+
+        dataset = loaded.spec.datasets.get(name)
+        if dataset is None:
+            raise PolytaskError(f"unknown dataset '{name}'", hint=f"declared datasets: {', '.join(loaded.spec.datasets)}")
+        cache[name] = describe_table(name, dataset, loaded, allow_code=allow_code)
+    return cache[name]
+
+
+def _targets_by_dataset(spec) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for task in spec.tasks.values():
+        out.setdefault(task.dataset, set()).add(task.target)
+    return out
+
+
+def resolve_task(loaded, name: str, task, info: dict) -> TaskPlan:
+    """Shapes, output layer and label width of one task, from its dataset's column info."""
+    spec = loaded.spec
+    if task.target not in info:
+        import difflib
+
+        close = difflib.get_close_matches(task.target, list(info), n=1)
+        raise PolytaskError(
+            f"task '{name}': dataset '{task.dataset}' has no column '{task.target}'",
+            hint=(f"did you mean '{close[0]}'? " if close else "") + f"columns are: {', '.join(info)}",
+        )
+    targets = _targets_by_dataset(spec)[task.dataset]
+    columns = list(task.features) if task.features else default_input_columns(spec.datasets[task.dataset], info, targets)
+    for column in columns:
+        if column not in info:
+            raise PolytaskError(f"task '{name}': input column '{column}' is not in dataset '{task.dataset}'",
+                                hint=f"columns are: {', '.join(info)}")
+    loss = LOSSES.get(task.loss)
+    target_info = info[task.target]
+    loss.check_target(target_info, name, task.target)
+    units = loss.output_units(target_info)
+    return TaskPlan(
+        name=name,
+        dataset=task.dataset,
+        target=task.target,
+        loss=task.loss,
+        metrics=list(task.metrics),
+        weight=float(task.weight),
+        input_columns=columns,
+        input_shape=input_shape_of(columns, info),
+        output_units=units,
+        output_shape=(units,),
+        label_width=loss.label_width(target_info),
+        head_group="",
+        sampling_rate=task.sampling_rate,
+    )
+
+
+# --------------------------------------------------------------------------- plans
+
+
+def _output_layer(units: int):
+    from polytask.spec.layers import Layer
+
+    return Layer.model_validate({"dense": {"units": units}})
+
+
+def head_signature(head_layers, units: int) -> str:
+    """Tasks whose heads have this same signature are stacked into one parameter tensor."""
+    return "|".join(f"{l.kind}:{l.params.model_dump_json()}" for l in head_layers) + f"|out:{units}"
+
+
+def _layer_plans(shapes) -> list[LayerPlan]:
+    return [LayerPlan(kind, tuple(shape), params) for kind, shape, params in shapes]
+
+
+def build_plan(loaded, *, allow_code: bool = False, column_info: Optional[dict] = None) -> Plan:
+    """Resolve `loaded.spec` into a Plan. `column_info` (dataset -> {column: ColumnInfo}) skips describe_table."""
+    spec = loaded.spec
+    if spec.is_meta:
+        return _meta_plan(loaded)
+    if not spec.tasks:
+        raise PolytaskError("the spec declares no tasks", hint="add at least one entry under `tasks:`")
+    cache = dict(column_info or {})
+    tasks = {name: resolve_task(loaded, name, task, _column_info(loaded, task.dataset, allow_code, cache))
+             for name, task in spec.tasks.items()}
+    names = list(tasks)
+    shapes = {t.input_shape for t in tasks.values()}
+    structure = spec.structure
+    if len(shapes) > 1:
+        listing = ", ".join(f"{n}: {list(t.input_shape)}" for n, t in tasks.items())
+        raise PolytaskError(
+            f"{structure.sharing} sharing needs one input space, but the tasks' inputs differ ({listing})",
+            hint="give every task inputs of the same shape (`features:`), or train them separately",
+        )
+    input_shape = next(iter(shapes))
+    groups: list[ParamGroup] = []
+    notes: list[str] = []
+
+    if structure.sharing == "hard":
+        trunk = infer_shapes(structure.trunk, input_shape, "trunk")
+        trunk_out = trunk[-1][1] if trunk else input_shape
+        groups.append(ParamGroup("trunk", names, True, sum(p for _, _, p in trunk), _layer_plans(trunk)))
+        head_in = (flat_size(trunk_out),)
+        if len(trunk_out) > 1:
+            notes.append(f"the trunk output {list(trunk_out)} is flattened to {list(head_in)} for the heads")
+        for index, layer in enumerate(structure.head):
+            if not LAYERS.get(layer.kind).stackable:
+                raise PolytaskError(
+                    f"head layer {index + 1} is `{layer.kind}`, which cannot be stacked per task",
+                    hint="heads take dense, layer_norm, dropout, activation and flatten layers; "
+                    "put other layers in the trunk",
+                )
+        signatures: dict[str, list[str]] = {}
+        for name, t in tasks.items():
+            signatures.setdefault(head_signature(structure.head, t.output_units), []).append(name)
+        for group_index, members in enumerate(signatures.values()):
+            first = tasks[members[0]]
+            head = infer_shapes(list(structure.head) + [_output_layer(first.output_units)], head_in, "head")
+            per_head = sum(p for _, _, p in head)
+            label = f"heads/{group_index}"
+            for name in members:
+                tasks[name].head_group = label
+                groups.append(ParamGroup(f"head[{name}]", [name], False, per_head, _layer_plans(head),
+                                         note=f"stacked in {label} ({len(members)} x {per_head:,})"))
+    else:  # pooled
+        units = {t.output_units for t in tasks.values()}
+        if len(units) > 1:
+            listing = ", ".join(f"{n}: {t.output_units}" for n, t in tasks.items())
+            raise PolytaskError(
+                f"pooled sharing needs one output space, but the tasks' outputs differ ({listing})",
+                hint="use `sharing: hard` (one head per task), or tasks with the same target type",
+            )
+        model_in = input_shape
+        descriptor = structure.descriptor
+        if descriptor != "none" and len(input_shape) != 1:
+            raise PolytaskError(
+                f"a task descriptor ({descriptor}) is joined to vector inputs, but the input has shape {list(input_shape)}",
+                hint="use descriptor: none for image inputs, or flatten them in the data",
+            )
+        if descriptor == "onehot":
+            model_in = (input_shape[0] + len(names),)
+            notes.append(f"a one-hot task id ({len(names)} values) is appended to the input")
+        elif descriptor == "embedding":
+            model_in = (input_shape[0] + structure.embedding_dim,)
+            groups.append(ParamGroup(
+                "task_embedding", names, False, len(names) * structure.embedding_dim,
+                [LayerPlan("embedding", (structure.embedding_dim,), len(names) * structure.embedding_dim)],
+                note=f"one learned {structure.embedding_dim}-vector per task, appended to the input",
+            ))
+        body = infer_shapes(structure.model, model_in, "model")
+        body_out = body[-1][1] if body else model_in
+        if len(body_out) > 1:
+            notes.append(f"the model output {list(body_out)} is flattened before the output layer")
+        out = infer_shapes([_output_layer(next(iter(units)))], (flat_size(body_out),), "output")
+        groups.insert(0, ParamGroup("model", names, True, sum(p for _, _, p in body + out), _layer_plans(body + out)))
+        for t in tasks.values():
+            t.head_group = "model"
+    weighting = [w.kind for w in spec.training.weighting]
+    if "uncertainty" in weighting:
+        groups.append(ParamGroup("weighting/uncertainty", names, False, len(names), [],
+                                 note="one learned log-variance per task (Kendall et al. 2018)"))
+    return Plan(name=spec.name, sharing=structure.sharing, tasks=tasks, groups=groups,
+                descriptor=getattr(structure, "descriptor", "none"), notes=notes)
+
+
+def _meta_plan(loaded) -> Plan:
+    spec = loaded.spec
+    try:
+        from polytask.compiler.meta.plan import meta_plan
+    except ImportError:
+        structure = spec.structure.model_dump(mode="json", exclude_none=True)
+        family = spec.family.model_dump(mode="json") if spec.family else None
+        content = {"algorithm": spec.structure.algorithm, "structure": structure, "family": family,
+                   "note": "meta plan details are not available in this build"}
+    else:
+        content = dict(meta_plan(loaded))
+    return Plan(name=spec.name, sharing="meta", tasks={}, groups=[], meta=content)
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def format_plan(plan: Plan, spec_path: str = "") -> str:
+    """Terraform-plan style text for `polytask plan`."""
+    if plan.meta is not None:
+        return _format_meta(plan)
+    lines = [f"polytask plan: {plan.name}" + (f"  ({spec_path})" if spec_path else ""), ""]
+    pattern = plan.sharing + (f", task descriptor: {plan.descriptor}" if plan.sharing == "pooled" else "")
+    lines.append(f"sharing: {pattern}")
+    lines.append("")
+    lines.append(f"tasks ({len(plan.tasks)}):")
+    width = max(len(n) for n in plan.tasks)
+    for name, t in plan.tasks.items():
+        lines.append(
+            f"  + {name.ljust(width)}  {t.dataset}.{t.target}  in {_shape(t.input_shape)} -> out {_shape(t.output_shape)}"
+            f"  loss {t.loss}" + (f"  metrics {', '.join(t.metrics)}" if t.metrics else "") + (f"  weight {t.weight:g}" if t.weight != 1 else "")
+        )
+    lines.append("")
+    lines.append("parameter groups:")
+    shown_stacks = set()
+    many = len(plan.groups) > 40
+    for g in plan.groups:
+        if many and g.name.startswith("head[") and g.note:
+            stack = g.note.split(" ")[2]
+            if stack in shown_stacks:
+                continue
+            shown_stacks.add(stack)
+            members = [x for x in plan.groups if x.note.split(" ")[2:3] == [stack]]
+            lines.append(f"  + heads {stack}: {len(members)} tasks x {g.params:,} = {len(members) * g.params:,} params (task-specific)")
+            continue
+        scope = f"shared by {len(g.tasks)} tasks" if g.shared else (f"task {g.tasks[0]}" if len(g.tasks) == 1 else "one per task")
+        lines.append(f"  + {g.name}: {g.params:,} params ({scope})" + (f"  [{g.note}]" if g.note else ""))
+        for layer in g.layers:
+            lines.append(f"      {layer.kind:<11} -> {_shape(layer.output_shape):<14} {layer.params:>10,}")
+    totals = plan.totals
+    lines.append("")
+    for note in plan.notes:
+        lines.append(f"note: {note}")
+    lines.append(
+        f"Plan: {totals['total']:,} parameters ({totals['shared']:,} shared, {totals['task_specific']:,} task-specific) "
+        f"for {len(plan.tasks)} tasks."
+    )
+    return "\n".join(lines)
+
+
+def _format_meta(plan: Plan) -> str:
+    lines = [f"polytask plan: {plan.name}", "", "sharing: meta"]
+
+    def walk(value, indent):
+        for key, item in value.items():
+            if isinstance(item, dict):
+                lines.append(" " * indent + f"{key}:")
+                walk(item, indent + 2)
+            else:
+                lines.append(" " * indent + f"{key}: {item}")
+
+    walk(plan.meta, 2)
+    return "\n".join(lines)

@@ -1,0 +1,150 @@
+"""Loss weighting and gradient surgery as small composable transforms (optax-like).
+
+The spec's `training.weighting` is a list; the transforms run in order. Each one is
+
+    state = transform.init(context)                         # variables, under the strategy scope
+    weights, extra = transform.weigh(state, losses, ...)    # per-task loss weights (+ a loss term)
+    transform.update(state, ...)                            # after the gradients (histories, GradNorm)
+    grads = transform.transform_gradients(state, grads)     # per-task shared gradients [T, P] (PCGrad)
+
+so L = sum_i weights_i * L_i + extra. Starting weights are the tasks' declared `weight`s
+(the formal L = sum_i w_i L_i); `equal` leaves them as they are, `static` replaces them.
+Everything is expressed over per-task vectors [T], so equal/static/uncertainty/dwa add no
+graph size per task; gradnorm and pcgrad need one gradient per task (meant for a few tasks).
+
+Adding a transform is adding one module here that registers a `Transform` subclass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from polytask.compiler.registry import Registry
+
+
+@dataclass
+class WeightingContext:
+    """What a transform may know when it creates its state."""
+
+    tasks: list[str]
+    base_weights: np.ndarray  # the tasks' declared weights, float32 [T]
+    params: Any = None  # the transform's params from the spec (pydantic model or dict)
+    period: int = 50  # steps per averaging period (DWA), training.log_every
+    seed: int = 0
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.tasks)
+
+
+@dataclass
+class StepInputs:
+    """What a transform sees in one training step (per replica; tensors).
+
+    losses:   per-task loss contributions of this replica, differentiable [T]
+              (summed over replicas they are the global per-task means L_i).
+    observed: the global per-task means L_i, no gradient [T] (0 for tasks absent from the batch).
+    present:  bool [T], the task had labelled examples in this global batch.
+    step:     the optimizer's iteration count (int64 scalar).
+    replicas: number of replicas in sync (a Python int).
+    """
+
+    losses: Any
+    observed: Any
+    present: Any
+    step: Any
+    replicas: int = 1
+    grad_norms: Any = None  # [T] norms of dL_i/dW for the last shared weight (needs_gradient_norms)
+
+
+class Transform:
+    name = ""
+    needs_task_gradients = False
+    needs_gradient_norms = False
+
+    def init(self, context: WeightingContext):
+        """Create and return this transform's state (a tf.Module or Keras layer, or None)."""
+        return None
+
+    def weigh(self, state, inputs: StepInputs, weights):
+        """Return (weights [T], extra scalar loss). Default: unchanged, no extra term."""
+        import tensorflow as tf
+
+        return weights, tf.constant(0.0)
+
+    def update(self, state, inputs: StepInputs, weights) -> None:
+        """Update state after the step's gradients (no return)."""
+
+    def transform_gradients(self, state, task_gradients, inputs: StepInputs):
+        """Per-task gradients of the shared parameters, flattened [T, P] -> [T, P]."""
+        return task_gradients
+
+
+TRANSFORMS: Registry[Transform] = Registry("weighting", __name__)
+
+
+def replica_variable(initial, name: str, dtype=None):
+    """A non-trained state variable that a replica may assign (every replica computes the same value)."""
+    import tensorflow as tf
+
+    return tf.Variable(initial, trainable=False, name=name, dtype=dtype,
+                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+
+@dataclass
+class WeightingChain:
+    """The spec's list of transforms with their states, applied in order."""
+
+    transforms: list[Transform]
+    states: list[Any]
+    names: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, weighting_specs: Sequence, context: WeightingContext) -> "WeightingChain":
+        import dataclasses
+
+        transforms, states, names = [], [], []
+        for spec in weighting_specs:
+            transform = TRANSFORMS.get(spec.kind)
+            transforms.append(transform)
+            states.append(transform.init(dataclasses.replace(context, params=spec.params)))
+            names.append(spec.kind)
+        return cls(transforms, states, names)
+
+    @property
+    def needs_task_gradients(self) -> bool:
+        return any(t.needs_task_gradients for t in self.transforms)
+
+    @property
+    def needs_gradient_norms(self) -> bool:
+        return any(t.needs_gradient_norms for t in self.transforms)
+
+    def trainable_variables(self) -> list:
+        out = []
+        for state in self.states:
+            out.extend(getattr(state, "trainable_variables", []) or [])
+        return list(out)
+
+    def checkpoint_items(self) -> dict[str, Any]:
+        return {f"weighting_{i}_{name}": state for i, (name, state) in enumerate(zip(self.names, self.states))
+                if state is not None}
+
+    def weigh(self, inputs: StepInputs, base_weights):
+        import tensorflow as tf
+
+        weights, extra = base_weights, tf.constant(0.0)
+        for transform, state in zip(self.transforms, self.states):
+            weights, term = transform.weigh(state, inputs, weights)
+            extra = extra + term
+        return weights, extra
+
+    def update(self, inputs: StepInputs, weights) -> None:
+        for transform, state in zip(self.transforms, self.states):
+            transform.update(state, inputs, weights)
+
+    def transform_gradients(self, task_gradients, inputs: StepInputs):
+        for transform, state in zip(self.transforms, self.states):
+            task_gradients = transform.transform_gradients(state, task_gradients, inputs)
+        return task_gradients
