@@ -51,6 +51,17 @@ def test_loads_with_allow_code_from_the_spec_folder(tmp_path, user_module):
     assert np.array_equal(table.features(None, targets={"y"})[3], [6.0, 7.0])
 
 
+def test_opt_in_recorded_on_the_loaded_spec_counts(tmp_path, user_module):
+    from data_support import loaded_spec
+    from polytask.compiler.data import load_table
+
+    loaded = loaded_spec(tmp_path, {"d": {"source": "python", "callable": f"{user_module}:good"}})
+    with pytest.raises(DataError, match="off by default"):
+        load_table("d", loaded.spec.datasets["d"], loaded)
+    loaded.allow_code = True  # what load_spec(..., allow_code=True) records
+    assert load_table("d", loaded.spec.datasets["d"], loaded).num_rows == 10
+
+
 @pytest.mark.parametrize(
     "attr, message",
     [

@@ -54,9 +54,16 @@ def test_schema_mismatch_and_bad_files(tmp_path):
     with pytest.raises(DataError, match="record 1 does not match the schema") as info:
         load(tmp_path, {"source": "tfrecord", "path": "a.tfrecord", "schema": wrong, "features": ["x"]})
     assert info.value.where.endswith("a.tfrecord")
+    # the bad record is found even when it is not the first
+    with tf.io.TFRecordWriter(str(tmp_path / "c.tfrecord")) as writer:
+        writer.write(_example(np.zeros(3), 0, "a"))
+        writer.write(_example(np.zeros(4), 1, "b"))
+    with pytest.raises(DataError, match="record 2 does not match"):
+        load(tmp_path, {"source": "tfrecord", "path": "c.tfrecord", "schema": SCHEMA, "features": ["x"]})
     (tmp_path / "junk.tfrecord").write_bytes(b"this is not a tfrecord file at all")
-    with pytest.raises(DataError, match="cannot read record"):
+    with pytest.raises(DataError, match="cannot read the file as TFRecord: corrupted record") as info:
         load(tmp_path, {"source": "tfrecord", "path": "junk.tfrecord", "schema": SCHEMA, "features": ["x"]})
+    assert "function_node" not in info.value.message and "[Op:" not in info.value.message
     with pytest.raises(DataError, match="no tfrecord file matches"):
         load(tmp_path, {"source": "tfrecord", "path": "nothing-*.tfrecord", "schema": SCHEMA, "features": ["x"]})
     with pytest.raises(DataError, match="not declared in the schema"):

@@ -154,6 +154,9 @@ def _finish(loaded_columns: Columns, context: SourceContext) -> Table:
 def _context(name, loaded, allow_code, seed) -> SourceContext:
     if seed is None:
         seed = getattr(getattr(loaded, "spec", None), "seed", 0) or 0
+    # Code runs if the caller allows it here, or allowed it when loading the spec
+    # (`load_spec(..., allow_code=True)` records the user's --allow-code on LoadedSpec).
+    allow_code = bool(allow_code or getattr(loaded, "allow_code", False))
     return SourceContext(name=name, loaded=loaded, allow_code=allow_code, seed=int(seed))
 
 
@@ -162,6 +165,8 @@ def load_table(name: str, dataset, loaded, *, allow_code: bool = False, seed: Op
 
     Raises `DataError` (message, hint, where) for anything the user can fix: missing files,
     bad cells, unreadable images, a train split with no rows, code refused without opt-in.
+    `python` datasets run only if `allow_code` is true here or on `loaded` (the user's
+    --allow-code, recorded by `load_spec`). `seed` defaults to the spec's seed.
     """
     context = _context(name, loaded, allow_code, seed)
     source = get_source(dataset.source)

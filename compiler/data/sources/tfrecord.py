@@ -10,6 +10,7 @@ files (`.gz`/`.gzip`) are read as such. TensorFlow is imported only when this so
 from __future__ import annotations
 
 import glob as globlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -44,33 +45,52 @@ def read_tfrecords(files: list, schema: dict) -> dict[str, np.ndarray]:
     for file in files:
         compression = "GZIP" if file.endswith((".gz", ".gzip")) else None
         records = tf.data.TFRecordDataset([file], compression_type=compression)
-        index = -1
+        # Parsing runs inside tf.data (graph mode, batched): ~100x faster than an eager loop.
+        parsed = records.map(lambda r: tf.io.parse_single_example(r, spec)).batch(4096)
         try:
-            for index, record in enumerate(records):
-                parsed = tf.io.parse_single_example(record, spec)
+            for batch in parsed:
                 for name in schema:
-                    columns[name].append(parsed[name].numpy())
-        except tf.errors.InvalidArgumentError as exc:
+                    columns[name].append(batch[name].numpy())
+        except tf.errors.InvalidArgumentError:
+            _raise_first_bad_record(records, spec, file)
+        except tf.errors.OpError as exc:
             raise DataError(
-                f"record {index + 1} does not match the schema: {exc.message.splitlines()[0]}",
-                hint="every record needs every schema feature with the declared shape and dtype",
-                where=file,
-            ) from None
-        except (tf.errors.DataLossError, tf.errors.OpError) as exc:
-            raise DataError(
-                f"cannot read record {index + 2} of the file: {exc.message.splitlines()[0]}",
+                f"cannot read the file as TFRecord: {_tf_message(exc)}",
                 hint="the file is not a (complete) TFRecord file" + ("" if compression else "; if it is compressed, name it .gz"),
                 where=file,
             ) from None
-    if not columns or not next(iter(columns.values())):
+    if not columns or not any(len(c) for c in columns.values()):
         raise DataError("the tfrecord files hold no records", where=", ".join(files))
     out = {}
-    for name, values in columns.items():
-        array = np.stack(values)
+    for name, chunks in columns.items():
+        array = np.concatenate(chunks)
         if schema[name].dtype == "string":
             array = np.asarray([v.decode("utf-8", "replace") for v in array.ravel()]).reshape(array.shape)
         out[name] = normalize_column(array)
     return out
+
+
+def _tf_message(exc) -> str:
+    """The readable part of a TensorFlow error: no `{{function_node ...}}` or `[Op:...]` noise."""
+    text = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)
+    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", text).strip()
+
+
+def _raise_first_bad_record(records, spec, file: str) -> None:
+    """Re-read eagerly, one record at a time, to say which record does not match the schema."""
+    import tensorflow as tf
+
+    for index, record in enumerate(records):
+        try:
+            tf.io.parse_single_example(record, spec)
+        except tf.errors.InvalidArgumentError as exc:
+            raise DataError(
+                f"record {index + 1} does not match the schema: {_tf_message(exc)}",
+                hint="every record needs every schema feature with the declared shape and dtype",
+                where=file,
+            ) from None
+    raise DataError("the records do not match the schema", where=file)
 
 
 @register_source("tfrecord")
