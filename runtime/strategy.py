@@ -40,11 +40,12 @@ TensorFlow is imported inside functions: importing this module is cheap.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from polytask.errors import RunError
 
@@ -400,6 +401,32 @@ def worker_write_dir(strategy, directory: str) -> str:
         atexit.register(lambda: [shutil.rmtree(p, ignore_errors=True) for p in _WORKER_DIRS])
     _WORKER_DIRS.append(path)
     return path
+
+
+@contextlib.contextmanager
+def worker_failures_as_run_errors(strategy) -> Iterator[None]:
+    """Turn "a peer worker died" TensorFlow errors into a `RunError` that says how to recover.
+
+    When one worker of a multi-worker run dies, the collectives on the others fail
+    (usually `UnavailableError`, within seconds). Recovery is: restart every worker with
+    the same command plus ``--resume``; they continue from the chief's last checkpoint.
+    Single-process strategies are unaffected.
+    """
+    import tensorflow as tf
+
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+            tf.errors.CancelledError) as exc:
+        if task_type_and_id(strategy)[0] is None:
+            raise
+        task_type, task_id = task_type_and_id(strategy)
+        detail = (exc.message or type(exc).__name__).strip().splitlines()[0]
+        raise RunError(
+            f"{task_type} {task_id} lost contact with another worker ({type(exc).__name__}: {detail})",
+            hint="a worker stopped or became unreachable; restart EVERY worker with the same "
+            "command plus --resume to continue from the chief's last checkpoint",
+        ) from None
 
 
 def describe(strategy) -> dict[str, Any]:
