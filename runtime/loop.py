@@ -125,8 +125,9 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
     manager = tf.train.CheckpointManager(
         checkpoint, str(_write_dir(strategy, run.checkpoints)), max_to_keep=settings.max_to_keep, step_counter=step
     )
+    # Read the chief's checkpoints on every worker: the others only write to throwaway folders.
+    latest = tf.train.latest_checkpoint(str(run.checkpoints))
     if resume:
-        latest = manager.latest_checkpoint
         if latest is None:
             raise RunError(
                 f"--resume: no checkpoint in {run.checkpoints}",
@@ -134,9 +135,9 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
             )
         checkpoint.restore(latest).assert_existing_objects_matched()
         run.truncate_metrics(after_step=int(step.numpy()))
-    elif manager.latest_checkpoint is not None:
+    elif latest is not None:
         raise RunError(
-            f"{run.root} already holds a run (checkpoint {Path(manager.latest_checkpoint).name})",
+            f"{run.root} already holds a run (checkpoint {Path(latest).name})",
             hint="continue it with --resume, or choose a new --out directory",
         )
 
