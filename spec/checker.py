@@ -25,6 +25,8 @@ from polytask.spec.rules import RuleContext, run_rules
 from polytask.spec.source import SourceMap, read_yaml
 from polytask.spec.validation import validate
 
+EXTENSION_PREFIX = "x-"
+
 
 @dataclass
 class CheckResult:
@@ -106,13 +108,15 @@ def _check(data, filename: str, base: Path, want_data: bool, allow_code: bool, r
     result.source_map = document.source_map
     if document.data is None:
         return
-    spec, schema_diags = validate(Spec, document.data, document.source_map, filename)
+    # Top-level `x-...` keys are free-form (a place for YAML anchors, as in docker compose).
+    data = {k: v for k, v in document.data.items() if not (isinstance(k, str) and k.startswith(EXTENSION_PREFIX))}
+    spec, schema_diags = validate(Spec, data, document.source_map, filename)
     result.diagnostics.extend(schema_diags)
     invalid: set = set()
     working = spec
     if working is None:
-        working, invalid = _partial_spec(document.data)
-    ctx = RuleContext(spec=working, raw=document.data, source_map=document.source_map, filename=filename,
+        working, invalid = _partial_spec(data)
+    ctx = RuleContext(spec=working, raw=data, source_map=document.source_map, filename=filename,
                       check_data=want_data, allow_code=allow_code, base_dir=base, invalid=invalid)
 
     def resolve(value: str) -> Path:

@@ -63,6 +63,8 @@ def _schema() -> dict:
         defs[name]["minProperties"] = 1
         defs[name]["maxProperties"] = 1
 
+    schema["patternProperties"] = {"^x-": {"description": "Free-form; ignored (a place for YAML anchors)."}}
+
     out = {"$schema": SCHEMA_DIALECT, "$id": SCHEMA_ID}
     out.update(schema)
     out["title"] = f"polytask spec (format {SPEC_VERSION})"

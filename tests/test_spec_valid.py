@@ -1,0 +1,67 @@
+"""Valid specs: the fixture corpus under tests/specs/valid and every spec in examples/.
+
+The examples are written by several people; this test parametrizes over whatever is
+there (recursively), so a new example that does not pass `check` fails CI.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from polytask.spec import LoadedSpec, Spec, load_spec
+from polytask.spec.checker import check_file
+
+HERE = Path(__file__).parent
+VALID = sorted((HERE / "specs" / "valid").glob("*.yaml"))
+EXAMPLES_DIR = HERE.parent / "examples"
+EXAMPLES = sorted(p for p in EXAMPLES_DIR.rglob("*") if p.suffix in (".yaml", ".yml")) if EXAMPLES_DIR.is_dir() else []
+
+
+@pytest.mark.parametrize("spec", VALID, ids=[p.name for p in VALID])
+def test_valid_fixture_has_no_errors_and_no_warnings(spec: Path):
+    result = check_file(spec)
+    assert result.valid, "\n".join(map(str, result.diagnostics))
+    assert result.diagnostics == [], "\n".join(map(str, result.diagnostics))
+    assert isinstance(result.spec, Spec)
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=[str(p.relative_to(EXAMPLES_DIR)) for p in EXAMPLES])
+def test_every_example_passes_check(spec: Path):
+    result = check_file(spec)
+    assert result.valid, "\n".join(map(str, result.diagnostics))
+
+
+def test_load_spec_returns_the_typed_spec_and_resolves_paths_next_to_the_file():
+    loaded = load_spec(HERE / "specs" / "valid" / "csv_hard.yaml")
+    assert isinstance(loaded, LoadedSpec)
+    assert loaded.spec.structure.sharing == "hard"
+    assert loaded.spec.training.weighting[1].kind == "pcgrad"
+    assert loaded.resolve_path(loaded.spec.datasets["table"].path).resolve() == (HERE / "specs" / "data" / "table.csv").resolve()
+    assert loaded.resolve_path(loaded.spec.datasets["table"].path).is_file()
+    line = (HERE / "specs" / "valid" / "csv_hard.yaml").read_text().splitlines()[11]
+    assert loaded.where("tasks", "score", "loss").endswith(f"csv_hard.yaml:12:{line.index('huber') + 1}")
+    assert loaded.facts["table"].columns["label"].num_classes == 3
+
+
+def test_relative_paths_resolve_against_the_spec_folder_not_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert check_file(HERE / "specs" / "valid" / "images_protonet.yaml").valid
+
+
+def test_merge_keys_keep_positions_of_the_anchor():
+    result = check_file(HERE / "specs" / "valid" / "anchors_and_merges.yaml")
+    assert result.valid
+    # `dataset` of task `first` comes from the anchor on line 6
+    assert result.source_map.position(("tasks", "first", "dataset")).line == 6
+    assert result.source_map.position(("tasks", "third", "target")).line == 12
+    assert result.spec.tasks["second"].weight == 2.0 and result.spec.tasks["first"].metrics == ["rmse"]
+
+
+def test_no_data_skips_reading_files(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((HERE / "specs" / "valid" / "csv_hard.yaml").read_text().replace("../data/table.csv", "gone.csv"))
+    assert [d.code for d in check_file(spec).diagnostics] == ["PT301"]
+    assert check_file(spec, check_data=False).diagnostics == []
+    loaded = load_spec(spec, check_data=False)
+    assert loaded.spec.datasets["table"].path == "gone.csv"
