@@ -98,3 +98,49 @@ def test_edited_file_is_read_again(tmp_path):
     path.write_text("a\n1\n2\n3\n4\n")
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     assert load(tmp_path, dataset).num_rows == 4
+
+
+# ---------------------------------------------------------------- property tests
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_cell = st.one_of(
+    st.none(),
+    st.integers(min_value=-5, max_value=2000),
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=32),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(2, 4).flatmap(lambda width: st.lists(st.lists(_cell, min_size=width, max_size=width), min_size=2, max_size=12)))
+def test_numbers_round_trip(tmp_path, rows):
+    # (2+ columns: in a one-column file an empty cell is a blank line, which csv readers skip)
+    width = len(rows[0])
+    text = ",".join(f"c{i}" for i in range(width)) + "\n"
+    text += "".join(",".join("" if v is None else repr(v) for v in row) + "\n" for row in rows)
+    (tmp_path / "p.csv").write_text(text)
+    table = load(tmp_path, {"source": "csv", "path": "p.csv", "split": {"train": 1.0, "test": 0.0}})
+    for i in range(width):
+        column, values = table.columns[f"c{i}"], [row[i] for row in rows]
+        known = [v for v in values if v is not None]
+        if column.dtype == np.int64:
+            assert table.info[f"c{i}"].categorical
+            assert all(float(v).is_integer() and 0 <= v < 1000 for v in known)
+            assert column.tolist() == [-1 if v is None else int(v) for v in values]
+        else:
+            assert column.dtype == np.float32
+            for got, want in zip(column, values):
+                assert np.isnan(got) if want is None else np.isclose(got, np.float32(want), rtol=1e-6)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=200) | st.text(alphabet="0123456789.,-e\n\"; x", max_size=200).map(str.encode))
+def test_any_bytes_load_or_fail_with_a_data_error(tmp_path, blob):
+    (tmp_path / "fuzz.csv").write_bytes(blob)
+    try:
+        table = load(tmp_path, {"source": "csv", "path": "fuzz.csv", "split": {"train": 1.0, "test": 0.0}})
+    except DataError as error:
+        assert error.message and error.where
+    else:
+        assert table.num_rows >= 1
