@@ -1,0 +1,213 @@
+"""Using a finished run's SavedModel: evaluation on a split and predictions for new inputs.
+
+Both read RUN_DIR/saved_model (one signature per task, raw inputs in, the loss's
+predictions out) and RUN_DIR/saved_model/polytask.json (tasks, input shape, class names);
+evaluation also rebuilds the split from RUN_DIR/spec.yaml (absolute data paths).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from polytask.errors import DataError, PolytaskError, RunError
+
+
+def read_run(run_dir) -> tuple[Path, dict]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is not a directory", hint="pass the --out directory of a `polytask train` run")
+    info_file = run_dir / "saved_model" / "polytask.json"
+    if not info_file.exists():
+        raise RunError(f"{run_dir} has no exported model (saved_model/polytask.json)",
+                       hint="the run may not have finished; finish it with `polytask train SPEC --out RUN_DIR --resume`")
+    return run_dir, json.loads(info_file.read_text(encoding="utf-8"))
+
+
+def load_saved_model(run_dir: Path):
+    import tensorflow as tf
+
+    try:
+        return tf.saved_model.load(str(run_dir / "saved_model"))
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot load the SavedModel in {run_dir / 'saved_model'}: {exc}",
+                       hint="the run directory looks damaged; train again") from None
+
+
+def run_signature(model, task: str, x: np.ndarray, batch: int = 4096) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+
+    fn = model.signatures[task]
+    parts = [fn(x=tf.constant(x[i: i + batch], tf.float32)) for i in range(0, len(x), batch)]
+    if not parts:
+        return {}
+    return {key: np.concatenate([p[key].numpy() for p in parts]) for key in parts[0]}
+
+
+def evaluate_run(run_dir, split: str = "test") -> dict:
+    """Per-task loss and metrics of the exported model on a split of the run's data."""
+    from polytask.compiler.losses import LOSSES
+    from polytask.compiler.metrics import compute
+    from polytask.compiler.multitask.data import assemble, load_tables
+    from polytask.compiler.plan import build_plan
+    from polytask.spec.loader import load_spec
+
+    run_dir, info = read_run(run_dir)
+    if split not in ("train", "validation", "test"):
+        raise PolytaskError(f"unknown split '{split}'", hint="use test, validation or train")
+    spec_file = run_dir / "spec.yaml"
+    if not spec_file.exists():
+        raise RunError(f"{run_dir} has no spec.yaml", hint="pass the --out directory of a `polytask train` run")
+    loaded = load_spec(spec_file, check_data=False)
+    tables = load_tables(loaded, allow_code=False)
+    plan = build_plan(loaded, column_info={n: t.info for n, t in tables.items()})
+    data = assemble(plan, loaded.spec, tables)
+    arrays = data.splits[split]
+    if all(arrays.size(i) == 0 for i in range(len(data.tasks))):
+        raise DataError(f"the {split} split has no labelled rows for any task",
+                        hint=f"evaluate another split (--split), or give `{split}` a fraction under datasets.<name>.split")
+    model = load_saved_model(run_dir)
+    metrics: dict[str, float] = {}
+    per_task = {}
+    total = 0.0
+    for i, name in enumerate(data.tasks):
+        if arrays.size(i) == 0:
+            continue
+        task = info["tasks"][name]
+        predictions = run_signature(model, name, arrays.task_inputs(i))
+        labels = arrays.labels[i]
+        loss = float(np.mean(LOSSES.get(task["loss"]).numpy_loss(labels, predictions)))
+        values = {"loss": loss, **compute(task["metrics"], labels, predictions)}
+        per_task[name] = {"examples": int(arrays.size(i)), **values}
+        metrics.update({f"{name}/{k}": v for k, v in values.items()})
+        total += float(task.get("weight", 1.0)) * loss
+    metrics["loss"] = total
+    return {"run": str(run_dir), "split": split, "tasks": per_task, "metrics": metrics}
+
+
+def format_evaluation(result: dict) -> str:
+    lines = [f"{result['run']}: {result['split']} split"]
+    for name, values in result["tasks"].items():
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in values.items() if k != "examples")
+        lines.append(f"  {name:<16} n={values['examples']:<6} {shown}")
+    lines.append(f"  weighted loss {result['metrics']['loss']:.4f}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarray:
+    """Inputs for one task from a csv (its input columns, or exactly the input width) or an npz."""
+    if not path.exists():
+        raise DataError(f"no such input file: {path}", hint="pass a .csv or .npz file")
+    suffix = path.suffix.lower()
+    width = int(np.prod(input_shape))
+    if suffix == ".npz":
+        try:
+            arrays = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read {path} as npz: {exc}", hint="write it with numpy.savez") from None
+        columns = task_info.get("input_columns") or []
+        names = list(arrays.files)
+        if all(c in names for c in columns) and columns:
+            parts = [np.asarray(arrays[c], np.float32) for c in columns]
+            x = parts[0] if len(parts) == 1 and parts[0].ndim >= 3 else np.concatenate(
+                [p.reshape(len(p), -1) for p in parts], axis=1)
+        elif len(names) == 1 or "x" in names:
+            x = np.asarray(arrays["x" if "x" in names else names[0]], np.float32)
+        else:
+            raise DataError(f"{path} holds arrays {', '.join(names)}; which one is the input?",
+                            hint=f"name the input array 'x' or {', '.join(columns) or 'after the input column'}")
+    elif suffix in (".csv", ".txt"):
+        from polytask.compiler.data.sources.csv import read_csv
+
+        header, columns_data = read_csv(path, ",")
+        wanted = task_info.get("input_columns") or []
+        if wanted and all(c in header for c in wanted):
+            parts = [np.asarray(columns_data[c], np.float32).reshape(-1, 1) if np.ndim(columns_data[c]) == 1
+                     else np.asarray(columns_data[c], np.float32) for c in wanted]
+            x = np.concatenate(parts, axis=1)
+        elif len(header) == width:
+            x = np.stack([np.asarray(columns_data[c], np.float32) for c in header], axis=1)
+        else:
+            missing = [c for c in wanted if c not in header][:5]
+            raise DataError(
+                f"{path} has columns {', '.join(header[:8])}{'...' if len(header) > 8 else ''} but the task reads "
+                f"{', '.join(wanted[:8])}{'...' if len(wanted) > 8 else ''}",
+                hint=(f"missing: {', '.join(missing)}; " if missing else "")
+                + f"give the csv the task's input columns (or exactly {width} numeric columns)")
+        if np.isnan(x).any():
+            row = int(np.argwhere(np.isnan(x))[0][0])
+            raise DataError(f"{path}: row {row + 2} has an empty input cell", hint="inputs may not be missing")
+    else:
+        raise DataError(f"{path}: unsupported input format '{suffix}'", hint="use a .csv (with a header) or an .npz file")
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        if x.ndim >= 2 and int(np.prod(x.shape[1:])) == width and len(input_shape) == 1:
+            x = x.reshape(len(x), width)
+        else:
+            raise DataError(f"{path}: inputs have shape {list(x.shape[1:])} per row, the model takes {list(input_shape)}",
+                            hint="pass the same features the task was trained on")
+    if len(x) == 0:
+        raise DataError(f"{path} has no rows", hint="pass at least one input row")
+    return x.astype(np.float32)
+
+
+def predict_run(run_dir, task: str, input_path, output: Optional[str] = None) -> dict:
+    """Predictions of `task` for the rows of `input_path`; written to `output` (.csv or .npz) when given."""
+    run_dir, info = read_run(run_dir)
+    if task not in info["tasks"]:
+        import difflib
+
+        close = difflib.get_close_matches(task, list(info["tasks"]), n=1)
+        raise PolytaskError(f"the run has no task '{task}'",
+                            hint=(f"did you mean '{close[0]}'? " if close else "") + f"tasks: {', '.join(info['tasks'])}")
+    task_info = info["tasks"][task]
+    x = read_inputs(Path(input_path), task_info, info["input_shape"])
+    model = load_saved_model(run_dir)
+    predictions = run_signature(model, task, x)
+    table = prediction_table(predictions, task_info)
+    if output:
+        write_predictions(Path(output), table, predictions)
+    return {"task": task, "rows": len(x), "columns": list(table), "table": table}
+
+
+def prediction_table(predictions: dict, task_info: dict) -> dict[str, list]:
+    names = task_info.get("class_names")
+    out: dict[str, list] = {}
+    if "probabilities" in predictions:
+        classes = predictions["class"].astype(int)
+        out["class"] = [names[c] if names and c < len(names) else int(c) for c in classes]
+        for k in range(predictions["probabilities"].shape[1]):
+            label = names[k] if names and k < len(names) else str(k)
+            out[f"p_{label}"] = predictions["probabilities"][:, k].tolist()
+    elif "probability" in predictions:
+        out["class"] = predictions["class"].astype(int).tolist()
+        out["probability"] = predictions["probability"].tolist()
+    else:
+        values = predictions["prediction"].reshape(len(predictions["prediction"]), -1)
+        if values.shape[1] == 1:
+            out["prediction"] = values[:, 0].tolist()
+        else:
+            for k in range(values.shape[1]):
+                out[f"prediction_{k}"] = values[:, k].tolist()
+    return out
+
+
+def table_csv(table: dict[str, list]) -> str:
+    columns = list(table)
+    rows = zip(*(table[c] for c in columns))
+    fmt = lambda v: f"{v:.6g}" if isinstance(v, float) else str(v)
+    return "\n".join([",".join(columns)] + [",".join(fmt(v) for v in row) for row in rows]) + "\n"
+
+
+def write_predictions(path: Path, table: dict, predictions: dict) -> None:
+    try:
+        if path.suffix.lower() == ".npz":
+            np.savez(path, **predictions)
+        else:
+            path.write_text(table_csv(table), encoding="utf-8")
+    except OSError as exc:
+        raise RunError(f"cannot write {path}: {exc.strerror}", hint="choose a writable --output path") from None
