@@ -138,3 +138,43 @@ def test_errors_point_at_the_spec_line_when_loaded_from_a_file(tmp_path):
     with pytest.raises(DataError, match="csv file not found") as info:
         load_table("survey", loaded.spec.datasets["survey"], loaded)
     assert info.value.where == f"{tmp_path / 'spec.yaml'}:6:11"
+
+
+@pytest.mark.parametrize(
+    "dataset, targets",
+    [
+        ({"source": "sklearn", "name": "linnerud"}, {"Weight"}),
+        ({"source": "synthetic", "generator": {"kind": "sinusoid", "tasks": 2}, "samples": 20}, {"task_0"}),
+        ({"source": "csv", "path": "c.csv"}, {"y"}),
+        ({"source": "csv", "path": "c.csv", "features": ["b"]}, {"y"}),
+        ({"source": "npz", "path": "n.npz", "features": "x"}, {"label"}),
+        ({"source": "image_folder", "path": "imgs", "image_size": [4, 4]}, {"label"}),
+    ],
+)
+def test_default_input_columns_match_the_loaded_table(tmp_path, dataset, targets):
+    from PIL import Image
+
+    from data_support import describe
+    from polytask.compiler.data import default_input_columns
+
+    (tmp_path / "c.csv").write_text("x,b,y\n1,2,0\n3,4,1\n5,6,0\n")
+    np.savez(tmp_path / "n.npz", x=np.zeros((4, 2)), label=np.arange(4), name=np.array(list("abcd")))
+    for c in ("p", "q"):
+        (tmp_path / "imgs" / c).mkdir(parents=True, exist_ok=True)
+        Image.new("L", (4, 4)).save(tmp_path / "imgs" / c / "0.png")
+    table = load(tmp_path, dataset)
+    expected = table.input_columns(None, targets)
+    assert default_input_columns(table_spec(tmp_path, dataset), describe(tmp_path, dataset), targets) == expected
+    if dataset["source"] == "csv" and "features" not in dataset:
+        assert expected == ["x", "b"]  # a csv column called x is not special
+
+
+def table_spec(folder, dataset):
+    return loaded_spec(folder, {"d": dataset}).spec.datasets["d"]
+
+
+def test_text_columns_are_not_default_inputs():
+    table = _table({"a": [1.0, 2.0], "name": np.array(["u", "v"]), "y": [0, 1]})
+    assert table.input_columns(None, {"y"}) == ["a"]
+    with pytest.raises(DataError, match="holds text"):
+        table.features(["name"], targets={"y"})

@@ -81,6 +81,13 @@ class DataSource:
     def describe(self, dataset, context: SourceContext) -> dict[str, ColumnInfo]:
         return _finish(self.load(dataset, context), context).info
 
+    def default_features(self, dataset) -> Optional[list[str]]:
+        """The input columns when a task names none; None means every non-target column."""
+        declared = getattr(dataset, "features", None)
+        if declared is None:
+            return None
+        return [declared] if isinstance(declared, str) else list(declared)
+
 
 def register_source(name: str) -> Callable[[type], type]:
     """Class decorator: make a `DataSource` subclass available as `source: <name>`."""
@@ -175,6 +182,20 @@ def load_table(name: str, dataset, loaded, *, allow_code: bool = False, seed: Op
     table.split_indices = split_indices(table.num_rows, dataset.split, context.seed)
     table.rows("train")  # an empty train split is always an error
     return table
+
+
+def default_input_columns(dataset, info: dict[str, ColumnInfo], targets) -> list[str]:
+    """The input columns of a task that names none, without loading the data.
+
+    The dataset's `features:` if it declares them, else the source's own input (`x` for
+    sklearn and synthetic, `image` for image folders), else every column that is not a
+    target and not text. `Table.input_columns(None, targets)` gives the same answer.
+    """
+    declared = get_source(dataset.source).default_features(dataset)
+    if declared is not None:
+        return declared
+    targets = set(targets)
+    return [c for c, column in info.items() if c not in targets and column.dtype != "string"]
 
 
 def describe_table(name: str, dataset, loaded, *, allow_code: bool = False, seed: Optional[int] = None) -> dict[str, ColumnInfo]:

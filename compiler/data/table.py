@@ -171,10 +171,14 @@ class Table:
                 )
 
     def input_columns(self, names: Optional[list[str]] = None, targets: Iterable[str] = ()) -> list[str]:
-        """The columns that make up the input: `names`, else the source's default, else all non-targets."""
+        """The columns that make up the input: `names`, else the source's default, else every
+        column that is neither a target nor text (the same rule as `default_input_columns`)."""
         targets = set(targets)
         if names is None:
-            names = self.feature_columns if self.feature_columns is not None else [c for c in self.columns if c not in targets]
+            if self.feature_columns is not None:
+                names = self.feature_columns
+            else:
+                names = [c for c in self.columns if c not in targets and self.info[c].dtype != "string"]
         names = list(names)
         self.require(names)
         if not names:

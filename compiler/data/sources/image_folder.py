@@ -188,6 +188,9 @@ class ImageFolderSource(DataSource):
             where=str(path),
         )
 
+    def default_features(self, dataset) -> list[str]:
+        return ["image"]
+
     def describe(self, dataset, context: SourceContext) -> dict[str, ColumnInfo]:
         tree, _ = _tree(dataset, context)
         channels = 1 if dataset.grayscale else 3

@@ -48,6 +48,9 @@ class SklearnSource(DataSource):
             columns["image"] = np.asarray(bunch.images, dtype=np.float32)[..., None]
         return Columns(columns=columns, class_names=class_names, feature_columns=["x"], info=self._info(dataset.name))
 
+    def default_features(self, dataset) -> list[str]:
+        return ["x"]
+
     def describe(self, dataset, context: SourceContext) -> dict[str, ColumnInfo]:
         return self._info(dataset.name)
 

@@ -36,6 +36,9 @@ class SyntheticSource(DataSource):
             raise
         return Columns(columns=columns, feature_columns=["x"], where=context.dataset_where())
 
+    def default_features(self, dataset) -> list[str]:
+        return ["x"]
+
     def describe(self, dataset, context: SourceContext) -> dict[str, ColumnInfo]:
         _, shapes = self._generator(dataset, context)
         try:
