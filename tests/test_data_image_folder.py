@@ -109,3 +109,13 @@ def test_omniglot_zips(omniglot_zips):
     # inverted Omniglot: mostly 0 background, strokes near 1
     assert 0.02 < images.mean() < 0.2 and images.max() > 0.9
     assert [len(r) for r in table.rows_by_class()] == [20] * 136
+    # the drawings are 105x105; at that size nothing is resized, and the 28x28 table is the
+    # same drawings shrunk (mean ink is preserved by the antialiased resize)
+    native = load(small1.parent, {**dataset, "image_size": [105, 105]})
+    assert native.columns["image"].shape == (2720, 105, 105, 1)
+    assert set(np.unique(native.columns["image"]).tolist()) <= {0.0, 1.0}  # binary PNGs
+    assert abs(float(native.columns["image"].mean()) - float(images.mean())) < 0.01
+    small2 = [z for z in omniglot_zips if z.name == "images_background_small2.zip"]
+    if small2:
+        listing = describe(small2[0].parent, {**dataset, "path": str(small2[0])})
+        assert listing["label"].num_classes == 156 and set(listing["label"].class_counts) == {20}

@@ -23,6 +23,17 @@ def fails():
     raise RuntimeError("database offline")
 
 not_callable = 3
+
+
+class FrameLike:
+    """Quacks like a pandas DataFrame: .items() yields (column, values)."""
+
+    def items(self):
+        return iter([("x", np.arange(4.0)), ("y", np.array([0, 1, 0, 1]))])
+
+
+def frame():
+    return FrameLike()
 '''
 
 
@@ -60,6 +71,11 @@ def test_opt_in_recorded_on_the_loaded_spec_counts(tmp_path, user_module):
         load_table("d", loaded.spec.datasets["d"], loaded)
     loaded.allow_code = True  # what load_spec(..., allow_code=True) records
     assert load_table("d", loaded.spec.datasets["d"], loaded).num_rows == 10
+
+
+def test_dataframe_like_results(tmp_path, user_module):
+    table = load(tmp_path, {"source": "python", "callable": f"{user_module}:frame"}, allow_code=True)
+    assert list(table.columns) == ["x", "y"] and table.num_rows == 4
 
 
 @pytest.mark.parametrize(

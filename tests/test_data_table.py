@@ -108,6 +108,8 @@ def test_column_info_of_labels_and_numbers():
 
     labels = infer_column_info(normalize_column(np.array([0, 3, -1, 2])))
     assert labels == ColumnInfo(shape=(), dtype="int64", categorical=True, num_classes=4, missing=1)
+    plus_minus = normalize_column(np.array([1, -1, -1, 1]))
+    assert plus_minus.dtype == np.float32 and plus_minus.tolist() == [1, -1, -1, 1]
     big = normalize_column(np.array([5, 5000]))
     assert big.dtype == np.float32 and not infer_column_info(big).categorical
     assert infer_column_info(normalize_column(np.array([[1, 2]]))).dtype == "float32"
@@ -178,3 +180,21 @@ def test_text_columns_are_not_default_inputs():
     assert table.input_columns(None, {"y"}) == ["a"]
     with pytest.raises(DataError, match="holds text"):
         table.features(["name"], targets={"y"})
+
+
+def test_importing_and_using_the_data_layer_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from polytask.compiler.data import available_sources, describe_table\n"
+        "from polytask.spec.loader import LoadedSpec\n"
+        "from polytask.spec.models import Spec\n"
+        "available_sources()\n"
+        "s = Spec.model_validate({'polytask': 1, 'name': 't', 'datasets': {'d': {'source': 'synthetic', "
+        "'generator': {'kind': 'mmoe'}}}})\n"
+        "describe_table('d', s.datasets['d'], LoadedSpec(spec=s, path=__import__('pathlib').Path('x.yaml')))\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -80,6 +80,7 @@ def normalize_column(values: np.ndarray) -> np.ndarray:
 
     Integer arrays stay int64 only when they look like class labels (scalar per example,
     values in -1..MAX_CLASSES-1, where -1 marks a missing label); other integers become float32.
+    An array of only -1 and 1 is read as +-1 numbers, not as "class 1 or missing".
     Float arrays whose values are all integers are *not* turned into labels here: a float
     file format says "number" on purpose. (The csv source, which has no dtypes, decides itself.)
     """
@@ -88,6 +89,8 @@ def normalize_column(values: np.ndarray) -> np.ndarray:
         return values.astype(np.int64)
     if values.dtype.kind in "iu":
         if values.ndim == 1 and (values.size == 0 or (values.min() >= MISSING_LABEL and values.max() < MAX_CLASSES)):
+            if values.size and values.min() == -1 and set(np.unique(values).tolist()) == {-1, 1}:
+                return values.astype(np.float32)  # +-1 targets, not "1 or missing"
             return values.astype(np.int64, copy=False)
         return values.astype(np.float32)
     if values.dtype.kind == "f":

@@ -63,6 +63,8 @@ class PythonSource(DataSource):
             result = function()
         except Exception as exc:  # user code: report it, no traceback
             raise DataError(f"{dataset.callable}() raised {type(exc).__name__}: {exc}", where=where) from None
+        if not isinstance(result, Mapping) and callable(getattr(result, "items", None)):
+            result = dict(result.items())  # e.g. a pandas DataFrame: column name -> Series
         if not isinstance(result, Mapping) or not result:
             raise DataError(
                 f"{dataset.callable}() returned {type(result).__name__}, not a mapping of column name to array",
