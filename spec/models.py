@@ -17,7 +17,8 @@ from polytask.spec.layers import LayerList
 SPEC_VERSION = 1
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
-PositiveInt = Annotated[int, Field(ge=1)]
+MAX_INT = 2**31 - 1  # counts and sizes must fit TensorFlow's int32
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_INT)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
@@ -371,7 +372,7 @@ class Schedule(StrictModel):
     """Learning-rate schedule applied on top of the optimizer's learning_rate."""
 
     kind: Literal["constant", "cosine", "exponential"] = "constant"
-    warmup_steps: Annotated[int, Field(ge=0)] = 0
+    warmup_steps: Annotated[int, Field(ge=0, le=MAX_INT)] = 0
     decay_rate: Fraction = 0.96
     decay_steps: PositiveInt = 1000
     min_fraction: Fraction = 0.0

@@ -177,11 +177,12 @@ def dataset_references(ctx: RuleContext) -> None:
 def unused_datasets(ctx: RuleContext) -> None:
     used = set()
     for task in ctx.declared("tasks").values():
-        if isinstance(task, dict):
-            used.add(task.get("dataset"))
+        if isinstance(task, dict) and isinstance(task.get("dataset"), str):
+            used.add(task["dataset"])
     family = ctx.raw.get("family")
     if isinstance(family, dict):
-        used.add(family.get("dataset"))
+        if isinstance(family.get("dataset"), str):
+            used.add(family["dataset"])
         if isinstance(family.get("extra_datasets"), list):
             used.update(v for v in family["extra_datasets"] if isinstance(v, str))
     for name in ctx.declared("datasets"):
