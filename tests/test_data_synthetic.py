@@ -87,6 +87,8 @@ def test_mmoe_many_tasks_share_one_pairwise_correlation(tmp_path):
     assert off_diagonal.min() > 0.6
     with pytest.raises(DataError, match="impossible for 3 tasks"):
         load(tmp_path, _synthetic({"kind": "mmoe", "tasks": 3, "correlation": -0.9}))
+    with pytest.raises(DataError, match="impossible for 3 tasks"):  # plan finds out too
+        describe(tmp_path, _synthetic({"kind": "mmoe", "tasks": 3, "correlation": -0.9}))
     with pytest.raises(DataError, match="input_dim >= tasks"):
         load(tmp_path, _synthetic({"kind": "mmoe", "tasks": 5, "input_dim": 3}))
 

@@ -27,8 +27,8 @@ from polytask.errors import DataError
 SCALE = 1.0
 
 
-def task_weights(spec, rng: np.random.Generator) -> np.ndarray:
-    """(T, d) weight vectors with norm c and pairwise cosine `correlation`."""
+def check(spec) -> None:
+    """Refuse settings no set of weight vectors can meet (cheap: `describe` calls it too)."""
     tasks, dim, p = spec.tasks, spec.input_dim, float(spec.correlation)
     if dim < tasks:
         raise DataError(
@@ -42,6 +42,12 @@ def task_weights(spec, rng: np.random.Generator) -> np.ndarray:
             f"negatively correlated (the lowest common pairwise correlation is {lowest:.3g})",
             hint=f"use a correlation >= {lowest:.3g}, or 2 tasks for any value in [-1, 1]",
         )
+
+
+def task_weights(spec, rng: np.random.Generator) -> np.ndarray:
+    """(T, d) weight vectors with norm c and pairwise cosine `correlation`."""
+    check(spec)
+    tasks, dim, p = spec.tasks, spec.input_dim, float(spec.correlation)
     # Orthonormal u_1..u_T: QR of a Gaussian matrix (drawn before p is used, so x and the
     # directions are the same for every correlation with the same seed).
     q, r = np.linalg.qr(rng.normal(size=(dim, tasks)))
@@ -66,6 +72,7 @@ def _psd_cholesky(matrix: np.ndarray) -> np.ndarray:
 
 
 def _shapes(spec) -> dict[str, tuple[int, ...]]:
+    check(spec)
     return {"x": (spec.input_dim,), **{name: (1,) for name in task_columns(spec.tasks)}}
 
 
