@@ -427,8 +427,11 @@ def read_yaml(data: bytes | str, filename: str = "<spec>") -> Document:
         if exc.context:
             message += f" ({exc.context}" + (f" at line {exc.context_mark.line + 1}" if exc.context_mark else "") + ")"
         hint = None
-        if "\t" in text and "tab" in problem.lower() or "found character '\\t'" in problem:
-            hint = "YAML indentation uses spaces, not tabs"
+        if mark is not None:
+            lines = text.splitlines()
+            line_text = lines[mark.line] if 0 <= mark.line < len(lines) else ""
+            if "\t" in line_text[: mark.column + 1] or "tab" in problem.lower():
+                hint = "YAML indentation uses spaces, not tabs"
         return fail("PT005", message, _pos(mark), hint)
     except yaml.reader.ReaderError as exc:
         position = _position_of_offset(text, int(getattr(exc, "position", 0) or 0))
