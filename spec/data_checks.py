@@ -11,12 +11,14 @@ folder) are those of `polytask.compiler.data`; see docs/data-sources.md.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import glob
 import os
 import zipfile
+from collections import OrderedDict
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import Callable, Optional
 
 from polytask.spec.catalog import Column, Facts, image_shape, static_facts
 
@@ -27,13 +29,48 @@ MAX_CLASSES = 1000
 Report = Callable[..., None]  # report(code, message, path, hint=None)
 
 
+_CACHE: "OrderedDict[tuple, tuple[Facts, list]]" = OrderedDict()
+CACHE_ENTRIES = 64
+
+
 def probe(name: str, dataset, resolve: Callable[[str], Path], report: Report) -> Facts:
-    """Facts for `datasets.<name>`, reporting missing or unreadable data through `report`."""
+    """Facts for `datasets.<name>`, reporting missing or unreadable data through `report`.
+
+    Results are cached per process by (dataset settings, resolved path, size, mtime), so
+    checking many specs over the same files reads each file once; an edited file is re-read.
+    """
     where = ("datasets", name, "path")
     checker = _PROBES.get(dataset.source)
     if checker is None:
         return static_facts(dataset)
-    return checker(name, dataset, resolve, report, where)
+    key = _cache_key(dataset, resolve)
+    if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
+        facts, issues = _CACHE[key]
+        for code, message, hint in issues:
+            report(code, message, where, hint=hint)
+        return copy.deepcopy(facts)
+    issues: list = []
+
+    def record(code, message, path, hint=None):
+        issues.append((code, message, hint))
+        report(code, message, path, hint=hint)
+
+    facts = checker(name, dataset, resolve, record, where)
+    if key is not None:
+        _CACHE[key] = (copy.deepcopy(facts), issues)
+        while len(_CACHE) > CACHE_ENTRIES:
+            _CACHE.popitem(last=False)
+    return facts
+
+
+def _cache_key(dataset, resolve) -> Optional[tuple]:
+    try:
+        path = resolve(dataset.path)
+        stat = path.stat()
+    except (OSError, ValueError):
+        return None  # missing files are cheap to re-check and must be reported each time
+    return (dataset.model_dump_json(), str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def _missing(report: Report, where, path: Path, what: str) -> None:
@@ -45,7 +82,7 @@ def _missing(report: Report, where, path: Path, what: str) -> None:
 
 
 def _cell_kind(cell: str):
-    """(is_number, integer value or None)."""
+    """(is a number or empty, its integer value or None, is empty)."""
     text = cell.strip()
     if not text or text.lower() == "nan":
         return True, None, True

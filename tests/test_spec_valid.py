@@ -65,3 +65,14 @@ def test_no_data_skips_reading_files(tmp_path):
     assert check_file(spec, check_data=False).diagnostics == []
     loaded = load_spec(spec, check_data=False)
     assert loaded.spec.datasets["table"].path == "gone.csv"
+
+
+def test_data_checks_see_an_edited_file(tmp_path):
+    (tmp_path / "t.csv").write_text("a,label\n1.0,0\n2.0,1\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("polytask: 1\nname: t\ndatasets:\n  t: {source: csv, path: t.csv}\n"
+                    "tasks:\n  label: {dataset: t, target: label, loss: cross_entropy}\n")
+    assert check_file(spec).valid
+    assert check_file(spec).valid  # from the probe cache
+    (tmp_path / "t.csv").write_text("a,lbl\n1.0,0\n2.0,1\n3.0,1\n")
+    assert [d.code for d in check_file(spec).diagnostics] == ["PT302"]
