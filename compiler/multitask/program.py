@@ -250,7 +250,8 @@ class MultiTaskProgram:
         return values
 
     def checkpoint_items(self) -> Mapping[str, Any]:
-        return {"net": self.net, "optimizer": self.optimizer, "data": self.iterator, **self.chain.checkpoint_items()}
+        return {"net": variables_of(self.net), "optimizer": self.optimizer, "data": self.iterator,
+                **self.chain.checkpoint_items()}
 
     # ------------------------------------------------------------------ evaluation
 
@@ -348,6 +349,18 @@ class MultiTaskProgram:
                             present=tf.ones([self.num_tasks], tf.bool), step=self.optimizer.iterations)
         weights, _ = self.chain.weigh(inputs, tf.constant(self.base_weights))
         return {name: float(w) for name, w in zip(self.tasks, weights.numpy())}
+
+
+def variables_of(layer) -> tf.Module:
+    """A checkpointable holder of every variable of a Keras 3 layer, in creation order.
+
+    Keras 3 layers that keep sublayers in lists report no checkpoint children to
+    tf.train.Checkpoint, so their weights (and batch-norm statistics, and dropout's RNG
+    state) would be silently missing from checkpoints. This lists them explicitly.
+    """
+    holder = tf.Module(name=f"{layer.name}_variables")
+    holder.variables_list = list(layer.variables)
+    return holder
 
 
 def _is_shared_nontrainable(variable, net) -> bool:

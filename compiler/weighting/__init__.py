@@ -128,8 +128,16 @@ class WeightingChain:
         return list(out)
 
     def checkpoint_items(self) -> dict[str, Any]:
-        return {f"weighting_{i}_{name}": state for i, (name, state) in enumerate(zip(self.names, self.states))
-                if state is not None}
+        import tensorflow as tf
+
+        items = {}
+        for i, (name, state) in enumerate(zip(self.names, self.states)):
+            if state is None or not list(getattr(state, "variables", [])):
+                continue
+            holder = tf.Module(name=f"weighting_{name}")
+            holder.variables_list = list(state.variables)  # Keras layers do not list children for tf.train.Checkpoint
+            items[f"weighting_{i}_{name}"] = holder
+        return items
 
     def weigh(self, inputs: StepInputs, base_weights):
         import tensorflow as tf
