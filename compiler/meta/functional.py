@@ -55,6 +55,7 @@ class FunctionalModel:
 
     def __init__(self, architecture: Architecture):
         self.architecture = architecture
+        self.compute_dtype = _compute_dtype()
 
     @property
     def param_names(self) -> list[str]:
@@ -91,13 +92,14 @@ class FunctionalModel:
     def _apply(self, layer: LayerPlan, params: Params, x: tf.Tensor, folded: bool) -> tf.Tensor:
         kind, config = layer.kind, layer.config
         if kind == "dense":
-            kernel = params[f"{layer.name}/kernel"]
-            x = tf.matmul(x, kernel)
+            dtype = x.dtype
+            kernel = self._compute(params[f"{layer.name}/kernel"])
+            x = tf.matmul(self._compute(x), kernel)
             if f"{layer.name}/bias" in params:
-                x = x + params[f"{layer.name}/bias"][:, None, :]
-            return _ACTIVATIONS[config["activation"]](x)
+                x = x + self._compute(params[f"{layer.name}/bias"])[:, None, :]
+            return tf.cast(_ACTIVATIONS[config["activation"]](x), dtype)
         if kind == "conv2d":
-            return _ACTIVATIONS[config["activation"]](self._conv(layer, params, x))
+            return tf.cast(_ACTIVATIONS[config["activation"]](self._conv(layer, params, x)), x.dtype)
         if kind == "max_pool2d":
             b, h, w, t, c = _dims(x)
             size = config["pool_size"]
@@ -121,8 +123,15 @@ class FunctionalModel:
             return _ACTIVATIONS[config["function"]](x)
         raise ValueError(f"unsupported layer kind {kind}")
 
+    def _compute(self, value: tf.Tensor) -> tf.Tensor:
+        """Mixed precision: dense and conv layers compute in the policy's dtype; all else stays float32."""
+        if self.compute_dtype == "float32" or value.dtype != tf.float32:
+            return value
+        return tf.cast(value, self.compute_dtype)
+
     def _conv(self, layer: LayerPlan, params: Params, x: tf.Tensor) -> tf.Tensor:
-        kernel, bias = params[f"{layer.name}/kernel"], params[f"{layer.name}/bias"]
+        kernel, bias = self._compute(params[f"{layer.name}/kernel"]), self._compute(params[f"{layer.name}/bias"])
+        x = self._compute(x)
         b, h, w, t, c = _dims(x)
         k, filters = layer.config["kernel_size"], layer.config["filters"]
         # [T, k, k, C, O] -> [k, k, C, T*O]: output channel group g belongs to task g.
@@ -142,6 +151,23 @@ class FunctionalModel:
         mean, variance = tf.nn.moments(reference, axes=axes, keepdims=True)
         x = (x - mean) * tf.math.rsqrt(variance + layer.config["epsilon"])
         return x * _per_task(gamma, folded) + _per_task(beta, folded)
+
+
+def _compute_dtype() -> str:
+    """The Keras policy's compute dtype (set by `--precision`); parameters stay float32.
+
+    float16 would need loss scaling through the inner loop's gradients, which the meta
+    algorithms do not do, so it is refused rather than silently underflowing.
+    """
+    import keras
+
+    from polytask.errors import RunError
+
+    policy = keras.mixed_precision.global_policy()
+    if policy.compute_dtype == "float16":
+        raise RunError("meta-learning specs do not support --precision mixed_float16",
+                       hint="use mixed_bfloat16 (no loss scaling needed) or float32")
+    return policy.compute_dtype
 
 
 def _per_task(value: tf.Tensor, folded: bool) -> tf.Tensor:
