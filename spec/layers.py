@@ -14,33 +14,44 @@ Activation = Literal["relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", 
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class DenseParams(_Params):
     units: Annotated[int, Field(ge=1, le=1_000_000)]
+    """Output width."""
     activation: Activation = "linear"
+    """Activation after the layer."""
     use_bias: bool = True
+    """Add a bias."""
 
 
 class Conv2dParams(_Params):
     filters: Annotated[int, Field(ge=1, le=100_000)]
+    """Output channels."""
     kernel_size: Annotated[int, Field(ge=1, le=64)] = 3
+    """Square kernel size."""
     strides: Annotated[int, Field(ge=1, le=64)] = 1
+    """Square stride."""
     padding: Literal["same", "valid"] = "same"
+    """`same` keeps the size, `valid` shrinks it."""
     activation: Activation = "linear"
+    """Activation after the layer."""
 
 
 class Pool2dParams(_Params):
     pool_size: Annotated[int, Field(ge=1, le=64)] = 2
+    """Square window and stride."""
 
 
 class DropoutParams(_Params):
     rate: Annotated[float, Field(ge=0.0, lt=1.0)]
+    """Fraction of units dropped in training."""
 
 
 class NormParams(_Params):
     epsilon: Annotated[float, Field(gt=0.0)] = 1e-3
+    """Added to the variance."""
 
 
 class EmptyParams(_Params):
@@ -49,12 +60,13 @@ class EmptyParams(_Params):
 
 class ActivationParams(_Params):
     function: Activation
+    """The activation; `- {activation: relu}` is short for `{function: relu}`."""
 
 
 class Layer(BaseModel):
     """One layer: exactly one of the fields below is set."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     dense: Optional[DenseParams] = None
     conv2d: Optional[Conv2dParams] = None

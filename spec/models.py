@@ -28,7 +28,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 class StrictModel(BaseModel):
     """Base for every spec node: unknown keys are errors, values are not coerced silently."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def _exactly_one(model: BaseModel, what: str) -> BaseModel:
@@ -58,8 +58,11 @@ class Split(StrictModel):
     """Fractions of a dataset's rows per split; they must add up to 1."""
 
     train: Fraction = 0.8
+    """Fraction of rows for training (> 0)."""
     validation: Fraction = 0.0
+    """Fraction for validation (evaluation during training, early stopping)."""
     test: Fraction = 0.2
+    """Fraction held out for the final report."""
 
     @model_validator(mode="after")
     def _adds_up(self) -> "Split":
@@ -79,55 +82,73 @@ class Split(StrictModel):
 
 class _Dataset(StrictModel):
     split: Split = Split()
+    """Row split (train/validation/test fractions), drawn once from the seed."""
 
 
 class CsvDataset(_Dataset):
     """A table in a csv file: feature columns in, one or more target columns out."""
 
     source: Literal["csv"]
+    """`csv`"""
     path: str
+    """The csv file (header row, numeric cells); relative to the spec's folder."""
     features: Optional[list[str]] = Field(
         None, description="Input columns; default: every column that no task uses as a target."
     )
     delimiter: str = Field(",", min_length=1, max_length=1)
+    """One character."""
 
 
 class NpzDataset(_Dataset):
     """Arrays in a NumPy .npz file: `features` names the input array, targets name others."""
 
     source: Literal["npz"]
+    """`npz`"""
     path: str
+    """The .npz file; relative to the spec's folder."""
     features: str = "x"
+    """The input array's name."""
 
 
 class ImageFolderDataset(_Dataset):
     """Class-structured images: `<root>/<class>/<image>` (or deeper, see `class_depth`), a folder or a .zip."""
 
     source: Literal["image_folder"]
+    """`image_folder`"""
     path: str
+    """A folder tree or a .zip; relative to the spec's folder."""
     image_size: tuple[PositiveInt, PositiveInt] = (28, 28)
+    """[height, width] images are resized to."""
     grayscale: bool = True
+    """One channel (true) or RGB (false)."""
     invert: bool = False
+    """Map v -> 1 - v (e.g. Omniglot's black strokes become 1)."""
     class_depth: PositiveInt = Field(
         1, description="Folder levels that make up a class name, e.g. 2 for Omniglot's <alphabet>/<character>."
     )
     extensions: list[str] = [".png", ".jpg", ".jpeg", ".bmp", ".gif"]
+    """Image file extensions to read (case-insensitive)."""
 
 
 class TfRecordFeature(StrictModel):
     shape: list[Annotated[int, Field(ge=1)]] = []
+    """Per-example shape; [] for a scalar."""
     dtype: Literal["float32", "int64", "string"] = "float32"
+    """Storage type of the feature."""
 
 
 class TfRecordDataset(_Dataset):
     """tf.train.Example records; `schema` declares each feature's shape and dtype."""
 
     source: Literal["tfrecord"]
+    """`tfrecord`"""
     path: str = Field(description="A file or a glob pattern.")
     schema_: dict[Identifier, TfRecordFeature] = Field(alias="schema")
+    """Each feature's shape and dtype."""
     features: list[str]
+    """The input features."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True)
 
 
 SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes", "linnerud")
@@ -137,17 +158,24 @@ class SklearnDataset(_Dataset):
     """A data set that ships inside scikit-learn (no download)."""
 
     source: Literal["sklearn"]
+    """`sklearn`"""
     name: Literal["digits", "iris", "wine", "breast_cancer", "diabetes", "linnerud"]
+    """Columns: `x` and `target` (linnerud also `Weight`, `Waist`, `Pulse`; digits also `image`)."""
 
 
 class SinusoidGenerator(StrictModel):
     """Rows of y = A sin(x - phi) for a fixed set of (A, phi); one target column per task."""
 
     kind: Literal["sinusoid"]
+    """`sinusoid`"""
     tasks: PositiveInt = 5
+    """Number of sinusoids (target columns `task_0`...)."""
     amplitude: tuple[FiniteFloat, FiniteFloat] = (0.1, 5.0)
+    """[low, high] of A."""
     phase: tuple[FiniteFloat, FiniteFloat] = (0.0, math.pi)
+    """[low, high] of phi."""
     x: tuple[FiniteFloat, FiniteFloat] = (-5.0, 5.0)
+    """[low, high] of the input."""
 
 
 class GradNormToyGenerator(StrictModel):
@@ -157,22 +185,34 @@ class GradNormToyGenerator(StrictModel):
     """
 
     kind: Literal["gradnorm_toy"]
+    """`gradnorm_toy`"""
     tasks: PositiveInt = 2
+    """Number of tasks (target columns `task_0`...)."""
     input_dim: PositiveInt = 250
+    """Width of `x`."""
     output_dim: PositiveInt = 100
+    """Width of each task's target."""
     sigmas: Optional[list[PositiveFloat]] = None
+    """One scale per task (default 1..tasks)."""
     noise: NonNegativeFloat = 0.0
+    """Standard deviation of the per-task noise eps_i."""
 
 
 class MmoeGenerator(StrictModel):
     """MMoE's synthetic tasks (Ma et al. 2018) whose label correlation is set by `correlation`."""
 
     kind: Literal["mmoe"]
+    """`mmoe`"""
     tasks: Annotated[int, Field(ge=2)] = 2
+    """Number of tasks (target columns `task_0`...)."""
     input_dim: PositiveInt = 100
+    """Width of `x`."""
     correlation: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.9
+    """Correlation between the tasks' weight vectors (-1..1)."""
     sine_terms: PositiveInt = 10
+    """Sine terms in each label function."""
     noise: NonNegativeFloat = 0.01
+    """Label noise standard deviation."""
 
 
 Generator = Annotated[
@@ -184,8 +224,11 @@ class SyntheticDataset(_Dataset):
     """Data the project generates from the seed: nothing to download, nothing to ship."""
 
     source: Literal["synthetic"]
+    """`synthetic`"""
     generator: Generator
+    """What to generate (`kind:` sinusoid, gradnorm_toy or mmoe); columns `x`, `task_0`..."""
     samples: PositiveInt = 1000
+    """Rows to generate."""
 
 
 class PythonDataset(_Dataset):
@@ -195,8 +238,11 @@ class PythonDataset(_Dataset):
     """
 
     source: Literal["python"]
+    """`python`"""
     callable: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    """`module:attr`; the module is looked up next to the spec first."""
     features: Optional[list[str]] = None
+    """Input columns; default: every column no task uses as a target."""
 
 
 Dataset = Annotated[
@@ -223,9 +269,13 @@ class Task(StrictModel):
     """One task T_i = (D_i, L_i): a dataset, the target it predicts and the loss to learn it."""
 
     dataset: Identifier
+    """Name of a dataset under `datasets`."""
     target: str = Field(min_length=1)
+    """The column (or array) to predict; image folders: `label`."""
     loss: LossName
+    """Also fixes the output layer: cross_entropy -> softmax over classes, binary_cross_entropy -> one sigmoid unit, mse/mae/huber -> linear units."""
     metrics: list[MetricName] = []
+    """Reported per task on validation and test."""
     weight: NonNegativeFloat = Field(1.0, description="w_i in L = sum_i w_i L_i.")
     sampling_rate: Optional[PositiveFloat] = Field(
         None, description="Relative share of batches drawn from this task (separate from weight)."
@@ -240,19 +290,28 @@ class SinusoidFamily(StrictModel):
     """The MAML sinusoid family: y = A sin(x - phi), A, phi, x uniform in the given ranges."""
 
     source: Literal["sinusoid"]
+    """`sinusoid`"""
     amplitude: tuple[FiniteFloat, FiniteFloat] = (0.1, 5.0)
+    """[low, high] of A."""
     phase: tuple[FiniteFloat, FiniteFloat] = (0.0, math.pi)
+    """[low, high] of phi."""
     x: tuple[FiniteFloat, FiniteFloat] = (-5.0, 5.0)
+    """[low, high] of the input."""
     shots: PositiveInt = 10
+    """Support examples per task (K)."""
     queries: PositiveInt = 10
+    """Query examples per task."""
 
 
 class ClassSplit(StrictModel):
     """Fractions of *classes* for meta-train / meta-validation / meta-test (seeded)."""
 
     train: Fraction = 0.7
+    """Fraction of classes for meta-training."""
     validation: Fraction = 0.1
+    """Fraction of classes for meta-validation."""
     test: Fraction = 0.2
+    """Fraction of classes for the meta-test report."""
 
     @model_validator(mode="after")
     def _adds_up(self) -> "ClassSplit":
@@ -266,14 +325,20 @@ class ClassEpisodeFamily(StrictModel):
     """N-way K-shot Q-query classification episodes drawn from a class-structured dataset."""
 
     source: Literal["classes"]
+    """`classes`"""
     dataset: Identifier
+    """An image_folder dataset whose classes are the episode classes."""
     ways: Annotated[int, Field(ge=2)] = 5
+    """Classes per episode (N)."""
     shots: PositiveInt = 1
+    """Support examples per class (K)."""
     queries: PositiveInt = 15
+    """Query examples per class."""
     rotations: list[Literal[0, 90, 180, 270]] = Field(
         [0], description="Each rotation of a class is an extra class (Omniglot: [0, 90, 180, 270])."
     )
     class_split: ClassSplit = ClassSplit()
+    """How classes are split into meta-train / meta-validation / meta-test."""
     extra_datasets: list[Identifier] = Field(
         [],
         description="More image_folder datasets whose classes join `dataset`'s pool before the class "
@@ -292,22 +357,31 @@ class PooledStructure(StrictModel):
     """One model over D = U D_i with L = sum_i w_i L_i, optionally conditioned on z_i."""
 
     sharing: Literal["pooled"]
+    """`pooled`"""
     model: LayerList = []
+    """Hidden layers; the output layer is inferred."""
     descriptor: Literal["none", "onehot", "embedding"] = "none"
+    """How the model is told the task: none, a one-hot vector, or a learned embedding."""
     embedding_dim: PositiveInt = 8
+    """Width of the task embedding (descriptor: embedding)."""
 
 
 class HardStructure(StrictModel):
     """A shared trunk with one head per task (hard parameter sharing)."""
 
     sharing: Literal["hard"]
+    """`hard`"""
     trunk: LayerList
+    """Shared layers."""
     head: LayerList = []
+    """Per-task hidden layers after the trunk; the output layer is inferred."""
 
 
 class InnerLoop(StrictModel):
     steps: PositiveInt = 1
+    """Adaptation steps per task in training."""
     learning_rate: PositiveFloat = 0.01
+    """Inner-loop step size (metasgd: its initial value)."""
     eval_steps: Optional[PositiveInt] = Field(
         None, description="Inner steps at evaluation (default: steps)."
     )
@@ -317,9 +391,13 @@ class MetaStructure(StrictModel):
     """Meta-learning over a task family with a named algorithm."""
 
     sharing: Literal["meta"]
+    """`meta`"""
     algorithm: Literal["maml", "fomaml", "reptile", "anil", "metasgd", "protonet"]
+    """Meta-learning algorithm."""
     inner: InnerLoop = InnerLoop()
+    """The inner (adaptation) loop."""
     model: LayerList
+    """Hidden layers; the output layer is inferred from `loss` (and `ways`)."""
     reptile_step_size: PositiveFloat = Field(
         1.0, description="Reptile's outer interpolation rate epsilon (reptile only)."
     )
@@ -341,20 +419,29 @@ Structure = Annotated[
 
 class AdamParams(StrictModel):
     learning_rate: PositiveFloat = 1e-3
+    """Step size (> 0)."""
     beta_1: Fraction = 0.9
+    """First-moment decay."""
     beta_2: Fraction = 0.999
+    """Second-moment decay."""
     weight_decay: Optional[NonNegativeFloat] = None
+    """Decoupled weight decay (adamw)."""
 
 
 class SgdParams(StrictModel):
     learning_rate: PositiveFloat = 1e-2
+    """Step size (> 0)."""
     momentum: Fraction = 0.0
+    """Momentum coefficient."""
     nesterov: bool = False
+    """Nesterov momentum."""
 
 
 class RmspropParams(StrictModel):
     learning_rate: PositiveFloat = 1e-3
+    """Step size (> 0)."""
     rho: Fraction = 0.9
+    """Decay of the squared-gradient average."""
 
 
 class Optimizer(OneOf):
@@ -372,14 +459,20 @@ class Schedule(StrictModel):
     """Learning-rate schedule applied on top of the optimizer's learning_rate."""
 
     kind: Literal["constant", "cosine", "exponential"] = "constant"
+    """constant, cosine decay, or exponential decay."""
     warmup_steps: Annotated[int, Field(ge=0, le=MAX_INT)] = 0
+    """Linear warm-up from 0 over these steps (must be below training.steps)."""
     decay_rate: Fraction = 0.96
+    """Exponential: factor per decay_steps."""
     decay_steps: PositiveInt = 1000
+    """Exponential: steps per decay_rate factor."""
     min_fraction: Fraction = 0.0
+    """Cosine: final learning rate as a fraction of the initial one."""
 
 
 class TemperatureSampling(StrictModel):
     temperature: PositiveFloat
+    """Draw task i with probability proportional to n_i^(1/T): T=1 proportional, large T uniform."""
 
 
 SamplingName = Literal["uniform", "proportional"]
@@ -388,11 +481,14 @@ Sampling = Union[SamplingName, TemperatureSampling]
 
 class GradNormParams(StrictModel):
     alpha: NonNegativeFloat = 1.5
+    """Restoring-force strength (Chen et al. 2018)."""
     learning_rate: PositiveFloat = 0.025
+    """Step size of the task weights."""
 
 
 class DwaParams(StrictModel):
     temperature: PositiveFloat = 2.0
+    """Softness of the dynamic weights (Liu et al. 2019)."""
 
 
 class StaticParams(StrictModel):
@@ -427,25 +523,40 @@ class Weighting(OneOf):
 
 class EarlyStopping(StrictModel):
     metric: str = "loss"
+    """`loss`, `<task>/loss` or `<task>/<metric>` (meta: `loss` or a family metric)."""
     patience: PositiveInt = 5
+    """Evaluations without improvement before stopping."""
     mode: Literal["min", "max"] = "min"
+    """`min` for losses and errors, `max` for accuracy, auc, r2."""
     min_delta: NonNegativeFloat = 0.0
+    """Smallest change that counts as an improvement."""
 
 
 class Training(StrictModel):
     steps: PositiveInt = 1000
+    """Optimizer updates (meta: meta-updates)."""
     batch_size: PositiveInt = 64
+    """Examples per batch (global, across replicas)."""
     meta_batch: PositiveInt = Field(4, description="Tasks per meta-update (meta only).")
     optimizer: Optimizer = Optimizer(adam=AdamParams())
+    """One of adam, adamw, sgd, rmsprop with its parameters."""
     schedule: Schedule = Schedule()
+    """Learning-rate schedule."""
     sampling: Sampling = "proportional"
+    """How batches are drawn across tasks: uniform, proportional to task size, or {temperature: T}."""
     weighting: list[Weighting] = Field(default_factory=lambda: [Weighting(equal={})])
+    """Loss weighting / gradient transforms, applied in order."""
     eval_every: PositiveInt = 200
+    """Evaluate on the validation split every N steps."""
     eval_episodes: PositiveInt = Field(600, description="Meta-test episodes for the final report.")
     checkpoint_every: PositiveInt = 500
+    """Save a checkpoint every N steps."""
     log_every: PositiveInt = 50
+    """Log metrics every N steps."""
     early_stopping: Optional[EarlyStopping] = None
+    """Stop when a validation metric stops improving."""
     gradient_clip_norm: Optional[PositiveFloat] = None
+    """Clip the global gradient norm."""
 
     @model_validator(mode="before")
     @classmethod
@@ -460,7 +571,9 @@ class Runtime(StrictModel):
     """Defaults for where and how the program runs (CLI flags override)."""
 
     strategy: Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"] = "auto"
+    """tf.distribute strategy; auto mirrors over local GPUs, else one CPU device."""
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    """float32 or mixed precision."""
     jit_compile: Optional[bool] = Field(None, description="XLA for train steps; default: where it helps.")
 
 
@@ -472,19 +585,28 @@ class Spec(StrictModel):
 
     polytask: Literal[1] = Field(description="Spec format version.")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)
+    """Run name: letters, digits, `_ . -`; used for run folders and reports."""
     description: Optional[str] = None
+    """Free text for people."""
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    """Seeds every random choice (splits, initialisation, sampling, generated data)."""
     datasets: dict[Identifier, Dataset] = {}
+    """Named data sources; tasks and families refer to them by name."""
     tasks: dict[Identifier, Task] = {}
+    """Named tasks T_i = (dataset, target, loss) for multi-task learning (pooled or hard sharing)."""
     family: Optional[Family] = None
+    """A task family p(T) for meta-learning (meta sharing)."""
     loss: Optional[LossName] = Field(None, description="The family's loss (meta only).")
     metrics: list[MetricName] = []
+    """The family's metrics (meta only)."""
     structure: Structure = Field(
         default_factory=lambda: PooledStructure(sharing="pooled"),
         description="How parameters are shared; default pooled.",
     )
     training: Training = Training()
+    """Steps, batches, optimizer, schedule, sampling, loss weighting, cadence."""
     runtime: Runtime = Runtime()
+    """Defaults for distribution and precision (CLI flags override)."""
 
     @property
     def sharing(self) -> str:

@@ -1,0 +1,225 @@
+"""Generate the field tables and the diagnostics table of docs/spec-language.md from the code.
+
+    python -m polytask.spec.reference --write docs/spec-language.md
+
+Rewrites only the parts between `<!-- generated:fields -->` / `<!-- generated:codes -->`
+markers and their `<!-- end -->`, so the prose around them is hand-written and the tables
+can never drift from the models (tests/test_spec_docs.py checks they are up to date).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Union
+
+import annotated_types
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from polytask.spec import layers, models
+from polytask.spec.diagnostics import CODES
+
+SECTIONS: list[tuple[str, list[tuple[str, type[BaseModel]]]]] = [
+    ("Top level", [("spec", models.Spec)]),
+    ("Datasets (`datasets.<name>`)", [
+        ("every source: `split`", models.Split),
+        ("source: csv", models.CsvDataset),
+        ("source: npz", models.NpzDataset),
+        ("source: image_folder", models.ImageFolderDataset),
+        ("source: tfrecord", models.TfRecordDataset),
+        ("tfrecord `schema.<feature>`", models.TfRecordFeature),
+        ("source: sklearn", models.SklearnDataset),
+        ("source: synthetic", models.SyntheticDataset),
+        ("generator kind: sinusoid", models.SinusoidGenerator),
+        ("generator kind: gradnorm_toy", models.GradNormToyGenerator),
+        ("generator kind: mmoe", models.MmoeGenerator),
+        ("source: python", models.PythonDataset),
+    ]),
+    ("Tasks (`tasks.<name>`)", [("task", models.Task)]),
+    ("Task families (`family`)", [
+        ("source: sinusoid", models.SinusoidFamily),
+        ("source: classes", models.ClassEpisodeFamily),
+        ("`class_split`", models.ClassSplit),
+    ]),
+    ("Structure (`structure`)", [
+        ("sharing: pooled", models.PooledStructure),
+        ("sharing: hard", models.HardStructure),
+        ("sharing: meta", models.MetaStructure),
+        ("`inner`", models.InnerLoop),
+    ]),
+    ("Layers (items of `model`, `trunk`, `head`)", [
+        ("dense", layers.DenseParams),
+        ("conv2d", layers.Conv2dParams),
+        ("max_pool2d", layers.Pool2dParams),
+        ("batch_norm, layer_norm", layers.NormParams),
+        ("dropout", layers.DropoutParams),
+        ("activation", layers.ActivationParams),
+    ]),
+    ("Training (`training`)", [
+        ("training", models.Training),
+        ("optimizer: adam, adamw", models.AdamParams),
+        ("optimizer: sgd", models.SgdParams),
+        ("optimizer: rmsprop", models.RmspropParams),
+        ("`schedule`", models.Schedule),
+        ("sampling: {temperature: T}", models.TemperatureSampling),
+        ("weighting: static", models.StaticParams),
+        ("weighting: gradnorm", models.GradNormParams),
+        ("weighting: dwa", models.DwaParams),
+        ("`early_stopping`", models.EarlyStopping),
+    ]),
+    ("Runtime (`runtime`)", [("runtime", models.Runtime)]),
+]
+
+_NAMES = {
+    models.Split: "split", models.Task: "task", models.Training: "training", models.Runtime: "runtime",
+    models.Optimizer: "optimizer", models.Schedule: "schedule", models.EarlyStopping: "early_stopping",
+    models.InnerLoop: "inner", models.ClassSplit: "class_split", models.TfRecordFeature: "feature",
+    models.Weighting: "weighting", layers.Layer: "layer", models.TemperatureSampling: "{temperature: T}",
+}
+
+
+def _constraints(metadata) -> list[str]:
+    out = []
+    for item in metadata:
+        for attr, symbol in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
+            value = getattr(item, attr, None)
+            if value is not None and isinstance(item, getattr(annotated_types, attr.capitalize())):
+                if attr == "le" and value == models.MAX_INT:
+                    continue  # every count has this cap; listing it everywhere is noise
+                out.append(f"{symbol} {value:,}" if isinstance(value, int) and abs(value) > 9999 else f"{symbol} {value}")
+        if isinstance(item, annotated_types.MaxLen):
+            out.append(f"length ≤ {item.max_length}")
+        if isinstance(item, annotated_types.MinLen):
+            out.append(f"length ≥ {item.min_length}")
+        pattern = getattr(item, "pattern", None)
+        if pattern == r"^[A-Za-z_][A-Za-z0-9_]*$":
+            out.append("identifier")
+        elif pattern:
+            out.append(f"matches `{pattern}`")
+        if getattr(item, "allow_inf_nan", None) is False:
+            out.append("finite")
+    return out
+
+
+def render_type(annotation: Any, metadata=()) -> str:
+    constraints = _constraints(metadata)
+    while typing.get_origin(annotation) is typing.Annotated:
+        args = typing.get_args(annotation)
+        annotation = args[0]
+        for extra in args[1:]:
+            constraints.extend(_constraints(getattr(extra, "metadata", [extra])))
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        text = " \\| ".join(f"`{a}`" for a in args)
+    elif origin in (Union, types.UnionType):
+        members = [a for a in args if a is not type(None)]
+        if all(isinstance(m, type) and issubclass(m, BaseModel) for m in members) and len(members) > 1:
+            text = "one of the variants below"
+        else:
+            text = " or ".join(render_type(m) for m in members)
+        if type(None) in args:
+            text += " or null"
+    elif origin is list:
+        text = f"list of {render_type(args[0])}"
+    elif origin is dict:
+        text = f"mapping of name → {render_type(args[1])}"
+    elif origin is tuple:
+        text = "[" + ", ".join(render_type(a) for a in args) + "]"
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        text = f"`{_NAMES.get(annotation, annotation.__name__)}` mapping"
+    elif annotation is typing.Any or annotation is dict:
+        text = "mapping"
+    else:
+        text = {int: "int", float: "number", str: "string", bool: "bool"}.get(annotation, str(annotation))
+    return text + (f" ({', '.join(dict.fromkeys(constraints))})" if constraints else "")
+
+
+def _default(info) -> str:
+    if info.is_required():
+        return "**required**"
+    if info.default_factory is not None:
+        value = info.default_factory()
+    else:
+        value = info.default
+    if value is PydanticUndefined:
+        return "**required**"
+    if isinstance(value, BaseModel):
+        dumped = value.model_dump(exclude_defaults=True)
+        return f"`{_NAMES.get(type(value), '')}` defaults" if not dumped else f"`{_yaml(value.model_dump())}`"
+    if isinstance(value, list) and value and isinstance(value[0], BaseModel):
+        return "`[" + ", ".join(v.kind for v in value) + "]`"
+    return f"`{_yaml(value)}`"
+
+
+def _yaml(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_yaml(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def model_table(model: type[BaseModel]) -> str:
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        description = (info.description or "").replace("|", "\\|").replace("\n", " ")
+        rows.append(f"| `{key}` | {render_type(info.annotation, info.metadata)} | {_default(info)} | {description} |")
+    return "\n".join(rows)
+
+
+def fields_markdown() -> str:
+    parts = []
+    for title, entries in SECTIONS:
+        parts.append(f"### {title}\n")
+        for label, model in entries:
+            doc = (model.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+            parts.append(f"#### {label}\n")
+            if doc and not doc.startswith(("Usage docs", "!!!")):
+                parts.append(f"{doc}\n")
+            parts.append(model_table(model) + "\n")
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def codes_markdown() -> str:
+    rows = ["| code | default severity | meaning |", "|---|---|---|"]
+    for code in CODES.values():
+        rows.append(f"| {code.code} | {code.severity} | {code.title} |")
+    return "\n".join(rows) + "\n"
+
+
+GENERATED = {"fields": fields_markdown, "codes": codes_markdown}
+
+
+def update(text: str) -> str:
+    """Replace every `<!-- generated:NAME -->...<!-- end -->` block with fresh output."""
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        return f"<!-- generated:{name} -->\n{GENERATED[name]()}<!-- end -->"
+
+    return re.sub(r"<!-- generated:(\w+) -->\n.*?<!-- end -->", replace, text, flags=re.DOTALL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Regenerate the tables of docs/spec-language.md.")
+    parser.add_argument("--write", type=Path, help="the markdown file to update in place")
+    args = parser.parse_args()
+    if args.write:
+        args.write.write_text(update(args.write.read_text()))
+    else:
+        print(fields_markdown())
+        print(codes_markdown())
+
+
+if __name__ == "__main__":
+    main()
