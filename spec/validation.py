@@ -222,7 +222,8 @@ class Translator:
             key = loc[-1]
             choices = allowed_keys(parent) if parent else []
             noun = _NOUNS.get(parent.__name__) if parent else None
-            parent_where = dotted(path if not complete else path[:-1]) or "the spec"
+            found_key = bool(path) and path[-1] == key
+            parent_where = dotted(path[:-1] if found_key else path) or "the spec"
             if noun:
                 message = f"unknown {noun} '{key}' in {parent_where}{did_you_mean(key, choices)}"
             elif parent_where == "the spec":
@@ -271,6 +272,7 @@ class Translator:
                 fixed = re.sub(r"\W", "_", str(value))
                 fixed = fixed if re.match(_IDENTIFIER, fixed or "") else f"_{fixed}"
                 what = "name" if is_key else "reference"
+                where = (dotted(path[:-1]) or "the spec") if is_key else where
                 return self._diag("PT104", f"{shown(value)} in {where} is not a valid {what}: names use letters, "
                                   "digits and underscores and do not start with a digit", path,
                                   "key" if is_key else "value", hint=f"for example '{fixed}'")
