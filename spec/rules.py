@@ -459,27 +459,45 @@ def _episodes_fit_data(ctx, family, names: list[str]) -> None:
                    f"{len(counts)}" + (f" ({total} with {rotations} rotations)" if rotations > 1 else ""),
                    ("family", "ways"), hint="lower `ways`, add rotations, or add classes")
         return
-    for split in ("train", "validation", "test"):
-        fraction = getattr(family.class_split, split)
-        if fraction <= 0:
+    sizes = split_sizes(len(counts), [getattr(family.class_split, s) for s in SPLITS])
+    for split, fraction, size in zip(SPLITS, [getattr(family.class_split, s) for s in SPLITS], sizes):
+        if fraction <= 0 or size * rotations >= family.ways:
             continue
-        most = math.ceil(fraction * len(counts)) * rotations
-        if most < family.ways:
-            ctx.report("PT304", f"the meta-{split} split gets {fraction:g} of {len(counts)} classes "
-                       f"(at most {most} with rotations), fewer than ways = {family.ways}",
-                       ("family", "class_split", split) if ("family", "class_split", split) in ctx.source_map
-                       else ("family", "ways"), hint="lower `ways`, add classes or rotations, or change class_split")
+        path = ("family", "class_split", split)
+        ctx.report("PT304", f"the meta-{split} split gets {size} of {len(counts)} classes ({fraction:g})"
+                   + (f", {size * rotations} with rotations" if rotations > 1 else "")
+                   + f": fewer than ways = {family.ways}",
+                   path if path in ctx.source_map else ("family", "ways"),
+                   hint="lower `ways`, add classes or rotations, or give this split a larger share in class_split")
     short = [c for c in counts if c < needed]
     if short:
-        enough = (len(counts) - len(short)) * rotations
-        message = (f"{family.shots} shots + {family.queries} queries need {needed} examples per class, but "
-                   f"{len(short)} of {len(counts)} classes have fewer (smallest: {min(short)})")
-        hint = "lower shots or queries, or drop the small classes"
         path = ("family", "queries") if ("family", "queries") in ctx.source_map else ("family", "shots")
-        if enough < family.ways:
-            ctx.report("PT305", message, path, hint=hint)
-        else:
-            ctx.report("PT305", message + "; episodes will skip them", path, hint=hint, severity="warning")
+        ctx.report("PT305", f"{family.shots} shots + {family.queries} queries need {needed} examples per class, but "
+                   f"{len(short)} of {len(counts)} classes have fewer (smallest: {min(short)})", path,
+                   hint=f"lower shots or queries so they add up to at most {min(short)}, or drop the small classes")
+
+
+SPLITS = ("train", "validation", "test")
+
+
+def split_sizes(count: int, fractions: list) -> list[int]:
+    """Items per split, as polytask.compiler.data.table.split_indices cuts them.
+
+    Largest-remainder rounding so the sizes add up to `count`; a split with a fraction above
+    0 gets at least one item when there are enough to go round.
+    """
+    exact = [f * count for f in fractions]
+    sizes = [int(math.floor(e)) for e in exact]
+    order = sorted(range(3), key=lambda i: exact[i] - sizes[i], reverse=True)
+    for i in order[: count - sum(sizes)]:
+        sizes[i] += 1
+    for i in range(3):
+        if fractions[i] > 0 and sizes[i] == 0:
+            donor = max(range(3), key=lambda j: sizes[j])
+            if sizes[donor] > 1:
+                sizes[donor] -= 1
+                sizes[i] += 1
+    return sizes
 
 
 @rule("structure", "family")

@@ -38,3 +38,15 @@ def test_sklearn_row_counts_match_scikit_learn():
     for name, meta in SKLEARN.items():
         bunch = getattr(sklearn_datasets, f"load_{name}")()
         assert bunch.data.shape == (meta["rows"], meta["features"]), name
+
+
+def test_class_split_sizes_match_the_data_layer():
+    from polytask.compiler.data.table import split_indices
+    from polytask.spec.models import ClassSplit
+    from polytask.spec.rules import split_sizes
+
+    for count in range(0, 60):
+        for fractions in [(0.7, 0.1, 0.2), (1.0, 0.0, 0.0), (0.34, 0.33, 0.33), (0.9, 0.05, 0.05), (0.5, 0.0, 0.5)]:
+            split = ClassSplit(train=fractions[0], validation=fractions[1], test=fractions[2])
+            expected = [len(v) for v in split_indices(count, split, seed=0).values()]
+            assert split_sizes(count, list(fractions)) == expected, (count, fractions)

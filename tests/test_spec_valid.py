@@ -76,3 +76,26 @@ def test_data_checks_see_an_edited_file(tmp_path):
     assert check_file(spec).valid  # from the probe cache
     (tmp_path / "t.csv").write_text("a,lbl\n1.0,0\n2.0,1\n3.0,1\n")
     assert [d.code for d in check_file(spec).diagnostics] == ["PT302"]
+
+
+@pytest.mark.data
+def test_omniglot_zips_are_counted_per_class(omniglot_zips, tmp_path):
+    spec = tmp_path / "omniglot.yaml"
+    def base(ways, queries, rotations):
+        return ("polytask: 1\nname: omniglot\ndatasets:\n"
+                f"  one: {{source: image_folder, path: {omniglot_zips[0]}, class_depth: 2}}\n"
+                f"  two: {{source: image_folder, path: {omniglot_zips[1]}, class_depth: 2}}\n"
+                f"family: {{source: classes, dataset: one, extra_datasets: [two], ways: {ways}, shots: 1, "
+                f"queries: {queries}, rotations: {rotations}}}\nloss: cross_entropy\n"
+                "structure: {sharing: meta, algorithm: protonet, model: [flatten]}\n")
+
+    spec.write_text(base(ways=20, queries=19, rotations="[0, 90, 180, 270]"))
+    result = check_file(spec)
+    assert result.valid, [str(d) for d in result.diagnostics]
+    assert len(result.facts["one"].class_counts) == 136 and set(result.facts["one"].class_counts) == {20}
+    spec.write_text(base(ways=20, queries=20, rotations="[0]"))
+    codes = sorted(d.code for d in check_file(spec).diagnostics)
+    # 292 characters: 29 meta-validation classes (enough), but every class has 20 < 21 drawings
+    assert codes == ["PT305"]
+    spec.write_text(base(ways=40, queries=5, rotations="[0]"))
+    assert [d.code for d in check_file(spec).diagnostics] == ["PT304"]  # meta-validation: 29 < 40
