@@ -38,7 +38,7 @@ class Loss:
             out[values < 0] = np.nan
         else:
             out = values.astype(np.float32)
-        return out.reshape(len(out), -1)
+        return out.reshape(len(out), -1) if len(out) else out.reshape(0, self.label_width(info))
 
     # ---- TensorFlow side (training)
     def per_example(self, labels, outputs):

@@ -80,7 +80,10 @@ def assemble(plan, spec, tables: dict) -> MultiTaskData:
             key = (t.dataset, tuple(t.input_columns))
             if key not in pool_keys:
                 pool_keys[key] = len(pools)
-                pools.append(table.features(t.input_columns, targets=all_targets[t.dataset], rows=split_rows))
+                if len(split_rows):
+                    pools.append(table.features(t.input_columns, targets=all_targets[t.dataset], rows=split_rows))
+                else:  # an empty validation/test split (Table.features cannot reshape zero rows)
+                    pools.append(np.zeros((0,) + tuple(t.input_shape), np.float32))
             pool_of_task.append(pool_keys[key])
             encoded = LOSSES.get(t.loss).encode_labels(table.column(t.target, task=name)[split_rows], table.info[t.target])
             valid = np.isfinite(encoded).all(axis=1)
