@@ -86,7 +86,7 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
                precision: Optional[str] = None, quiet: Optional[bool] = None, echo=None) -> dict:
     """Train the spec into run directory `out`; returns the report (also written to out/report.json)."""
     from polytask.compiler.compile import compile_program
-    from polytask.runtime.strategy import is_chief
+    from polytask.runtime.strategy import is_chief, worker_failures_as_run_errors
 
     if baseline is not None and baseline not in BASELINES:
         raise RunError(f"unknown baseline '{baseline}'", hint=f"use one of: {', '.join(BASELINES)}")
@@ -126,13 +126,14 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
     settings = loop_settings(spec, steps=spec.training.steps, quiet=quiet)
     settings.extra_report = {"spec": str(loaded.path), "name": spec.name, "seed": spec.seed,
                              "strategy": _describe(tf_strategy)}
-    report = fit(program, run.root, settings, resume=resume)
+    with worker_failures_as_run_errors(tf_strategy):  # a dead peer worker: say how to --resume
+        report = fit(program, run.root, settings, resume=resume)
 
-    if baseline == "independent":
-        report["baseline"] = independent_baseline(loaded, run, report, strategy=tf_strategy, allow_code=allow_code,
-                                                  quiet=quiet, echo=echo)
-        if chief:
-            run.write_report(jsonable(report))
+        if baseline == "independent":
+            report["baseline"] = independent_baseline(loaded, run, report, strategy=tf_strategy,
+                                                      allow_code=allow_code, quiet=quiet, echo=echo)
+            if chief:
+                run.write_report(jsonable(report))
     return report
 
 

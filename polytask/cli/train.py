@@ -25,7 +25,9 @@ def default_run_dir(spec_name: str) -> Path:
               help="Also train each task alone and compare (report.json 'baseline').")
 @click.option("--allow-code", is_flag=True, help="Allow `source: python` datasets to import user code.")
 @click.option("--strategy", type=click.Choice(["auto", "one_device", "mirrored", "multi_worker", "tpu"]), default=None,
-              help="tf.distribute strategy (default: the spec's runtime.strategy).")
+              help="tf.distribute strategy (default: the spec's runtime.strategy). training.batch_size "
+              "is the GLOBAL batch, split over all replicas; multi_worker reads TF_CONFIG "
+              "(docs/distributed.md).")
 @click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]), default=None,
               help="Compute precision (default: the spec's runtime.precision).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
@@ -74,5 +76,8 @@ def summary_text(report: dict, run_dir: Path) -> str:
     if counts:
         lines.append(f"parameters: {counts.get('total', 0):,} ({counts.get('shared', 0):,} shared, "
                      f"{counts.get('task_specific', 0):,} task-specific)")
-    lines.append(f"run directory: {run_dir}  (report.json, metrics.jsonl, tensorboard/, saved_model/)")
+    if (report.get("strategy") or {}).get("chief") is False:
+        lines.append(f"run directory: {run_dir}  (written by the chief worker; this worker wrote nothing)")
+    else:
+        lines.append(f"run directory: {run_dir}  (report.json, metrics.jsonl, tensorboard/, saved_model/)")
     return "\n".join(lines)
