@@ -85,6 +85,10 @@ def create_strategy(name: str = "auto", precision: str = "float32"):
     """
     if name not in STRATEGIES:
         raise RunError(f"unknown strategy {name!r}", hint=f"use one of: {', '.join(STRATEGIES)}")
+    if precision not in PRECISIONS:
+        raise RunError(f"unknown precision {precision!r}", hint=f"use one of: {', '.join(PRECISIONS)}")
+    if name == "multi_worker":
+        read_tf_config()  # fail fast, before the seconds it takes to import TensorFlow
     set_precision(precision)
     logical = os.environ.get(LOGICAL_CPUS_ENV)
     if logical:
