@@ -17,6 +17,7 @@ ERROR = "error"
 WARNING = "warning"
 INFO = "info"
 SEVERITIES = (ERROR, WARNING, INFO)
+MAX_REPORTS = 200  # per stage (schema, rules): a file with 60,000 unknown keys lists the first 200
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ CODES: Mapping[str, Code] = _codes(
     ("PT009", ERROR, "document is not a mapping"),
     ("PT010", ERROR, "more than one YAML document"),
     ("PT011", ERROR, "key is not a plain scalar"),
+    ("PT099", INFO, "more problems than listed (the first 200 per stage are shown)"),
     # PT1xx: schema (types, names, ranges)
     ("PT101", ERROR, "required key missing"),
     ("PT102", ERROR, "unknown key"),

@@ -13,12 +13,13 @@ To add a rule: write a function below and decorate it; give it a code in
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from polytask.spec.catalog import Column, Facts, image_shape
-from polytask.spec.diagnostics import Diagnostic
+from polytask.spec.diagnostics import MAX_REPORTS, Diagnostic
 from polytask.spec.source import SourceMap, dotted
 from polytask.spec.suggest import closest, did_you_mean, one_of
 
@@ -56,9 +57,14 @@ class RuleContext:
     base_dir: Optional[Path] = None
     diagnostics: list = field(default_factory=list)
     invalid: set = field(default_factory=set)  # top-level sections that failed the schema
+    _targets: Optional[dict] = None
+    suppressed: int = 0
 
     def report(self, code: str, message: str, path, hint: Optional[str] = None, prefer: str = "value",
                severity: Optional[str] = None) -> None:
+        if len(self.diagnostics) >= MAX_REPORTS:
+            self.suppressed += 1
+            return
         path = tuple(path)
         position = self.source_map.position(path, prefer)
         self.diagnostics.append(Diagnostic(code, message, file=self.filename, line=position.line,
@@ -97,8 +103,16 @@ class RuleContext:
             return list(facts.default_features)
         if facts.columns is None:
             return None
-        targets = {t.target for t in self.spec.tasks.values() if t.dataset == task.dataset}
+        targets = self.targets_of(task.dataset)
         return [c for c in facts.columns if c not in targets]
+
+    def targets_of(self, dataset_name: str) -> set:
+        """Columns that some task of this dataset predicts (computed once per dataset)."""
+        if self._targets is None:
+            self._targets = {}
+            for t in self.spec.tasks.values():
+                self._targets.setdefault(t.dataset, set()).add(t.target)
+        return self._targets.get(dataset_name, set())
 
     def input_shape(self, task_name: str, task) -> Optional[tuple]:
         dataset = self.spec.datasets.get(task.dataset)
@@ -152,10 +166,11 @@ def task_names(ctx: RuleContext) -> None:
 @rule()
 def dataset_references(ctx: RuleContext) -> None:
     declared = list(ctx.declared("datasets"))
+    known = set(declared)
     for name, task in ctx.declared("tasks").items():
         if isinstance(task, dict) and isinstance(task.get("dataset"), str):
             ref = task["dataset"]
-            if ref not in declared:
+            if ref not in known:
                 ctx.report("PT202", f"task '{name}' uses dataset '{ref}', which is not declared"
                            f"{did_you_mean(ref, declared)}", ("tasks", name, "dataset"),
                            hint=f"declared datasets: {one_of(declared)}" if declared else "add it under `datasets:`")
@@ -167,7 +182,7 @@ def dataset_references(ctx: RuleContext) -> None:
             value = family.get(ref_path[0])
             if len(ref_path) == 2:
                 value = value[ref_path[1]]
-            if isinstance(value, str) and value not in declared:
+            if isinstance(value, str) and value not in known:
                 ctx.report("PT202", f"the family uses dataset '{value}', which is not declared"
                            f"{did_you_mean(value, declared)}", ("family", *ref_path),
                            hint=f"declared datasets: {one_of(declared)}" if declared else "add it under `datasets:`")
@@ -371,7 +386,7 @@ def _metrics_fit(ctx, who: str, loss: str, metrics: list, path, column: Optional
             elif column is not None and column.num_classes is not None and column.num_classes <= 5:
                 ctx.report("PT206", f"{who}: top5_accuracy needs more than 5 classes; the target has "
                            f"{column.num_classes}", path + (i,), hint="use accuracy")
-    duplicates = {m for m in metrics if metrics.count(m) > 1}
+    duplicates = {m for m, n in Counter(metrics).items() if n > 1}
     for metric in sorted(duplicates):
         ctx.report("PT215", f"{who}: metric {metric} is listed more than once", path, prefer="key")
 
@@ -557,7 +572,7 @@ def weighting(ctx: RuleContext) -> None:
         if item.kind in MULTI_TASK_WEIGHTINGS and 0 < len(task_names) < 2:
             ctx.report("PT215", f"weighting {item.kind} balances several tasks; with one task it does nothing",
                        path, prefer="key" if list_form else "value")
-    for kind in sorted({k for k in kinds if kinds.count(k) > 1}):
+    for kind in sorted(k for k, n in Counter(kinds).items() if n > 1):
         ctx.report("PT107", f"weighting {kind} is listed more than once", ("training", "weighting"), prefer="key")
     if "equal" in kinds and len(kinds) > 1:
         ctx.report("PT107", "weighting `equal` means no reweighting; it cannot be combined with "
@@ -648,4 +663,8 @@ def run_rules(ctx: RuleContext) -> list[Diagnostic]:
         except Exception as exc:  # pragma: no cover - reported so it gets fixed
             ctx.report("PT900", f"rule {func.__name__} failed: {type(exc).__name__}: {exc}", (),
                        hint="this is a bug in polytask; please report it with the spec")
+    if ctx.suppressed:
+        last = ctx.diagnostics[-1]
+        ctx.diagnostics.append(Diagnostic("PT099", f"{ctx.suppressed:,} more problems not listed; fix these first",
+                                          file=ctx.filename, line=last.line, column=last.column))
     return ctx.diagnostics

@@ -19,7 +19,7 @@ Merge keys (`<<: *defaults`) work as in YAML 1.1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, NamedTuple, Optional
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -31,6 +31,7 @@ from polytask.spec.diagnostics import Diagnostic
 MAX_BYTES = 1_000_000
 MAX_NODES = 100_000
 MAX_DEPTH = 100
+MAX_DUPLICATE_REPORTS = 100
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PLAIN_TAGS = {
@@ -45,10 +46,10 @@ _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
 _RESOLVER = Resolver()
 _CONSTRUCTOR = SafeConstructor()
+_RESOLVED: dict = {}  # (text, implicit) -> tag: implicit resolution is a pure function
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(NamedTuple):
     """A 1-based line and column in the spec file."""
 
     line: int
@@ -110,7 +111,7 @@ class _Fatal(Exception):
 def _pos(mark) -> Position:
     if mark is None:
         return Position(1, 1)
-    return Position(int(mark.line) + 1, int(mark.column) + 1)
+    return Position(mark.line + 1, mark.column + 1)
 
 
 def _position_of_offset(text: str, offset: int) -> Position:
@@ -170,6 +171,8 @@ class _Reader:
         self.root_pos = Position(1, 1)
         self.documents = 0
         self.empty = True
+        self.duplicates = 0
+        self.first_key_line: dict = {}
 
     # -- helpers
     def _diag(self, code, message, position, hint=None, path=None):
@@ -181,12 +184,15 @@ class _Reader:
     def _count(self, n: int, position: Position) -> None:
         self.total += n
         if self.total > MAX_NODES:
-            raise _Fatal(
-                "PT008",
-                f"the document would expand to more than {MAX_NODES:,} values once aliases are expanded",
-                position,
-                hint="aliases (*name) copy what their anchor (&name) holds; this looks like an alias bomb",
-            )
+            if self.anchors:
+                raise _Fatal(
+                    "PT008",
+                    f"the document would expand to more than {MAX_NODES:,} values once aliases are expanded",
+                    position,
+                    hint="aliases (*name) copy what their anchor (&name) holds; this looks like an alias bomb",
+                )
+            raise _Fatal("PT008", f"the document holds more than {MAX_NODES:,} values", position,
+                         hint="a spec declares data, it does not contain it; point to data files instead")
 
     def _scalar(self, event) -> Any:
         tag = event.tag
@@ -194,7 +200,12 @@ class _Reader:
         if tag is None or tag == "!":
             if tag == "!" or not event.implicit[0]:
                 return event.value  # quoted or non-specific: a string
-            tag = _RESOLVER.resolve(ScalarNode, event.value, event.implicit)
+            cache_key = (event.value, event.implicit)
+            tag = _RESOLVED.get(cache_key)
+            if tag is None:
+                tag = _RESOLVER.resolve(ScalarNode, event.value, event.implicit)
+                if len(_RESOLVED) < 4096:
+                    _RESOLVED[cache_key] = tag
             if tag not in _PLAIN_TAGS and tag != _MERGE:
                 return event.value  # timestamps, !!binary-looking text: keep the text
             if tag == _MERGE:
@@ -224,8 +235,16 @@ class _Reader:
     def read(self) -> Any:
         stack: list[_Frame] = []
         events = yaml.parse(self.text, Loader=_Loader)
+        skip = (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)
+        ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
         for event in events:
-            if isinstance(event, yaml.DocumentStartEvent):
+            etype = type(event)
+            if etype is yaml.ScalarEvent and stack:
+                parent = stack[-1]
+                if parent.kind == "map" and parent.key is None:  # the common case: a plain key
+                    self._key(parent, event, _pos(event.start_mark), stack)
+                    continue
+            if etype is yaml.DocumentStartEvent:
                 self.documents += 1
                 if self.documents > 1:
                     raise _Fatal(
@@ -235,9 +254,9 @@ class _Reader:
                         hint="remove the `---` line and what follows, or move it to its own file",
                     )
                 continue
-            if isinstance(event, (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)):
+            if etype in skip:
                 continue
-            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            if etype in ends:
                 frame = stack.pop()
                 value = self._finish(frame)
                 self._place(stack, value, frame.size, frame.start, frame.path, frame.anchor, frame.entry_start,
@@ -305,24 +324,22 @@ class _Reader:
             parent.key = "<<"
         else:
             if key in parent.explicit:
-                self._diag(
-                    "PT006",
-                    f"duplicate key '{key}'" + (f" in {_dotted(parent.path)}" if parent.path else ""),
-                    position,
-                    hint=f"'{key}' is already set at line {self._key_line(parent.path + (key,))}; "
-                    "YAML would silently keep only the last one, so remove one of them",
-                    path=_dotted(parent.path + (key,)),
-                )
+                self.duplicates += 1
+                if self.duplicates <= MAX_DUPLICATE_REPORTS:
+                    self._diag(
+                        "PT006",
+                        f"duplicate key '{key}'" + (f" in {_dotted(parent.path)}" if parent.path else ""),
+                        position,
+                        hint=f"'{key}' is already set at line {self.first_key_line[(id(parent), key)]}; "
+                        "YAML would silently keep only the last one, so remove one of them",
+                        path=_dotted(parent.path + (key,)),
+                    )
+            else:
+                self.first_key_line[(id(parent), key)] = position.line
             parent.explicit.add(key)
             parent.key = key
         parent.key_pos = position
         self.entries.append((parent.path + (parent.key,), "k", position))
-
-    def _key_line(self, path) -> int:
-        for entry_path, kind, position in self.entries:
-            if kind == "k" and entry_path == path:
-                return position.line
-        return 0
 
     def _alias(self, stack, anchor: str, path: Path, position: Position) -> None:
         if anchor in self.open_anchors and anchor not in self.anchors:
@@ -439,6 +456,10 @@ def read_yaml(data: bytes | str, filename: str = "<spec>") -> Document:
                     f"(#x{int(exc.character) if isinstance(exc.character, int) else 0:04x})", position)
     except yaml.YAMLError as exc:
         return fail("PT005", f"YAML error: {exc}", Position(1, 1))
+    if reader.duplicates > MAX_DUPLICATE_REPORTS:
+        reader.diagnostics.append(Diagnostic(
+            "PT006", f"{reader.duplicates - MAX_DUPLICATE_REPORTS:,} more duplicate keys not listed", file=filename,
+            line=reader.diagnostics[-1].line, column=reader.diagnostics[-1].column))
     for path, kind, position in reader.entries:
         (source_map.keys if kind == "k" else source_map.values)[path] = position
     source_map.root = reader.root_pos

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Optional, Union
 import pydantic
 from pydantic import BaseModel
 
-from polytask.spec.diagnostics import Diagnostic
+from polytask.spec.diagnostics import MAX_REPORTS, Diagnostic
 from polytask.spec.source import SourceMap, dotted
 from polytask.spec.suggest import closest, did_you_mean, one_of
 
@@ -201,6 +201,13 @@ class Translator:
     def translate(self, errors: list[dict]) -> list[Diagnostic]:
         errors = _resolve_unions(errors, self.data)
         out, seen = [], set()
+        if len(errors) > MAX_REPORTS:
+            rest = len(errors) - MAX_REPORTS
+            errors = errors[:MAX_REPORTS]
+            last = self.one(errors[-1])
+            out.append(Diagnostic("PT099", f"{rest:,} more schema problems not listed; fix these first",
+                                  file=self.filename, line=last.line if last else 1,
+                                  column=last.column if last else 1))
         for error in errors:
             diag = self.one(error)
             if diag is None:

@@ -112,3 +112,24 @@ def test_unreadable_documents(text, code):
 def test_tab_indentation_gets_a_hint():
     (diag,) = read_yaml("a:\n\tb: 1\n").diagnostics
     assert diag.code == "PT005" and diag.line == 2 and "tab" in (diag.hint or "").lower()
+
+
+def test_large_documents_list_the_first_problems_and_count_the_rest():
+    text = "polytask: 1\nname: x\n" + "".join(f"k{i}: 1\n" for i in range(5000))
+    result = check_source(text)
+    codes_seen = [d.code for d in result.diagnostics]
+    assert codes_seen.count("PT102") == 200 and "PT099" in codes_seen
+    (more,) = [d for d in result.diagnostics if d.code == "PT099"]
+    assert "4,800 more" in more.message and more.line >= 1
+
+
+def test_many_duplicate_keys_are_capped():
+    doc = read_yaml("a: 1\n" * 1000)
+    assert len(doc.diagnostics) == source.MAX_DUPLICATE_REPORTS + 1
+    assert "899 more duplicate keys" in doc.diagnostics[-1].message
+
+
+def test_a_large_flat_document_is_refused_with_a_plain_message():
+    doc = read_yaml("".join(f"k{i}: [1, 2, 3, 4]\n" for i in range(25000)))
+    assert codes(doc) == ["PT008"] and "more than 100,000 values" in doc.diagnostics[0].message
+    assert "alias" not in doc.diagnostics[0].message
