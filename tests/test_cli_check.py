@@ -233,7 +233,8 @@ def test_schema_is_valid_json_schema_and_accepts_the_valid_specs(tmp_path):
     schema = json.loads(out.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
-    for spec in sorted(VALID.glob("*.yaml")):
+    examples = sorted(EXAMPLES.rglob("*.yaml")) if EXAMPLES.is_dir() else []
+    for spec in sorted(VALID.glob("*.yaml")) + examples:
         errors = list(validator.iter_errors(yaml.safe_load(spec.read_text())))
         assert not errors, f"{spec.name}: {errors[0].message}"
     bad = yaml.safe_load((INVALID / "typo_learning_rate.yaml").read_text())
