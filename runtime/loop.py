@@ -209,8 +209,12 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
             if bad:
                 progress.close()
                 run.log_metrics({"step": current, "split": "train", **{k: repr(v) for k, v in values.items()}})
-                key = sorted(bad, key=lambda k: (k != "loss" and not k.startswith("loss/"), k))[0]
-                what = f"task '{key.split('/', 1)[1]}'" if key.startswith("loss/") else f"'{key}'"
+                # Name the task when a task's loss is the culprit, else the key (total loss, grad_norm).
+                key = sorted(bad, key=lambda k: (not k.startswith("loss/"), k != "loss", k))[0]
+                what = f"the loss of task '{key.split('/', 1)[1]}'" if key.startswith("loss/") else f"'{key}'"
+                tasks = [k.split("/", 1)[1] for k in bad if k.startswith("loss/")]
+                if len(tasks) > 1:
+                    what += f" (also tasks {', '.join(repr(t) for t in tasks if t != key.split('/', 1)[1])})"
                 kept = manager.latest_checkpoint
                 raise RunError(
                     f"{what} became {values[key]} at step {current}; training stopped"
