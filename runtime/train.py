@@ -36,7 +36,7 @@ def _spec_digest(content: dict) -> str:
 
 
 def with_overrides(loaded, *, seed: Optional[int] = None, steps: Optional[int] = None, tasks: Optional[list] = None,
-                   equal_weighting: bool = False):
+                   equal_weighting: bool = False, inputs: Optional[dict] = None):
     """A copy of `loaded` with a different seed, step budget or subset of tasks."""
     import dataclasses
 
@@ -54,7 +54,10 @@ def with_overrides(loaded, *, seed: Optional[int] = None, steps: Optional[int] =
     if training_update:
         update["training"] = spec.training.model_copy(update=training_update)
     if tasks is not None:
-        update["tasks"] = {name: spec.tasks[name] for name in tasks}
+        # Each task keeps exactly its multi-task inputs (by default the inputs are every
+        # column no task predicts, which would change when the other tasks are dropped).
+        update["tasks"] = {name: spec.tasks[name].model_copy(update={"features": list(inputs[name])})
+                           if inputs and name in inputs else spec.tasks[name] for name in tasks}
     if not update:
         return loaded
     return dataclasses.replace(loaded, spec=spec.model_copy(update=update))
@@ -154,13 +157,17 @@ def independent_baseline(loaded, run: RunDir, report: dict, *, strategy, allow_c
     from polytask.compiler.multitask.data import load_tables
 
     spec = loaded.spec
+    from polytask.compiler.plan import build_plan
+
     tables = load_tables(loaded, allow_code=allow_code, seed=spec.seed)
+    plan = build_plan(loaded, allow_code=allow_code, column_info={n: t.info for n, t in tables.items()})
+    inputs = {name: t.input_columns for name, t in plan.tasks.items()}
     multi = report["metrics"].get("test") or {}
     rows = {}
     for name in spec.tasks:
         if echo:
             echo(f"baseline: training task '{name}' alone ({spec.training.steps} steps)")
-        single = with_overrides(loaded, tasks=[name], equal_weighting=True)
+        single = with_overrides(loaded, tasks=[name], equal_weighting=True, inputs=inputs)
         dataset = spec.tasks[name].dataset
         program = compile_program(single, strategy=strategy, seed=spec.seed, allow_code=allow_code,
                                   steps=spec.training.steps, tables={dataset: tables[dataset]})

@@ -194,3 +194,24 @@ def test_resume_without_a_checkpoint_and_rerun_into_a_used_directory(trained, tm
     spec, out, _ = trained
     assert "no checkpoint" in _error_of(_invoke("train", str(spec), "--out", str(tmp_path / "new"), "--resume", "--quiet"))
     assert "already holds a run" in _error_of(_invoke("train", str(spec), "--out", str(out), "--quiet"))
+
+
+def test_baseline_independent_reports_each_task_alone(tmp_path):
+    spec = spec_dict(steps=40, eval_every=40, checkpoint_every=40)
+    del spec["tasks"]["c"]
+    path = write_spec(tmp_path, spec)
+    result = _invoke("train", str(path), "--out", str(tmp_path / "run"), "--quiet", "--baseline", "independent")
+    assert result.exit_code == 0, result.output
+    assert "multi-task vs each task trained alone" in result.output
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    rows = report["baseline"]["tasks"]
+    assert set(rows) == {"a", "b"}
+    for name, row in rows.items():
+        assert row["metric"] == "accuracy" and row["higher_is_better"]
+        assert row["multi_task"] == report["metrics"]["test"][f"{name}/accuracy"]
+        alone = json.loads((tmp_path / "run" / "baseline" / name / "report.json").read_text())
+        assert alone["steps"] == 40 and set(alone["tasks"]) == {name}
+        assert row["independent"] == alone["metrics"]["test"][f"{name}/accuracy"]
+        assert row["relative_change"] == pytest.approx((row["multi_task"] - row["independent"]) / row["independent"])
+        # the same inputs as in the multi-task run: the other task's target is not an input
+        assert alone["parameters"]["shared"] == report["parameters"]["shared"]
