@@ -450,6 +450,16 @@ class Optimizer(OneOf):
     sgd: Optional[SgdParams] = None
     rmsprop: Optional[RmspropParams] = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        # `optimizer: adam` and `optimizer: {adam: }` mean `optimizer: {adam: {}}` (defaults).
+        if isinstance(value, str):
+            return {value: {}}
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
     @model_validator(mode="after")
     def _one(self) -> "Optimizer":
         return _exactly_one(self, "optimizer")

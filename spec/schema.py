@@ -4,6 +4,7 @@ Generated from the pydantic models, then adjusted where the YAML accepts shortha
 pydantic's generator cannot see (they live in `mode="before"` validators):
 - a layer may be a bare name (`- flatten`) and `activation` a bare function name;
 - a weighting may be a bare name (`weighting: equal`) and `training.weighting` a single item;
+- an optimizer may be a bare name (`optimizer: adam`, default parameters);
 - layers, optimizers and weightings are single-key mappings (min/max one property).
 
 Use it in a spec with the first line `# yaml-language-server: $schema=<path or URL>`.
@@ -16,7 +17,7 @@ import json
 import typing
 
 from polytask.spec.layers import Activation, Layer
-from polytask.spec.models import SPEC_VERSION, Spec, Weighting
+from polytask.spec.models import SPEC_VERSION, Optimizer, Spec, Weighting
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = f"https://polytask.dev/schema/spec-v{SPEC_VERSION}.json"
@@ -59,9 +60,14 @@ def _schema() -> dict:
         "description": "One weighting, or a list applied in order.",
         "anyOf": [{"$ref": "#/$defs/Weighting"}, training_weighting],
     }
-    for name in ("Optimizer",):
-        defs[name]["minProperties"] = 1
-        defs[name]["maxProperties"] = 1
+    optimizer = defs["Optimizer"]
+    optimizer["minProperties"] = 1
+    optimizer["maxProperties"] = 1
+    defs["Optimizer"] = {
+        "description": optimizer.get("description", ""),
+        "anyOf": [{"enum": list(Optimizer.model_fields), "description": "An optimizer with default parameters."},
+                  optimizer],
+    }
 
     schema["patternProperties"] = {"^x-": {"description": "Free-form; ignored (a place for YAML anchors)."}}
 

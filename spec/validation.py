@@ -246,7 +246,7 @@ class Translator:
                                   hint="ranges are written as two numbers: [low, high]")
             parent_where = dotted(path) or "the spec"
             _, info = type_at(loc, self.model)
-            hint = info.description if info is not None and info.description else None
+            hint = f"`{loc[-1]}`: {info.description}" if info is not None and info.description else None
             return self._diag("PT101", f"missing required key '{loc[-1]}' in {parent_where}", path, "key", hint)
 
         if kind == "union_tag_not_found":
