@@ -356,11 +356,24 @@ def _format_meta(plan: Plan) -> str:
 
     def walk(value, indent):
         for key, item in value.items():
+            if key in ("sharing", "name"):
+                continue
             if isinstance(item, dict):
                 lines.append(" " * indent + f"{key}:")
                 walk(item, indent + 2)
+            elif key == "layers" and isinstance(item, list) and all(isinstance(x, dict) for x in item):
+                lines.append(" " * indent + "layers:")
+                for layer in item:
+                    shape = _shape(layer.get("output_shape", ()))
+                    mark = "  (inferred)" if layer.get("inferred") else ""
+                    lines.append(" " * (indent + 2) + f"+ {layer.get('kind', ''):<11} -> {shape:<14} "
+                                 f"{layer.get('parameters', 0):>10,}{mark}")
             else:
                 lines.append(" " * indent + f"{key}: {item}")
 
     walk(plan.meta, 2)
+    counts = plan.meta.get("parameters") if isinstance(plan.meta, dict) else None
+    if isinstance(counts, dict) and "total" in counts:
+        lines.append("")
+        lines.append(f"Plan: {counts['total']:,} parameters.")
     return "\n".join(lines)
