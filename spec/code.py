@@ -7,6 +7,7 @@ callable, but does not call it.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from pathlib import Path
@@ -34,7 +35,9 @@ def import_callable(reference: str, base_dir: Optional[Path], allow_code: bool) 
     if added:
         sys.path.insert(0, str(base_dir))
     try:
-        module = importlib.import_module(module_name)
+        # Whatever the module prints goes to stderr, so `check --format json` stays parseable.
+        with contextlib.redirect_stdout(sys.stderr):
+            module = importlib.import_module(module_name)
     except BaseException as exc:  # user code may raise anything, even SystemExit
         if isinstance(exc, KeyboardInterrupt):
             raise
