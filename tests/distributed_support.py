@@ -96,10 +96,16 @@ def wait_all(procs: Sequence[subprocess.Popen], timeout: float) -> list[Finished
     return results
 
 
+def start(argv: Sequence[str], env: Optional[Mapping[str, str]] = None,
+          cwd: Optional[Path] = None) -> subprocess.Popen:
+    """Start one child process (finish it with `wait_all`)."""
+    return _popen(argv, child_env(env), cwd)
+
+
 def run(argv: Sequence[str], env: Optional[Mapping[str, str]] = None, timeout: float = 120,
         cwd: Optional[Path] = None) -> Finished:
     """Run one child process to completion (killed and failed after `timeout` seconds)."""
-    return wait_all([_popen(argv, child_env(env), cwd)], timeout)[0]
+    return wait_all([start(argv, env, cwd)], timeout)[0]
 
 
 def start_workers(argv: Sequence[str], workers: int = 2, env: Optional[Mapping[str, str]] = None,
