@@ -65,8 +65,10 @@ def create_strategy(name: str = "auto", precision: str = "float32"):
 
     Args:
         name: one of
-            - ``auto``: `MirroredStrategy` over all local GPUs when there are several,
-              `OneDeviceStrategy` on the GPU when there is one, else on ``/cpu:0``;
+            - ``auto``: `multi_worker` when ``TF_CONFIG`` is set (so a worker launched
+              without ``--strategy`` joins its cluster instead of training alone into the
+              shared run directory); else `MirroredStrategy` over all local GPUs when there
+              are several, `OneDeviceStrategy` on the GPU when there is one, else on ``/cpu:0``;
             - ``one_device``: `OneDeviceStrategy` on the first GPU, else the CPU;
             - ``mirrored``: `MirroredStrategy` over all local GPUs, or over all logical
               CPUs when there is no GPU (see `configure_logical_cpus`);
@@ -87,6 +89,8 @@ def create_strategy(name: str = "auto", precision: str = "float32"):
         raise RunError(f"unknown strategy {name!r}", hint=f"use one of: {', '.join(STRATEGIES)}")
     if precision not in PRECISIONS:
         raise RunError(f"unknown precision {precision!r}", hint=f"use one of: {', '.join(PRECISIONS)}")
+    if name == "auto" and os.environ.get("TF_CONFIG"):
+        name = "multi_worker"
     if name == "multi_worker":
         read_tf_config()  # fail fast, before the seconds it takes to import TensorFlow
     set_precision(precision)

@@ -56,8 +56,16 @@ def test_unknown_names_are_clear_errors(name, precision):
         S.create_strategy(name, precision)
 
 
-def test_auto_on_a_cpu_machine_is_one_cpu_device():
+def test_auto_with_tf_config_joins_the_cluster(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost"]}}))
+    with pytest.raises(RunError, match="host:port"):  # read as a multi-worker run, checked before TF starts
+        S.create_strategy("auto")
+
+
+def test_auto_on_a_cpu_machine_is_one_cpu_device(monkeypatch):
     import tensorflow as tf
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
 
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("this machine has a GPU")
