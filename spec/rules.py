@@ -214,14 +214,16 @@ def sharing_pattern(ctx: RuleContext) -> None:
     spec, raw = ctx.spec, ctx.raw
     has_tasks, has_family = bool(ctx.declared("tasks")), raw.get("family") is not None
     structure = raw.get("structure") if isinstance(raw.get("structure"), dict) else {}
-    sharing = structure.get("sharing", "pooled") if structure else "pooled"
-    if not isinstance(sharing, str):
-        return
+    sharing = structure.get("sharing") if "structure" in raw else "pooled"
+    if sharing not in ("pooled", "hard", "meta"):
+        sharing = None  # the schema already reported it; only the pattern-free check below applies
     if not has_tasks and not has_family:
         ctx.report("PT203", "the spec declares no `tasks` and no `family`: there is nothing to learn", (),
                    hint="add `tasks:` (multi-task, sharing pooled or hard) or `family:` (meta-learning, sharing meta)")
         return
     sharing_path = ("structure", "sharing") if "sharing" in structure else ()
+    if sharing is None:
+        return
     if sharing == "meta":
         if not has_family:
             ctx.report("PT209", "meta sharing learns from a task family, and the spec has no `family:`", sharing_path,
