@@ -203,7 +203,8 @@ def main() -> None:
         f"`python bench/bench_check.py --write` ({n} generated specs: pooled/hard on scikit-learn, synthetic and "
         "a 1,000-row csv; meta sinusoid; protonet over a 40-class image tree). Median of repeated runs; "
         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, "
-        f"{time.strftime('%Y-%m-%d')}. Target: {n} specs well under a second in-process.",
+        f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.1f} at the start (the machine is shared; "
+        f"numbers rise with load). Target: {n} specs well under a second in-process.",
         "",
         f"| what | {n} specs (median) | per spec | min |",
         "|---|---|---|---|",
