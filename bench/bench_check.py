@@ -178,6 +178,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--write", action="store_true", help=f"update the '{HEADING}' section of {DOC}")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -203,7 +204,7 @@ def main() -> None:
         f"`python bench/bench_check.py --write` ({n} generated specs: pooled/hard on scikit-learn, synthetic and "
         "a 1,000-row csv; meta sinusoid; protonet over a 40-class image tree). Median of repeated runs; "
         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, "
-        f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.1f} at the start (the machine is shared; "
+        f"{time.strftime('%Y-%m-%d')}, load average {load_at_start:.1f} at the start (the machine is shared; "
         f"numbers rise with load). Target: {n} specs well under a second in-process.",
         "",
         f"| what | {n} specs (median) | per spec | min |",
