@@ -143,3 +143,16 @@ def test_regression_few_shot_from_csv_and_npz(tmp_path):
         evaluate_meta_run(run, support=tmp_path / "bad.csv", query=tmp_path / "query.npz")
     with pytest.raises(DataError, match="regression family"):
         evaluate_meta_run(run, support=tmp_path, query=tmp_path / "query.npz")
+
+
+def test_saved_model_of_a_batch_norm_model_matches_the_program(protonet_run):
+    run, program = protonet_run
+    batch = program.sampler.sample("test", tf.constant(1, tf.int64), 2)
+    loaded = tf.saved_model.load(str(run / "saved_model"))
+    out = loaded.signatures["adapt_and_predict"](support_x=batch["support_x"], support_y=batch["support_y"],
+                                                 query_x=batch["query_x"])["outputs"]
+    theta, extra = program.parameters.read()
+    expected = program.algorithm.predict(theta, extra, batch["support_x"], batch["support_y"], batch["query_x"],
+                                         ways=program.description.ways)
+    assert out.shape == expected.shape == (2, 9, 3)
+    assert float(tf.reduce_max(tf.abs(out - expected))) < 1e-3

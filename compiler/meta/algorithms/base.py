@@ -108,7 +108,7 @@ class MetaAlgorithm:
         """Query predictions; batch norm uses the support set's statistics unless transductive."""
         if self.transductive or not self.model.has_batch_norm:
             return self.model(params, query_x, start=start)
-        count = support_x.shape[1]
+        count = support_x.shape[1] if support_x.shape[1] is not None else tf.shape(support_x)[1]
         joint = tf.concat([support_x, query_x], axis=1)
         return self.model(params, joint, start=start, stats_count=count)[:, count:]
 
@@ -160,7 +160,7 @@ class GradientBasedAlgorithm(MetaAlgorithm):
         if self.transductive or not self.model.has_batch_norm:
             query_features = self.model(fast, query_x, stop=stop)
         else:
-            count = support_x.shape[1]
+            count = support_x.shape[1] if support_x.shape[1] is not None else tf.shape(support_x)[1]
             joint = self.model(fast, tf.concat([support_x, query_x], 1), stop=stop, stats_count=count)
             query_features = joint[:, count:]
         return fast, support_features, query_features, stop

@@ -31,7 +31,7 @@ class ProtoNet(MetaAlgorithm):
             support = self.model(params, support_x)
             query = self.model(params, query_x)
         else:
-            count = support_x.shape[1]
+            count = support_x.shape[1] if support_x.shape[1] is not None else tf.shape(support_x)[1]
             joint = self.model(params, tf.concat([support_x, query_x], 1), stats_count=count)
             support, query = joint[:, :count], joint[:, count:]
         support = tf.reshape(support, [tasks, tf.shape(support)[1], -1])
