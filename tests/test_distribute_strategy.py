@@ -153,3 +153,10 @@ def test_logical_cpus_from_the_environment_give_mirrored_two_replicas():
     )
     result = run([sys.executable, "-c", code], env={"POLYTASK_LOGICAL_CPUS": "2"}, timeout=90).check()
     assert "replicas 2" in result.stdout
+
+
+def test_tpu_without_a_tpu_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    with pytest.raises(RunError, match="no TPU found") as error:
+        S.create_strategy("tpu")
+    assert "TPU_NAME" in error.value.hint
