@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from polytask.cli import main
@@ -135,6 +135,10 @@ def assert_well_formed(raw: bytes, result) -> None:
 def test_mutated_specs_never_crash_and_always_have_positions(raw: bytes):
     result = check_source(raw, "mutated.yaml", VALID)
     assert_well_formed(raw, result)
+    # `pytest --hypothesis-show-statistics` shows which stages the mutations reach
+    event("valid" if result.valid else "invalid")
+    for stage in sorted({d.code[:3] for d in result.diagnostics if d.is_error}):
+        event(f"errors from {stage}xx")
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
