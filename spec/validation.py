@@ -291,7 +291,10 @@ class Translator:
 
         if kind in _RANGE:
             bound = _RANGE[kind].format(**{k: shown(v) for k, v in ctx.items()})
-            return self._diag("PT104", f"{where} must be {bound} (got {shown(value)})", path, "value")
+            hint = None
+            if kind == "less_than_equal" and ctx.get("le") == 1 and isinstance(value, (int, float)) and value > 1:
+                hint = f"fractions are written between 0 and 1: {value / 100:g}, not {shown(value)}"
+            return self._diag("PT104", f"{where} must be {bound} (got {shown(value)})", path, "value", hint)
 
         if kind == "finite_number":
             return self._diag("PT104", f"{where} must be a finite number (got {shown(value)})", path, "value")
@@ -308,10 +311,25 @@ class Translator:
             return self._diag("PT103", f"{where} should be {ctx['expected']}, got {shown(value)}", path, "value")
 
         if kind in _TYPE_WORDS:
-            return self._diag("PT103", f"{where} should be {_TYPE_WORDS[kind]}, got {shown(value)}", path, "value")
+            return self._diag("PT103", f"{where} should be {_TYPE_WORDS[kind]}, got {shown(value)}", path, "value",
+                              _type_hint(kind, value))
 
         return self._diag("PT103" if kind.endswith(("_type", "_parsing")) else "PT104",
                           f"{where}: {error['msg']} (got {shown(value)})", path, "value")
+
+
+def _type_hint(kind: str, value: Any) -> Optional[str]:
+    if kind in ("list_type", "tuple_type") and isinstance(value, dict):
+        return "write a list: one `- ` item per line, or [a, b] on one line"
+    if kind == "list_type" and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return f"write a list, even of one item: [{value}]"
+    if kind == "tuple_type" and isinstance(value, (int, float)):
+        return f"write two values, e.g. [{value}, {value}]"
+    if kind in ("dict_type", "model_type", "model_attributes_type") and isinstance(value, list):
+        return "write a mapping (`key: value` lines), not a list (no `- `)"
+    if kind in ("int_from_float",):
+        return "write a whole number such as 3"
+    return None
 
 
 def _is_union_tag(part: Any) -> bool:
