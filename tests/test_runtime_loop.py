@@ -133,3 +133,21 @@ def test_pooled_with_a_task_descriptor_learns_task_dependent_outputs(tmp_path, d
     report = fit(program, tmp_path / "run", LoopSettings(steps=300, eval_every=100, checkpoint_every=300, quiet=True))
     test = report["metrics"]["test"]
     assert test["up/r2"] > 0.8 and test["down/r2"] > 0.8
+
+
+@pytest.mark.parametrize("weighting", ["uncertainty", "dwa", "gradnorm", "pcgrad", ["static", "pcgrad"]])
+def test_training_with_each_weighting_lowers_the_loss(tmp_path, weighting):
+    names = weighting if isinstance(weighting, list) else [weighting]
+    spec = spec_dict(steps=60, log_every=10, eval_every=60, checkpoint_every=60, weighting=names)
+    program = load_program(write_spec(tmp_path, spec))
+    trunk_before = [v.numpy().copy() for v in program.net.shared_variables()]
+    first = program.train_step()
+    for _ in range(59):
+        last = program.train_step()
+    assert np.isfinite(last["loss"])
+    for task in ("a", "b", "c"):
+        assert last[f"loss/{task}"] < first[f"loss/{task}"], task
+    if names != ["pcgrad"]:
+        assert {f"weight/{t}" for t in "abc"} <= set(last)
+    for before, variable in zip(trunk_before, program.net.shared_variables()):  # the shared trunk trained too
+        assert np.abs(variable.numpy() - before).max() > 1e-3

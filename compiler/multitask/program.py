@@ -177,17 +177,19 @@ class MultiTaskProgram:
             weights, extra = self.chain.weigh(inputs, tf.constant(self.base_weights))
             total = tf.reduce_sum(weights * losses) + extra
             scaled = scale_loss(self.optimizer, total)
+            # Per-task terms must be sliced while the tape records, or their gradients are None.
+            task_terms = tf.unstack(losses) if need_norms else None
+            weighted_terms = tf.unstack(scale_loss(self.optimizer, weights * losses)) if need_tasks else None
         if need_norms:
             norms = []
             for i in range(self.num_tasks):
-                g = tape.gradient(losses[i], self.last_shared, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                (g,) = tape.gradient(task_terms[i], [self.last_shared], unconnected_gradients=tf.UnconnectedGradients.ZERO)
                 norms.append(tf.norm(self._all_reduce(tf.convert_to_tensor(g))))
             inputs.grad_norms = tf.stack(norms)
         if need_tasks:
             flat_tasks = []
             for i in range(self.num_tasks):
-                grads = tape.gradient(scale_loss(self.optimizer, weights[i] * losses[i]), self.shared,
-                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                grads = tape.gradient(weighted_terms[i], self.shared, unconnected_gradients=tf.UnconnectedGradients.ZERO)
                 flat_tasks.append(self._all_reduce(tf.concat([tf.reshape(tf.convert_to_tensor(g), [-1]) for g in grads], 0)))
             surgery = self.chain.transform_gradients(tf.stack(flat_tasks), inputs)
             flat = tf.reduce_sum(surgery, axis=0) / float(self.replicas)  # the optimizer sums replicas again
