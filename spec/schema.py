@@ -20,7 +20,7 @@ from polytask.spec.layers import Activation, Layer
 from polytask.spec.models import SPEC_VERSION, Optimizer, Spec, Weighting
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-SCHEMA_ID = f"https://polytask.dev/schema/spec-v{SPEC_VERSION}.json"
+SCHEMA_ID = f"urn:polytask:spec:{SPEC_VERSION}"  # an identifier, not a download location
 
 
 def _required_params(model) -> bool:
