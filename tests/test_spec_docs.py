@@ -21,3 +21,10 @@ def test_every_code_is_in_the_table_and_every_source_is_described():
     for source in ("csv", "npz", "image_folder", "tfrecord", "sklearn", "synthetic", "python"):
         assert f"#### source: {source}" in text and f"| `{source}` |" in text
     assert "# yaml-language-server: $schema=" in text
+
+
+def test_committed_json_schema_is_up_to_date():
+    from polytask.spec.schema import json_schema_text
+
+    committed = Path(__file__).resolve().parent.parent / "spec" / "polytask.schema.json"
+    assert committed.read_text() == json_schema_text(), "run: polytask schema -o spec/polytask.schema.json"
