@@ -58,10 +58,10 @@ class SpecError(PolytaskError):
     def __init__(self, diagnostics):
         self.diagnostics = list(diagnostics)
         errors = [d for d in self.diagnostics if not isinstance(d, Diagnostic) or d.is_error]
-        lines = [str(d) for d in self.diagnostics]
         count = len(errors)
-        summary = f"{count} error{'s' if count != 1 else ''} in the spec"
-        super().__init__("\n".join(lines + [summary]) if lines else summary,
+        files = sorted({d.file for d in self.diagnostics if isinstance(d, Diagnostic)})
+        title = f"{files[0] if len(files) == 1 else 'the spec'} has {count} error{'s' if count != 1 else ''}:"
+        super().__init__("\n".join([title] + [str(d) for d in self.diagnostics]),
                          hint="run `polytask check` on it for the same list")
 
     def __str__(self) -> str:
