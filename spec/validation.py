@@ -265,6 +265,9 @@ class Translator:
 
         if kind == "literal_error":
             choices = _literals(ctx.get("expected", ""))
+            if loc == ("polytask",) and isinstance(value, str) and value.strip() in choices:
+                return self._diag("PT103", f"the format version is a number: write `polytask: {value.strip()}`, "
+                                  f"not {shown(value)}", path, "value")
             if loc == ("polytask",):
                 return self._diag("PT108", f"unsupported spec format version {shown(value)}; "
                                   f"this polytask reads version {one_of(choices)}", path, "value",
@@ -329,6 +332,10 @@ def _type_hint(kind: str, value: Any) -> Optional[str]:
         return "write a mapping (`key: value` lines), not a list (no `- `)"
     if kind in ("int_from_float",):
         return "write a whole number such as 3"
+    if kind == "string_type" and isinstance(value, bool):
+        return "YAML reads yes/no/on/off/true/false as booleans; quote the value if you meant text"
+    if kind == "string_type" and isinstance(value, (int, float)):
+        return f"quote it if you meant text: '{value}'"
     return None
 
 

@@ -48,3 +48,11 @@ def test_unknown_source_and_layer_kind():
 def test_bad_task_name_suggests_an_identifier():
     d = only(HEAD + TASK.replace("digit:", "my digit:"))
     assert d.code == "PT104" and d.hint == "for example 'my_digit'" and d.column == 3
+
+
+def test_yaml_booleans_and_quoted_versions():
+    d = only("polytask: 1\nname: no\n" + HEAD.split("\n", 2)[2] + TASK)
+    assert d.code == "PT103" and "quote the value" in d.hint
+    d = only("polytask: '1'\nname: x\n" + HEAD.split("\n", 2)[2] + TASK)
+    assert d.code == "PT103" and d.message == "the format version is a number: write `polytask: 1`, not '1'"
+    assert only("polytask: 3\nname: x\n" + HEAD.split("\n", 2)[2] + TASK).code == "PT108"
