@@ -141,6 +141,10 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
             hint="continue it with --resume, or choose a new --out directory",
         )
 
+    # With early stopping, the best validation point is kept too and restored at the end.
+    best_manager = (tf.train.CheckpointManager(checkpoint, str(_write_dir(strategy, run.checkpoints / "best")),
+                                               max_to_keep=1, step_counter=step)
+                    if settings.early_stopping is not None else None)
     start_step = int(step.numpy())
     total_steps = int(settings.steps)
     summary_train = ScalarWriter(str(run.tensorboard / "train")) if chief else None
@@ -187,6 +191,7 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
             best.assign(value)
             best_step.assign(current)
             bad_evals.assign(0)
+            best_manager.save(checkpoint_number=current)
         else:
             bad_evals.assign_add(1)
         return int(bad_evals.numpy()) >= es.patience
@@ -248,6 +253,12 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
     progress.close()
     save("final")
     wall = time.perf_counter() - started
+    restored_best = None
+    if best_manager is not None and best_manager.latest_checkpoint and int(best_step.numpy()) != current:
+        # Evaluate and export the best validation point, not the last one (the "last"
+        # checkpoint above stays the one --resume continues from).
+        restored_best = int(best_step.numpy())
+        checkpoint.restore(best_manager.latest_checkpoint).assert_existing_objects_matched()
     if summary_train is not None:
         summary_train.flush()
 
@@ -275,6 +286,7 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
             {"metric": settings.early_stopping.metric, "best": float(best.numpy()), "best_step": int(best_step.numpy())}
             if settings.early_stopping is not None and int(best_step.numpy()) >= 0 else None
         ),
+        "evaluated_weights": f"best validation point (step {restored_best})" if restored_best is not None else "last step",
         "wall_time_seconds": round(wall, 3),
         "graph_build_seconds": None if graph_build_seconds is None else round(graph_build_seconds, 4),
         "steady_state_steps_per_second": round(steady_steps / steady_seconds, 2) if steady_seconds > 0 else None,

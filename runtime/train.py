@@ -178,7 +178,7 @@ def independent_baseline(loaded, run: RunDir, report: dict, *, strategy, allow_c
         mt, ind = multi.get(key), (alone["metrics"].get("test") or {}).get(key)
         higher = METRICS.get(metric).higher_is_better if metric != "loss" else False
         change = None if mt is None or ind is None or ind == 0 else (mt - ind) / abs(ind)
-        better = None if mt is None or ind is None else (mt > ind if higher else mt < ind)
+        better = None if mt is None or ind is None or mt == ind else (mt > ind if higher else mt < ind)
         rows[name] = {"metric": metric, "higher_is_better": higher, "multi_task": mt, "independent": ind,
                       "relative_change": change, "multi_task_better": better,
                       "independent_steps": alone["steps"], "independent_run": str(run.root / "baseline" / name)}
@@ -193,7 +193,7 @@ def format_baseline(baseline: dict) -> str:
         mt = "n/a" if row["multi_task"] is None else f"{row['multi_task']:.4f}"
         ind = "n/a" if row["independent"] is None else f"{row['independent']:.4f}"
         change = "n/a" if row["relative_change"] is None else f"{100 * row['relative_change']:+.1f}%"
-        verdict = "" if row["multi_task_better"] is None else ("  sharing helps" if row["multi_task_better"] else "  sharing hurts")
+        verdict = {None: "  no change", True: "  sharing helps", False: "  sharing hurts"}[row["multi_task_better"]]
         arrow = "(higher is better)" if row["higher_is_better"] else "(lower is better)"
         lines.append(f"  {name:<16} {row['metric']:<14} {mt:>11} {ind:>12} {change:>9}{verdict}  {arrow}")
     return "\n".join(lines)

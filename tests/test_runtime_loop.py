@@ -61,6 +61,8 @@ def test_early_stopping_stops_after_patience_evaluations_without_improvement(tmp
                                                  early_stopping=EarlyStoppingSettings(patience=2)))
     assert report["stopped_early"] and report["steps"] == 110
     assert report["early_stopping"]["best_step"] == 90
+    # the best validation point's state is what gets evaluated and exported
+    assert float(program.weight.numpy()) == 90.0 and report["evaluated_weights"].endswith("(step 90)")
 
 
 def test_inf_from_real_data_names_the_task(tmp_path):
