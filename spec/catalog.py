@@ -88,7 +88,7 @@ def _synthetic(dataset) -> Facts:
 def _tfrecord(dataset) -> Facts:
     columns = {}
     for name, feature in dataset.schema_.items():
-        categorical = {"int64": None, "string": True, "float32": False}[feature.dtype]
+        categorical = {"int64": None, "string": None, "float32": False}[feature.dtype]
         columns[name] = Column(tuple(feature.shape), categorical=categorical, dtype=feature.dtype)
     return Facts(columns=columns, default_features=list(dataset.features))
 

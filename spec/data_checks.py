@@ -186,7 +186,7 @@ def _probe_npz(name, dataset, resolve, report, where) -> Facts:
                 if dtype.kind == "f":
                     categorical = False
                 elif dtype.kind in "US":
-                    categorical = True
+                    categorical = None
                 elif dtype.kind in "iub" and len(shape) == 1:
                     info = archive.getinfo(member)
                     if info.file_size <= NPZ_READ_LIMIT:
@@ -200,8 +200,9 @@ def _probe_npz(name, dataset, resolve, report, where) -> Facts:
                         classes = top + 1 if categorical else None
                 elif dtype.kind in "iub":
                     categorical = False
+                kind = "string" if dtype.kind in "US" else ("float32" if dtype.kind == "f" else "int64")
                 columns[array] = Column(tuple(int(d) for d in shape[1:]), categorical=categorical,
-                                        num_classes=classes, dtype=str(dtype))
+                                        num_classes=classes, dtype=kind)
                 rows[array] = int(shape[0]) if shape else 0
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         report("PT306", f"cannot read {path.name} as an npz file: {exc}", where)

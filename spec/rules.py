@@ -129,19 +129,21 @@ class RuleContext:
             if column is None or column.shape is None:
                 return None
             shapes.append(tuple(column.shape))
-        if len(shapes) == 1:
-            return shapes[0] or (1,)
-        if all(len(s) <= 1 for s in shapes):
-            return (sum(s[0] if s else 1 for s in shapes),)
-        return None
+        # as the compiler builds inputs: one column of rank >= 2 keeps its shape, else flatten and join
+        if len(shapes) == 1 and len(shapes[0]) >= 2:
+            return shapes[0]
+        return (sum(math.prod(s) for s in shapes),)
 
-    def output_space(self, task) -> Optional[tuple]:
-        column = self.column(task.dataset, task.target)
-        if task.loss == "cross_entropy":
-            return ("classes", column.num_classes if column else None)
+    def output_units(self, task) -> Optional[int]:
+        """Width of the inferred output layer, when the target is known."""
         if task.loss == "binary_cross_entropy":
-            return ("binary", tuple(column.shape) if column and column.shape is not None else None)
-        return ("values", tuple(column.shape) if column and column.shape is not None else None)
+            return 1
+        column = self.column(task.dataset, task.target)
+        if column is None:
+            return None
+        if task.loss == "cross_entropy":
+            return column.num_classes
+        return math.prod(column.shape) if column.shape is not None else None
 
 
 # --------------------------------------------------------------------------- names and references
@@ -250,44 +252,47 @@ def sharing_pattern(ctx: RuleContext) -> None:
 
 @rule("structure")
 def pooled_spaces(ctx: RuleContext) -> None:
-    """Pooled sharing is one model for all tasks: same inputs and outputs, or a task descriptor."""
+    """Pooled sharing is one model for all tasks: one input space, one output width.
+
+    Tasks that also share their inputs but predict different targets need a task descriptor,
+    or the model cannot tell them apart. The descriptor is joined to vector inputs only.
+    """
     structure = ctx.spec.structure
-    if structure.sharing != "pooled" or len(ctx.spec.tasks) < 2 or structure.descriptor != "none":
+    if structure.sharing != "pooled" or not ctx.spec.tasks:
         return
     names = list(ctx.spec.tasks)
-    inputs = {n: ctx.input_shape(n, ctx.spec.tasks[n]) for n in names}
-    outputs = {n: ctx.output_space(ctx.spec.tasks[n]) for n in names}
     first = names[0]
-    same_data = all(
-        ctx.spec.tasks[n].dataset == ctx.spec.tasks[first].dataset
-        and ctx.features_of(n, ctx.spec.tasks[n]) == ctx.features_of(first, ctx.spec.tasks[first])
-        for n in names
-    )
-    hint = "set `descriptor: onehot` (or `embedding`) so the model knows which task an example is for, " \
-           "or use `sharing: hard` for a shared trunk with one head per task"
+    hard_hint = "use `sharing: hard` for a shared trunk with one head per task"
+    inputs = {n: ctx.input_shape(n, ctx.spec.tasks[n]) for n in names}
+    units = {n: ctx.output_units(ctx.spec.tasks[n]) for n in names}
     for n in names[1:]:
         a, b = inputs[first], inputs[n]
         if a is not None and b is not None and a != b:
             ctx.report("PT207", f"pooled sharing trains one model for all tasks, but task '{first}' has inputs of "
-                       f"shape {list(a)} and task '{n}' {list(b)}", ("tasks", n), prefer="key", hint=hint)
-        oa, ob = outputs[first], outputs[n]
-        if oa and ob and (oa[0] != ob[0] or (oa[1] is not None and ob[1] is not None and oa[1] != ob[1])):
-            ctx.report("PT207", f"pooled sharing trains one model for all tasks, but task '{first}' predicts "
-                       f"{_space(oa)} and task '{n}' {_space(ob)}", ("tasks", n), prefer="key", hint=hint)
-    if same_data and len(names) > 1:
-        targets = {ctx.spec.tasks[n].target for n in names}
-        if len(targets) > 1:
-            ctx.report("PT207", "pooled sharing without a task descriptor sees the same inputs for every task, so it "
-                       "cannot predict different targets for them", ("structure",), prefer="key", hint=hint)
-
-
-def _space(space: tuple) -> str:
-    kind, detail = space
-    if kind == "classes":
-        return f"{detail} classes" if detail else "classes"
-    if kind == "binary":
-        return "a binary label"
-    return f"values of shape {list(detail)}" if detail is not None else "values"
+                       f"shape {list(a)} and task '{n}' {list(b)}", ("tasks", n), prefer="key",
+                       hint="give every task inputs of the same shape (`features:`), or train them separately")
+        ua, ub = units[first], units[n]
+        if ua is not None and ub is not None and ua != ub:
+            ctx.report("PT207", f"pooled sharing has one output layer, but task '{first}' needs {ua} output "
+                       f"unit{'s' if ua != 1 else ''} and task '{n}' {ub}", ("tasks", n), prefer="key",
+                       hint=hard_hint)
+    if structure.descriptor != "none":
+        shape = next((s for s in inputs.values() if s is not None), None)
+        if shape is not None and len(shape) != 1:
+            ctx.report("PT207", f"a task descriptor ({structure.descriptor}) is joined to vector inputs, but the "
+                       f"input has shape {list(shape)}", ("structure", "descriptor"),
+                       hint="use descriptor: none for image inputs, or flatten them in the data")
+        return
+    same_data = len(names) > 1 and all(
+        ctx.spec.tasks[n].dataset == ctx.spec.tasks[first].dataset
+        and ctx.features_of(n, ctx.spec.tasks[n]) == ctx.features_of(first, ctx.spec.tasks[first])
+        for n in names
+    )
+    if same_data and len({ctx.spec.tasks[n].target for n in names}) > 1:
+        ctx.report("PT207", "pooled sharing without a task descriptor sees the same inputs for every task, so it "
+                   "cannot predict different targets for them", ("structure",) if "structure" in ctx.raw else (),
+                   prefer="key", hint="set `descriptor: onehot` (or `embedding`) so the model knows which task "
+                   "an example is for, or " + hard_hint)
 
 
 @rule("structure")
@@ -302,8 +307,24 @@ def hard_trunk_inputs(ctx: RuleContext) -> None:
             if s != known[first]:
                 ctx.report("PT208", f"hard sharing feeds every task through one trunk, but task '{first}' has "
                            f"inputs of shape {list(known[first])} and task '{n}' {list(s)}", ("tasks", n),
-                           prefer="key", hint="give the tasks the same input features, or split them into "
-                           "separate specs")
+                           prefer="key", hint="give the tasks the same input features (`features:`), or split "
+                           "them into separate specs")
+
+
+STACKABLE_HEAD_LAYERS = ("dense", "layer_norm", "dropout", "activation", "flatten")
+
+
+@rule("structure")
+def hard_heads(ctx: RuleContext) -> None:
+    """Heads of the same shape are stacked into one parameter tensor; only some layers stack."""
+    structure = ctx.spec.structure
+    if structure.sharing != "hard":
+        return
+    for i, layer in enumerate(structure.head):
+        if layer.kind not in STACKABLE_HEAD_LAYERS:
+            ctx.report("PT220", f"head layer {i + 1} is `{layer.kind}`, which cannot be stacked per task",
+                       ("structure", "head", i),
+                       hint=f"heads take {one_of(STACKABLE_HEAD_LAYERS)} layers; put other layers in the trunk")
 
 
 # --------------------------------------------------------------------------- tasks: target, loss, metrics
@@ -353,22 +374,22 @@ def task_targets_and_losses(ctx: RuleContext) -> None:
 
 
 def _loss_fits(ctx, who: str, loss: str, column: Column, path, target: str) -> None:
-    if loss == "cross_entropy":
+    if column.dtype == "string":
+        ctx.report("PT205", f"{who}: '{target}' holds text; loss {loss} needs numbers", path,
+                   hint="encode the labels as integers 0..K-1 (cross_entropy) or numbers (mse, mae, huber)")
+    elif loss == "cross_entropy":
         if column.categorical is False:
-            ctx.report("PT205", f"{who}: cross_entropy needs a categorical target (class labels), but "
-                       f"'{target}' holds continuous values", path,
+            ctx.report("PT205", f"{who}: cross_entropy needs a categorical target (class labels 0..K-1), but "
+                       f"'{target}' holds " + ("continuous values" if not column.shape else
+                                              f"values of shape {list(column.shape)}"), path,
                        hint="use mse, mae or huber for a continuous target")
-        elif column.shape not in (None, ()) and column.shape != (1,):
-            ctx.report("PT205", f"{who}: cross_entropy needs one class label per example, but '{target}' has "
-                       f"shape {list(column.shape)}", path)
     elif loss == "binary_cross_entropy":
-        if column.categorical and column.num_classes is not None and column.num_classes > 2:
+        if column.shape not in (None, (), (1,)):
+            ctx.report("PT205", f"{who}: binary_cross_entropy needs one 0/1 value per example, but '{target}' has "
+                       f"shape {list(column.shape)}", path)
+        elif column.categorical and column.num_classes is not None and column.num_classes > 2:
             ctx.report("PT205", f"{who}: binary_cross_entropy needs a 0/1 target, but '{target}' has "
                        f"{column.num_classes} classes", path, hint="use cross_entropy for more than two classes")
-    elif loss in REGRESSION_LOSSES:
-        if column.dtype == "string":
-            ctx.report("PT205", f"{who}: {loss} needs numbers, but '{target}' holds text labels", path,
-                       hint="use cross_entropy for class labels")
 
 
 def _metrics_fit(ctx, who: str, loss: str, metrics: list, path, column: Optional[Column]) -> None:

@@ -99,3 +99,14 @@ def test_omniglot_zips_are_counted_per_class(omniglot_zips, tmp_path):
     assert codes == ["PT305"]
     spec.write_text(base(ways=40, queries=5, rotations="[0]"))
     assert [d.code for d in check_file(spec).diagnostics] == ["PT304"]  # meta-validation: 29 < 40
+
+
+PLANNABLE = VALID + EXAMPLES
+
+
+@pytest.mark.parametrize("spec", PLANNABLE, ids=[p.name for p in PLANNABLE])
+def test_a_spec_that_passes_check_also_plans(spec: Path):
+    """`check` and the compiler agree: nothing check accepts is refused by `polytask plan`."""
+    plan_module = pytest.importorskip("polytask.compiler.plan")
+    loaded = load_spec(spec)
+    plan_module.build_plan(loaded)
