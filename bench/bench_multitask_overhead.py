@@ -5,8 +5,8 @@ dense-32 head per task, 3 tasks), same optimizer (Adam 1e-3), same batches (64 e
 of mixed tasks drawn once from polytask's pipeline and fed to both). The hand-written model
 is what a Keras user writes for mixed-task batches: Keras Dense layers, one head per task,
 `tf.boolean_mask` to route each task's rows to its head, Keras losses, one tf.function.
-Reported: median step time over repeated blocks (data pipeline excluded on both sides;
-it is timed separately), with and without XLA.
+Reported: median step time over repeated blocks, timed alternately (data pipeline excluded
+on both sides; it is timed separately), with and without XLA.
 
     python bench/bench_multitask_overhead.py [--steps 300] [--repeats 5]
 """
@@ -69,21 +69,26 @@ def hand_written(program, jit: bool):
     return step
 
 
-def time_steps(fn, batches, steps: int, repeats: int) -> tuple[float, float]:
-    """(first call seconds, median ms per step over `repeats` blocks of `steps`)."""
+def first_call(fn, batch) -> float:
     start = time.perf_counter()
-    tf.nest.map_structure(lambda t: t.numpy(), fn(*batches[0]))
-    first = time.perf_counter() - start
-    for b in batches[:20]:
-        fn(*b)
-    blocks = []
+    tf.nest.map_structure(lambda t: t.numpy(), fn(*batch))
+    return time.perf_counter() - start
+
+
+def interleaved(fns, batches, steps: int, repeats: int) -> list[float]:
+    """Median ms per step of each fn, timing their blocks alternately (fair on a shared, loaded machine)."""
+    for fn in fns:
+        for b in batches[:20]:
+            fn(*b)
+    blocks = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        for i in range(steps):
-            out = fn(*batches[i % len(batches)])
-        tf.nest.map_structure(lambda t: t.numpy(), out)
-        blocks.append((time.perf_counter() - start) / steps * 1000)
-    return first, statistics.median(blocks)
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            for i in range(steps):
+                out = fn(*batches[i % len(batches)])
+            tf.nest.map_structure(lambda t: t.numpy(), out)
+            blocks[k].append((time.perf_counter() - start) / steps * 1000)
+    return [statistics.median(b) for b in blocks]
 
 
 def main() -> None:
@@ -104,8 +109,8 @@ def main() -> None:
         fetch_ms = (time.perf_counter() - fetch_start) / args.steps * 1000
         ours = lambda x, y, t: program._step((x, y, t))  # noqa: E731
         theirs = hand_written(program, jit)
-        first_ours, ms_ours = time_steps(ours, batches, args.steps, args.repeats)
-        first_theirs, ms_theirs = time_steps(theirs, batches, args.steps, args.repeats)
+        first_ours, first_theirs = first_call(ours, batches[0]), first_call(theirs, batches[0])
+        ms_ours, ms_theirs = interleaved([ours, theirs], batches, args.steps, args.repeats)
         overhead = 100 * (ms_ours / ms_theirs - 1)
         rows.append((jit, ms_ours, ms_theirs, overhead, first_ours, first_theirs, fetch_ms))
     print(f"{'xla':<6} {'polytask ms':>12} {'hand ms':>9} {'overhead':>9} {'build s (pt/hand)':>18} {'pipeline ms/batch':>18}")

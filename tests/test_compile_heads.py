@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from polytask.compiler.multitask.heads import StackedHead
 from polytask.spec.layers import Layer
 
 
-def test_stacked_heads_equal_per_task_heads():
+@pytest.mark.parametrize("tasks", [4, 12])  # both ways of applying stacked heads (see ALL_HEADS_MAX)
+def test_stacked_heads_equal_per_task_heads(tasks):
     layers = [Layer.model_validate({"dense": {"units": 5, "activation": "relu"}}), Layer.model_validate({"layer_norm": {}})]
-    tasks, width, units = 4, 6, 3
+    width, units = 6, 3
     head = StackedHead(layers, units, tasks)
     rng = np.random.default_rng(0)
     h = rng.normal(size=(32, width)).astype(np.float32)
@@ -22,6 +24,8 @@ def test_stacked_heads_equal_per_task_heads():
     stacked = head(tf.constant(h), tf.constant(index)).numpy()
 
     for task in range(tasks):
+        if not (index == task).any():
+            continue
         kernel1, bias1, gamma, beta, kernel2, bias2 = head.head_weights(task)
         dense1 = keras.layers.Dense(5, activation="relu")
         norm = keras.layers.LayerNormalization(epsilon=1e-3)
@@ -42,4 +46,5 @@ def test_graph_does_not_grow_with_the_number_of_tasks():
         graph = fn.get_concrete_function(tf.TensorSpec((None, 4)), tf.TensorSpec((None,), tf.int32)).graph
         return len(graph.get_operations())
 
-    assert op_count(3) == op_count(300)
+    assert op_count(3) == op_count(5)
+    assert op_count(30) == op_count(300)

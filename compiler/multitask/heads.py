@@ -12,6 +12,12 @@ import math
 import keras
 import tensorflow as tf
 
+# Up to this many heads in a stack, every head is applied to every row in one matmul and each
+# row keeps its own (cheaper on CPU than per-row weight gathers); beyond it, rows gather their
+# head's weights, so the cost per step stays flat as tasks grow. Either way the graph has the
+# same ops for any number of tasks.
+ALL_HEADS_MAX = 8
+
 
 class StackedHead(keras.layers.Layer):
     """`count` heads with identical layer configs; `call(h, index)` applies head `index[b]` to row b."""
@@ -57,11 +63,19 @@ class StackedHead(keras.layers.Layer):
                 raise ValueError(f"layer kind {kind!r} cannot be stacked in a head")
         super().build(input_shape)
 
+    def _dense(self, h, kernel, index):
+        """Row b times kernel[index[b]]: one matmul over all heads when they are few, else a gather."""
+        count, width, units = kernel.shape
+        if count <= ALL_HEADS_MAX:
+            every = tf.matmul(h, tf.reshape(tf.transpose(kernel, [1, 0, 2]), [width, count * units]))
+            return tf.gather(tf.reshape(every, [-1, count, units]), index, axis=1, batch_dims=1)
+        return tf.einsum("bi,bio->bo", h, tf.gather(kernel, index))
+
     def call(self, h, index, training=False):
         for kind, op in self._ops:
             if kind == "dense":
                 kernel, bias, act = op
-                h = tf.einsum("bi,bio->bo", h, tf.gather(kernel, index))
+                h = self._dense(h, kernel, index)
                 if bias is not None:
                     h = h + tf.gather(bias, index)
                 if act is not None:
