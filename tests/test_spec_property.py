@@ -169,3 +169,68 @@ def test_nan_and_huge_numbers_are_diagnostics():
     result = check_source(text, "x.yaml", VALID)
     assert not result.valid and {d.code for d in result.diagnostics} <= {"PT103", "PT104"}
     assert sorted(d.line for d in result.diagnostics) == [21, 22]
+
+
+# Schema-valid recombinations: swap values for other *allowed* ones, so most cases reach the
+# cross-field rules and data checks (the mutations above mostly stop at YAML or schema level).
+CHOICES = {
+    "loss": ["cross_entropy", "binary_cross_entropy", "mse", "mae", "huber"],
+    "sharing": ["pooled", "hard", "meta"],
+    "target": ["target", "task_0", "task_1", "label", "score", "y", "z", "image", "x"],
+    "dataset": ["digits", "table", "arrays", "shapes", "mmoe", "waves", "nope"],
+    "metrics": [[], ["accuracy"], ["auc"], ["mse", "r2"], ["top5_accuracy"], ["accuracy", "accuracy"]],
+    "algorithm": ["maml", "fomaml", "reptile", "anil", "metasgd", "protonet"],
+    "descriptor": ["none", "onehot", "embedding"],
+    "ways": [2, 3, 5, 50], "shots": [1, 2, 5], "queries": [1, 3, 19],
+    "features": [["x"], ["a", "b"], ["image"], ["label"], ["missing"]],
+    "weighting": ["equal", "uncertainty", ["gradnorm", "pcgrad"], {"static": {"weights": {"nope": 1.0}}}],
+    "rotations": [[0], [0, 90, 180, 270], [0, 0]],
+    "class_split": [{"train": 1.0, "validation": 0.0, "test": 0.0}, {"train": 0.4, "validation": 0.3, "test": 0.3}],
+}
+EXTRA_DATASETS = {
+    "digits": {"source": "sklearn", "name": "digits"},
+    "table": {"source": "csv", "path": "../data/table.csv"},
+    "arrays": {"source": "npz", "path": "../data/arrays.npz"},
+    "shapes": {"source": "image_folder", "path": "../data/shapes", "image_size": [4, 4]},
+    "mmoe": {"source": "synthetic", "generator": {"kind": "mmoe", "tasks": 2}},
+    "waves": {"source": "synthetic", "generator": {"kind": "sinusoid", "tasks": 2}},
+}
+
+
+@st.composite
+def recombined_spec(draw) -> dict:
+    data = copy.deepcopy(draw(st.sampled_from(SEED_DATA)))
+    data.setdefault("datasets", {})
+    for name in draw(st.lists(st.sampled_from(sorted(EXTRA_DATASETS)), max_size=3, unique=True)):
+        data["datasets"][name] = copy.deepcopy(EXTRA_DATASETS[name])
+    for _ in range(draw(st.integers(1, 6))):
+        candidates = [p for p in paths(data) if str(p[-1]) in CHOICES]
+        if not candidates:
+            break
+        path = draw(st.sampled_from(candidates))
+        parent_of(data, path)[path[-1]] = copy.deepcopy(draw(st.sampled_from(CHOICES[str(path[-1])])))
+    if draw(st.booleans()):
+        structure = data.setdefault("structure", {"sharing": "pooled"})
+        structure["sharing"] = draw(st.sampled_from(CHOICES["sharing"]))
+        structure.setdefault("model", [{"dense": {"units": 4}}])
+        structure.setdefault("trunk", [{"dense": {"units": 4}}])
+        for key in ("model", "trunk", "head", "descriptor", "embedding_dim", "algorithm", "inner",
+                    "reptile_step_size"):
+            allowed = {"pooled": {"model", "descriptor", "embedding_dim"}, "hard": {"trunk", "head"},
+                       "meta": {"model", "algorithm", "inner", "reptile_step_size"}}[structure["sharing"]]
+            if key not in allowed:
+                structure.pop(key, None)
+        if structure["sharing"] == "meta":
+            structure.setdefault("algorithm", draw(st.sampled_from(CHOICES["algorithm"])))
+    return data
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(recombined_spec())
+def test_recombined_specs_reach_the_rules_without_crashing(data):
+    raw = yaml.safe_dump(data, sort_keys=False).encode()
+    result = check_source(raw, "recombined.yaml", VALID)
+    assert_well_formed(raw, result)
+    event("valid" if result.valid else "invalid")
+    for stage in sorted({d.code[:3] for d in result.diagnostics if d.is_error}):
+        event(f"errors from {stage}xx")
