@@ -98,6 +98,16 @@ def test_two_workers_train_a_multitask_spec_like_one_worker(two_workers_hard, on
     # Only the chief wrote the run directory; the other worker said so.
     assert "written by the chief" in other.stdout and "written by the chief" not in chief.stdout
     assert (out / "saved_model" / "saved_model.pb").exists()
+    # The SavedModel exported under the multi-worker strategy serves on its own.
+    from click.testing import CliRunner
+
+    from polytask.cli import main
+
+    evaluated = CliRunner().invoke(main, ["evaluate", str(out), "--format", "json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(evaluated.output[evaluated.output.index("{"):])["metrics"]
+    for key, value in report(out)["metrics"]["test"].items():
+        assert abs(metrics[key] - value) < TOLERANCE, key
     assert len(train_losses(out)) == len((out / "metrics.jsonl").read_text().splitlines()) - 1  # + test record
 
 
