@@ -8,6 +8,7 @@ a "did you mean" from the set of names the model allows at that place.
 """
 from __future__ import annotations
 
+import functools
 import re
 import types
 import typing
@@ -96,7 +97,11 @@ def _strip(tp: Any) -> Any:
 def _members(tp: Any) -> list:
     tp = _strip(tp)
     if typing.get_origin(tp) in (Union, types.UnionType):
-        return [_strip(m) for m in typing.get_args(tp) if m is not type(None)]
+        out = []
+        for member in typing.get_args(tp):
+            if member is not type(None):
+                out.extend(_members(member))
+        return out
     return [tp]
 
 
@@ -179,6 +184,51 @@ def discriminator_values(loc: Iterable, root: type[BaseModel]) -> tuple[Optional
     return key, values
 
 
+@functools.lru_cache(maxsize=1)
+def key_locations() -> dict[str, list[str]]:
+    """Every key of the spec language -> the places it may appear (`training.optimizer.adam`, ...)."""
+    from polytask.spec.models import Spec
+
+    found: dict[str, list[str]] = {}
+    seen: set = set()
+
+    def walk(tp, where: str) -> None:
+        for member in _members(tp):
+            origin = typing.get_origin(member)
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                if (member, where) in seen or len(seen) > 2000:
+                    continue
+                seen.add((member, where))
+                for name, info in member.model_fields.items():
+                    key = info.alias or name
+                    tag = _variant(member)
+                    here = f"{where}{'.' if where else ''}{key}"
+                    found.setdefault(key, [])
+                    label = where or "the top level"
+                    if tag:
+                        label = f"{where} (with {tag})" if where else label
+                    if label not in found[key]:
+                        found[key].append(label)
+                    walk(info.annotation, here)
+            elif origin is dict:
+                walk(typing.get_args(member)[1], f"{where}.<name>")
+            elif origin in (list, tuple):
+                for arg in typing.get_args(member):
+                    if arg is not Ellipsis:
+                        walk(arg, f"{where}[]")
+
+    walk(Spec, "")
+    return found
+
+
+def _variant(model: type[BaseModel]) -> Optional[str]:
+    for name, info in model.model_fields.items():
+        ann = _strip(info.annotation)
+        if typing.get_origin(ann) is typing.Literal and info.is_required() and len(typing.get_args(ann)) == 1:
+            return f"{name}: {typing.get_args(ann)[0]}"
+    return None
+
+
 def _literals(text: str) -> list[str]:
     found = re.findall(r"'((?:[^'\\]|\\.)*)'", text or "")
     return found or [t.strip() for t in re.split(r",| or ", text or "") if t.strip()]
@@ -237,7 +287,10 @@ class Translator:
                 message = f"unknown top-level key '{key}'{did_you_mean(key, choices)}"
             else:
                 message = f"unknown key '{key}' in {parent_where}{did_you_mean(key, choices)}"
-            hint = f"allowed here: {one_of(choices)}" if choices and not closest(key, choices) else None
+            hint = None
+            if choices and not closest(key, choices):
+                elsewhere = key_locations().get(str(key), [])
+                hint = f"'{key}' belongs in {one_of(elsewhere, limit=4)}" if elsewhere else f"allowed here: {one_of(choices)}"
             return self._diag("PT102", message, path, "key", hint)
 
         if kind == "missing":

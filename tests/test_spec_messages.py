@@ -56,3 +56,11 @@ def test_yaml_booleans_and_quoted_versions():
     d = only("polytask: '1'\nname: x\n" + HEAD.split("\n", 2)[2] + TASK)
     assert d.code == "PT103" and d.message == "the format version is a number: write `polytask: 1`, not '1'"
     assert only("polytask: 3\nname: x\n" + HEAD.split("\n", 2)[2] + TASK).code == "PT108"
+
+
+def test_a_key_in_the_wrong_section_says_where_it_belongs():
+    d = only(HEAD + TASK + "training:\n  learning_rate: 0.1\n")
+    assert d.message == "unknown key 'learning_rate' in training"
+    assert d.hint.startswith("'learning_rate' belongs in structure.inner, training.optimizer.adam")
+    d = only(HEAD + TASK + "shots: 5\n")
+    assert d.hint == "'shots' belongs in family (with source: sinusoid) or family (with source: classes)"
