@@ -146,3 +146,25 @@ def test_tpu_without_a_tpu_is_a_clear_error(monkeypatch):
     with pytest.raises(RunError, match="no TPU found") as error:
         S.create_strategy("tpu")
     assert "TPU_NAME" in error.value.hint
+
+
+@pytest.mark.parametrize("cluster, task_type, task_id, chief", [
+    ({"worker": ["a:1", "b:1"]}, "worker", 0, True),
+    ({"worker": ["a:1", "b:1"]}, "worker", 1, False),
+    ({"chief": ["c:1"], "worker": ["a:1", "b:1"]}, "chief", 0, True),
+    ({"chief": ["c:1"], "worker": ["a:1", "b:1"]}, "worker", 0, False),
+])
+def test_only_the_chief_writes_to_the_run_directory(tmp_path, cluster, task_type, task_id, chief):
+    import tensorflow as tf
+
+    class ClusterStrategy:  # what MultiWorkerMirroredStrategy exposes about its place in the cluster
+        cluster_resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+            tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id)
+
+    strategy = ClusterStrategy()
+    assert S.is_chief(strategy) is chief
+    where = S.worker_write_dir(strategy, str(tmp_path / "run"))
+    if chief:
+        assert where == str(tmp_path / "run")
+    else:
+        assert not where.startswith(str(tmp_path)) and f"{task_type}{task_id}" in where
