@@ -265,7 +265,10 @@ def test_init_writes_a_commented_starter_that_passes_check(tmp_path, pattern):
     assert check.exit_code == 0, check.output
     from polytask.spec import load_spec
 
-    assert load_spec(target).spec.structure.sharing == pattern
+    loaded = load_spec(target)
+    assert loaded.spec.structure.sharing == pattern
+    plan = pytest.importorskip("polytask.compiler.plan")
+    plan.build_plan(loaded)  # the starter is something the compiler builds, not just something check accepts
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path):
