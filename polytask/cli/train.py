@@ -71,7 +71,8 @@ def summary_text(report: dict, run_dir: Path) -> str:
             if key != "loss":
                 lines.append(f"  {key:<32} {test[key]:.4f}")
         if "loss" in test:
-            lines.append(f"  {'loss (weighted sum)':<32} {test['loss']:.4f}")
+            label = "loss (weighted sum)" if any("/" in key for key in test) else "loss"
+            lines.append(f"  {label:<32} {test['loss']:.4f}")
     counts = report.get("parameters") or {}
     if counts:
         lines.append(f"parameters: {counts.get('total', 0):,} ({counts.get('shared', 0):,} shared, "
