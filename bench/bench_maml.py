@@ -125,11 +125,11 @@ def main() -> None:
         program.optimizer.apply_gradients([(g[n] / TASKS, v) for n, v in zip(names, variables)])
         return {"loss": tf.reduce_mean(metrics["loss"])}
 
-    results = {"polytask train_step (tf.data + XLA)": [], "polytask step, fixed batch": [],
+    results = {"polytask train_step (tf.data + XLA)": [], "polytask: XLA meta-gradient + Adam, fixed batch": [],
                "hand-written, Python task loop": [], "hand-written, Python task loop + XLA": []}
     for _ in range(args.repeats):
         results["polytask train_step (tf.data + XLA)"].append(rate(program.train_step, args.iterations))
-        results["polytask step, fixed batch"].append(rate(lambda: fixed_step(fixed), args.iterations))
+        results["polytask: XLA meta-gradient + Adam, fixed batch"].append(rate(lambda: fixed_step(fixed), args.iterations))
         results["hand-written, Python task loop"].append(rate(hand_step(hand), args.iterations))
         results["hand-written, Python task loop + XLA"].append(rate(hand_step(hand_xla), args.iterations))
 

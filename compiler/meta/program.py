@@ -32,7 +32,7 @@ from polytask.errors import PolytaskError
 #: training.eval_episodes, default 600).
 VALIDATION_EPISODES = 200
 #: Examples per evaluation chunk: episodes are evaluated this many images at a time.
-EVAL_CHUNK_EXAMPLES = 4096
+EVAL_CHUNK_EXAMPLES = 1024
 META_FILE = "polytask_meta.json"
 
 
@@ -130,7 +130,7 @@ class MetaProgram:
             self._build_train_step()
         started = time.perf_counter()
         try:
-            outputs = self._step_fn(next(self._iterator))
+            outputs = self._step_fn(self._iterator)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
             if not self.jit_compile or self.batches_drawn.numpy() > 0:
                 raise
@@ -139,7 +139,7 @@ class MetaProgram:
                   "running without jit_compile")
             self.jit_compile = False
             self._build_train_step()
-            outputs = self._step_fn(next(self._iterator))
+            outputs = self._step_fn(self._iterator)
         self.batches_drawn.assign_add(1)
         self._step_times.append(time.perf_counter() - started)
         return outputs
@@ -206,15 +206,19 @@ class MetaProgram:
         strategy = self.strategy
         global_tasks = self.meta_batch
         dataset = self.sampler.dataset("train", global_tasks, start=int(self.batches_drawn.numpy()))
-        dataset = dataset.unbatch().batch(global_tasks, drop_remainder=True)  # static task axis to split
         if strategy.num_replicas_in_sync > 1:
             from polytask.runtime.strategy import distribute_dataset
 
-            dataset = distribute_dataset(strategy, dataset)
+            # A plain batch() gives the distribution layer a static task axis to split.
+            dataset = distribute_dataset(strategy, dataset.unbatch().batch(global_tasks, drop_remainder=True))
         self._iterator = iter(dataset)
-        gradients = tf.function(self._gradients, jit_compile=self.jit_compile)
         variables = self.parameters.ordered()
         names = self.parameters.theta_names + self.parameters.extra_names
+        # On one replica the whole meta-iteration, optimizer update included, is one XLA
+        # cluster. With several replicas the optimizer's all-reduce (a merge_call) cannot be
+        # compiled, so only the meta-gradient computation is.
+        whole_step_jit = self.jit_compile and strategy.num_replicas_in_sync == 1
+        gradients = self._gradients if whole_step_jit else tf.function(self._gradients, jit_compile=self.jit_compile)
 
         def replica_step(batch):
             theta, extra = self.parameters.read()
@@ -223,9 +227,13 @@ class MetaProgram:
             self.optimizer.apply_gradients([(grads[n] * scale, v) for n, v in zip(names, variables)])
             return {k: tf.reduce_sum(v) * scale for k, v in metrics.items()}
 
+        if whole_step_jit:
+            replica_step = tf.function(replica_step, jit_compile=True)
+
         @tf.function
-        def step(batch):
-            per_replica = strategy.run(replica_step, args=(batch,))
+        def step(iterator):
+            # next() inside the graph: no Python round trip per meta-iteration.
+            per_replica = strategy.run(replica_step, args=(next(iterator),))
             return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
 
         self._step_fn = step
