@@ -84,7 +84,7 @@ def launch(script, name, out, steps, die_at=-1, workers=1, env=None, timeout=180
     ports = free_ports(workers)
     procs = []
     for index in range(workers):
-        child = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+        child = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=os.path.dirname(out), **(env or {}))
         if name == "multi_worker":
             child["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports]},
                                              "task": {"type": "worker", "index": index}})

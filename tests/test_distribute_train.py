@@ -126,7 +126,8 @@ def test_killed_worker_is_recovered_from_the_chiefs_checkpoint(tmp_path, two_wor
     """SIGKILL worker 1 after the first checkpoint; restart both with --resume; same end result."""
     out = tmp_path / "killed"
     argv = polytask("train", HARD, "--out", str(out), "-q", "--strategy", "multi_worker")
-    chief, other = start_workers(argv, cwd=REPO_ROOT)
+    # A SIGKILLed worker cannot remove its scratch folder: keep it under tmp_path.
+    chief, other = start_workers(argv, cwd=REPO_ROOT, env={"TMPDIR": str(tmp_path)})
     try:
         deadline = time.monotonic() + 120
         while not list((out / "checkpoints").glob("ckpt-*.index")):
