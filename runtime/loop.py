@@ -131,7 +131,9 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
         if latest is None:
             raise RunError(
                 f"--resume: no checkpoint in {run.checkpoints}",
-                hint="start the run without --resume, or point --out at the run to continue",
+                hint="start the run without --resume, or point --out at the run to continue"
+                + ("" if chief else "; every worker of a multi-worker run must see the chief's --out "
+                   "directory (a shared file system)"),
             )
         checkpoint.restore(latest).assert_existing_objects_matched()
         run.truncate_metrics(after_step=int(step.numpy()))
