@@ -84,8 +84,12 @@ def two_workers_hard(tmp_path_factory):
 
 
 def test_mirrored_over_two_logical_cpus_gives_the_one_device_loss_trajectory(tmp_path, one_device):
+    # Chosen by the spec's runtime section this time (the other tests use --strategy).
+    spec = tmp_path / "hard_mirrored.yaml"
+    spec.write_text(Path(HARD).read_text() + "runtime: {strategy: mirrored}\n")
     out = tmp_path / "mirrored"
-    train(HARD, out, "--strategy", "mirrored", env={"POLYTASK_LOGICAL_CPUS": "2"}).check()
+    train(str(spec), out, env={"POLYTASK_LOGICAL_CPUS": "2"}).check()
+    assert report(out)["strategy"]["strategy"] == "MirroredStrategy"
     assert report(out)["strategy"]["replicas"] == 2
     assert_same_run(out, one_device[HARD])
 
