@@ -172,7 +172,7 @@ def _read_image(path: Path, size, grayscale: bool, invert: bool, notices: list[s
         raise DataError(f"{path} is a grayscale image ({mode}), but the model was trained on color (RGB) images",
                         hint="convert it to RGB")
     if (height, width) != tuple(size):
-        notices.append(f"{path.name}: resized from {width}x{height} to {size[1]}x{size[0]} like the training images")
+        notices.append((f"{width}x{height}", f"{size[1]}x{size[0]}", path.name))
     return decode_image(data, str(path), size, grayscale, invert)
 
 
@@ -207,6 +207,7 @@ def _few_shot_images(program, support_dir: Path, query_dir: Path) -> dict:
             qx.append(_read_image(path, size, grayscale, invert, notices))
             qy.append(names.index(name))
             qfiles.append(path)
+    notices = _summarize_resizes(notices)
     logits = program.predict(np.stack(sx), np.asarray(sy, np.int64), np.stack(qx), ways=ways)
     probabilities = _softmax(logits)
     predicted = probabilities.argmax(axis=-1)
@@ -227,6 +228,15 @@ def _few_shot_images(program, support_dir: Path, query_dir: Path) -> dict:
         "predictions": predictions,
         "notices": notices,
     }
+
+
+def _summarize_resizes(resized: list) -> list[str]:
+    """One notice per original size instead of one per file."""
+    groups: dict = {}
+    for original, target, name in resized:
+        groups.setdefault((original, target), []).append(name)
+    return [f"{len(names)} image(s) resized from {original} to {target} like the training images (e.g. {names[0]})"
+            for (original, target), names in groups.items()]
 
 
 def _adaptation(program) -> str:
