@@ -304,6 +304,10 @@ def _meta_plan(loaded) -> Plan:
 # --------------------------------------------------------------------------- text
 
 
+def _tasks(count: int) -> str:
+    return f"{count} task" + ("" if count == 1 else "s")
+
+
 def _shape(shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
@@ -336,7 +340,7 @@ def format_plan(plan: Plan, spec_path: str = "") -> str:
             members = [x for x in plan.groups if x.note.split(" ")[2:3] == [stack]]
             lines.append(f"  + heads {stack}: {len(members)} tasks x {g.params:,} = {len(members) * g.params:,} params (task-specific)")
             continue
-        scope = f"shared by {len(g.tasks)} tasks" if g.shared else (f"task {g.tasks[0]}" if len(g.tasks) == 1 else "one per task")
+        scope = f"shared by {_tasks(len(g.tasks))}" if g.shared else (f"task {g.tasks[0]}" if len(g.tasks) == 1 else "one per task")
         lines.append(f"  + {g.name}: {g.params:,} params ({scope})" + (f"  [{g.note}]" if g.note else ""))
         for layer in g.layers:
             lines.append(f"      {layer.kind:<11} -> {_shape(layer.output_shape):<14} {layer.params:>10,}")
@@ -346,7 +350,7 @@ def format_plan(plan: Plan, spec_path: str = "") -> str:
         lines.append(f"note: {note}")
     lines.append(
         f"Plan: {totals['total']:,} parameters ({totals['shared']:,} shared, {totals['task_specific']:,} task-specific) "
-        f"for {len(plan.tasks)} tasks."
+        f"for {_tasks(len(plan.tasks))}."
     )
     return "\n".join(lines)
 
