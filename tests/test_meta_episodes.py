@@ -1,6 +1,8 @@
 """Task families: episode shapes and labels, reproducibility from the seed, no class leakage."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,10 @@ def test_model_errors_are_user_errors(tmp_path, glyph_folder):
     bad = class_spec(tmp_path, glyph_folder, model=[{"dense": {"units": 8}}], name="bad")
     with pytest.raises(PolytaskError, match="flatten"):
         meta_plan(load_spec(bad))
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (Path(__file__).parent.parent / "examples" / "meta").glob("*.yaml")))
+def test_meta_examples_plan(example):
+    loaded = load_spec(Path(__file__).parent.parent / "examples" / "meta" / example, check_data=False)
+    plan = meta_plan(loaded)
+    assert plan["sharing"] == "meta" and plan["parameters"]["model"] > 0
