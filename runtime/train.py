@@ -110,7 +110,7 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
         if _spec_digest(previous) != _spec_digest(current):
             raise RunError(
                 f"the spec differs from the one {run.root} was started with ({run.spec_file})",
-                hint="resume with the same spec (only --steps may change), or start a new run with another --out",
+                hint="resume with the same spec and --seed (only --steps may change), or start a new run with another --out",
             )
 
     tf_strategy = _strategy(spec, strategy, precision)
