@@ -46,8 +46,14 @@ Params = Mapping[str, tf.Tensor]
 
 def tile_params(params: Params, tasks) -> dict[str, tf.Tensor]:
     """Give each meta-parameter a leading task axis of size `tasks` (one copy per task)."""
-    return {name: tf.broadcast_to(value[None], tf.concat([[tasks], tf.shape(value)], 0))
-            for name, value in params.items()}
+    out = {}
+    for name, value in params.items():
+        if isinstance(tasks, int) and value.shape.is_fully_defined():
+            shape = [tasks] + value.shape.as_list()  # static: lets XLA specialise the batched ops
+        else:
+            shape = tf.concat([[tasks], tf.shape(value)], 0)
+        out[name] = tf.broadcast_to(value[None], shape)
+    return out
 
 
 class FunctionalModel:

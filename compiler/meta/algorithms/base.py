@@ -151,7 +151,7 @@ class GradientBasedAlgorithm(MetaAlgorithm):
 
     def _prepare(self, theta, support_x, query_x):
         """Tile theta per task; for a frozen body, compute its features once (ANIL)."""
-        tasks = tf.shape(support_x)[0]
+        tasks = support_x.shape[0] if support_x.shape[0] is not None else tf.shape(support_x)[0]
         fast = tile_params(theta, tasks)
         stop = self.body_stop()
         if stop == 0:

@@ -25,7 +25,7 @@ class ProtoNet(MetaAlgorithm):
         self.eval_steps = 0
 
     def logits(self, theta, support_x, support_y, query_x, ways):
-        tasks = tf.shape(support_x)[0]
+        tasks = support_x.shape[0] if support_x.shape[0] is not None else tf.shape(support_x)[0]
         params = tile_params(theta, tasks)
         if self.transductive or not self.model.has_batch_norm:
             support = self.model(params, support_x)
