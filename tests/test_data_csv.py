@@ -100,6 +100,15 @@ def test_edited_file_is_read_again(tmp_path):
     assert load(tmp_path, dataset).num_rows == 4
 
 
+def test_missing_cell_beside_ones_stays_missing(tmp_path):
+    # Found by the round-trip property: a column of 1s with an empty cell is a label column
+    # with one missing label, not the +-1 numbers that an npz array of -1/1 would be.
+    table = load(tmp_path, _csv(tmp_path, "a,b\n0.5,\n0.25,1\n"))
+    assert table.columns["b"].dtype == np.int64
+    assert table.columns["b"].tolist() == [-1, 1]
+    assert table.info["b"].missing == 1
+
+
 # ---------------------------------------------------------------- property tests
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402

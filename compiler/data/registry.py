@@ -68,6 +68,9 @@ class Columns:
     feature_columns: Optional[list[str]] = None
     info: dict[str, ColumnInfo] = field(default_factory=dict)  # overrides of the inferred info
     where: Optional[str] = None
+    # True when the source already chose each column's dtype (csv: -1 in an int64 column
+    # marks a missing cell), so the generic array heuristics must not second-guess it.
+    typed: bool = False
 
 
 class DataSource:
@@ -134,7 +137,7 @@ def _finish(loaded_columns: Columns, context: SourceContext) -> Table:
     columns, info = {}, {}
     for column, values in loaded_columns.columns.items():
         try:
-            columns[column] = normalize_column(values)
+            columns[column] = values if loaded_columns.typed else normalize_column(values)
         except TypeError as exc:
             raise DataError(f"column '{column}' of dataset '{context.name}': {exc}", where=where) from None
         info[column] = loaded_columns.info.get(column) or infer_column_info(columns[column])

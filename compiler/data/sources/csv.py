@@ -163,7 +163,7 @@ class CsvSource(DataSource):
 
     def load(self, dataset, context: SourceContext) -> Columns:
         path, columns = self._read(dataset, context)
-        return Columns(columns=dict(columns), feature_columns=dataset.features, where=str(path))
+        return Columns(columns=dict(columns), feature_columns=dataset.features, where=str(path), typed=True)
 
     def describe(self, dataset, context: SourceContext):
         _, columns = self._read(dataset, context)
