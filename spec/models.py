@@ -42,6 +42,16 @@ def _exactly_one(model: BaseModel, what: str) -> BaseModel:
 class OneOf(StrictModel):
     """A single-key mapping such as `{adam: {learning_rate: 0.001}}`: exactly one field set."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        # `optimizer: adam` and `optimizer: {adam: }` mean `optimizer: {adam: {}}` (defaults).
+        if isinstance(value, str):
+            return {value: {}}
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
     @property
     def kind(self) -> str:
         return next(name for name in type(self).model_fields if getattr(self, name) is not None)
@@ -450,16 +460,6 @@ class Optimizer(OneOf):
     sgd: Optional[SgdParams] = None
     rmsprop: Optional[RmspropParams] = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _from_name(cls, value: Any) -> Any:
-        # `optimizer: adam` and `optimizer: {adam: }` mean `optimizer: {adam: {}}` (defaults).
-        if isinstance(value, str):
-            return {value: {}}
-        if isinstance(value, dict):
-            return {k: ({} if v is None else v) for k, v in value.items()}
-        return value
-
     @model_validator(mode="after")
     def _one(self) -> "Optimizer":
         return _exactly_one(self, "optimizer")
@@ -516,15 +516,6 @@ class Weighting(OneOf):
     gradnorm: Optional[GradNormParams] = None
     pcgrad: Optional[dict] = None
     dwa: Optional[DwaParams] = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_name(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return {value: {}}
-        if isinstance(value, dict):
-            return {k: ({} if v is None else v) for k, v in value.items()}
-        return value
 
     @model_validator(mode="after")
     def _one(self) -> "Weighting":

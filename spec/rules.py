@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 from polytask.spec.catalog import Column, Facts, image_shape
 from polytask.spec.diagnostics import MAX_REPORTS, Diagnostic
 from polytask.spec.source import SourceMap, dotted
+from polytask.spec.splits import split_sizes
 from polytask.spec.suggest import closest, did_you_mean, one_of
 
 RULES: list[tuple[Callable[["RuleContext"], None], tuple]] = []
@@ -516,26 +517,6 @@ def _episodes_fit_data(ctx, family, names: list[str]) -> None:
 
 
 SPLITS = ("train", "validation", "test")
-
-
-def split_sizes(count: int, fractions: list) -> list[int]:
-    """Items per split, as polytask.compiler.data.table.split_indices cuts them.
-
-    Largest-remainder rounding so the sizes add up to `count`; a split with a fraction above
-    0 gets at least one item when there are enough to go round.
-    """
-    exact = [f * count for f in fractions]
-    sizes = [int(math.floor(e)) for e in exact]
-    order = sorted(range(3), key=lambda i: exact[i] - sizes[i], reverse=True)
-    for i in order[: count - sum(sizes)]:
-        sizes[i] += 1
-    for i in range(3):
-        if fractions[i] > 0 and sizes[i] == 0:
-            donor = max(range(3), key=lambda j: sizes[j])
-            if sizes[donor] > 1:
-                sizes[donor] -= 1
-                sizes[i] += 1
-    return sizes
 
 
 @rule("structure", "family")

@@ -13,6 +13,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from polytask.errors import DataError
+from polytask.spec.splits import split_sizes
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -108,19 +109,7 @@ def split_indices(num_rows: int, fractions, seed: int) -> dict[str, np.ndarray]:
     Sizes are rounded with the largest-remainder rule so they add up to `num_rows`; a split
     with a fraction above 0 gets at least one row when there are enough rows to go round.
     """
-    wanted = [float(getattr(fractions, name)) for name in SPLIT_NAMES]
-    exact = [w * num_rows for w in wanted]
-    sizes = [int(np.floor(e)) for e in exact]
-    order = sorted(range(3), key=lambda i: exact[i] - sizes[i], reverse=True)
-    for i in order[: num_rows - sum(sizes)]:
-        sizes[i] += 1
-    # Give a non-empty fraction at least one row, taken from the largest split.
-    for i in range(3):
-        if wanted[i] > 0 and sizes[i] == 0:
-            donor = max(range(3), key=lambda j: sizes[j])
-            if sizes[donor] > 1:
-                sizes[donor] -= 1
-                sizes[i] += 1
+    sizes = split_sizes(num_rows, [float(getattr(fractions, name)) for name in SPLIT_NAMES])
     order_rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EED]))
     permutation = order_rng.permutation(num_rows)
     out, start = {}, 0
