@@ -355,6 +355,16 @@ def format_plan(plan: Plan, spec_path: str = "") -> str:
     return "\n".join(lines)
 
 
+def _scalar(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    return str(value)
+
+
 def _format_meta(plan: Plan) -> str:
     lines = [f"polytask plan: {plan.name}", "", "sharing: meta"]
 
@@ -372,8 +382,8 @@ def _format_meta(plan: Plan) -> str:
                     mark = "  (inferred)" if layer.get("inferred") else ""
                     lines.append(" " * (indent + 2) + f"+ {layer.get('kind', ''):<11} -> {shape:<14} "
                                  f"{layer.get('parameters', 0):>10,}{mark}")
-            else:
-                lines.append(" " * indent + f"{key}: {item}")
+            elif item is not None:  # a setting that does not apply to this algorithm is left out
+                lines.append(" " * indent + f"{key}: {_scalar(item)}")
 
     walk(plan.meta, 2)
     counts = plan.meta.get("parameters") if isinstance(plan.meta, dict) else None
