@@ -36,10 +36,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 def _load_run(run_dir: Path):
     """The run's LoadedSpec, with dataset paths made absolute (the run may be evaluated from anywhere)."""
+    from polytask.runtime.rundir import existing_run
     from polytask.spec.loader import load_spec
 
-    if not run_dir.is_dir():
-        raise RunError(f"{run_dir} is not a directory", hint="pass the --out directory of a `polytask train` run")
+    run_dir = existing_run(run_dir)
     meta_file = run_dir / "saved_model" / "polytask_meta.json"
     spec_file = run_dir / "spec.yaml"
     if meta_file.exists():

@@ -35,6 +35,34 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+RUN_MARKERS = ("spec.yaml", "report.json", "checkpoints", "saved_model")
+"""Entries of which at least one is in every directory `polytask train` wrote (spec.yaml comes first)."""
+
+TRAIN_HINT = "pass the --out directory of a `polytask train` run (default: runs/<spec name>)"
+
+
+def existing_run(path, *, option: str = "RUN_DIR") -> Path:
+    """`path` as a Path once it is known to be a run directory; a `RunError` saying what it is otherwise.
+
+    The one check every verb that reads a run (evaluate, predict, train --resume) makes first,
+    so a typo in the path gets "no such run directory", not a message about a missing file in it.
+    """
+    root = Path(path)
+    if not root.exists():
+        siblings = [p.name for p in root.parent.iterdir() if p.is_dir()] if root.parent.is_dir() else []
+        import difflib
+
+        close = difflib.get_close_matches(root.name, siblings, n=1)
+        hint = (f"did you mean {root.parent / close[0]}? " if close else "") + TRAIN_HINT
+        raise RunError(f"{option}: no such run directory: {root}", hint=hint)
+    if not root.is_dir():
+        raise RunError(f"{option}: {root} is a file, not a run directory", hint=TRAIN_HINT)
+    if not any((root / marker).exists() for marker in RUN_MARKERS):
+        raise RunError(f"{option}: {root} is not a polytask run directory (it has no {', '.join(RUN_MARKERS)})",
+                       hint=TRAIN_HINT)
+    return root
+
+
 class RunDir:
     """Paths of one run directory; only the writer (the chief) touches the disk."""
 

@@ -16,14 +16,29 @@ from polytask.errors import DataError, PolytaskError, RunError
 
 
 def read_run(run_dir) -> tuple[Path, dict]:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunError(f"{run_dir} is not a directory", hint="pass the --out directory of a `polytask train` run")
+    from polytask.runtime.rundir import existing_run
+
+    run_dir = existing_run(run_dir)
     info_file = run_dir / "saved_model" / "polytask.json"
     if not info_file.exists():
+        if (run_dir / "saved_model" / "polytask_meta.json").exists():
+            raise RunError(f"{run_dir} is a meta-learning run; `predict` serves multi-task runs",
+                           hint=f"adapt it to a new task with `polytask evaluate {run_dir} --support DIR --query DIR`")
         raise RunError(f"{run_dir} has no exported model (saved_model/polytask.json)",
-                       hint="the run may not have finished; finish it with `polytask train SPEC --out RUN_DIR --resume`")
-    return run_dir, json.loads(info_file.read_text(encoding="utf-8"))
+                       hint="the run may not have finished; finish it with "
+                       f"`polytask train {_spec_of(run_dir)} --out {run_dir} --resume`")
+    try:
+        return run_dir, json.loads(info_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot read {info_file}: {exc}", hint="the run directory looks damaged; train again") from None
+
+
+def _spec_of(run_dir: Path) -> str:
+    """The spec path the run was trained from (program.json), or SPEC when unknown."""
+    try:
+        return str(json.loads((run_dir / "program.json").read_text(encoding="utf-8"))["spec"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "SPEC"
 
 
 def load_saved_model(run_dir: Path):

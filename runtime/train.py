@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from polytask.errors import RunError
 from polytask.runtime.loop import EarlyStoppingSettings, LoopSettings, fit
-from polytask.runtime.rundir import RunDir, jsonable
+from polytask.runtime.rundir import RunDir, existing_run, jsonable
 
 BASELINES = ("independent",)
 
@@ -99,6 +99,13 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
     loaded = with_overrides(loaded, seed=seed, steps=steps)
     spec = loaded.spec
     run = RunDir(Path(out))
+    # Both checks come before anything is written: a typo in --out must not create a
+    # directory, and a new run must not overwrite the spec.yaml of the run already there.
+    if resume:
+        existing_run(run.root, option="--out")
+    elif (run.checkpoints / "checkpoint").exists():
+        raise RunError(f"{run.root} already holds a run (checkpoints/)",
+                       hint="continue it with --resume, or choose a new --out directory")
     content = resolved_spec(loaded)
     if resume and run.spec_file.exists():
         import yaml

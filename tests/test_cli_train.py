@@ -133,7 +133,7 @@ def test_predict_errors_are_messages(trained, tmp_path):
     (tmp_path / "text.csv").write_text("f0,f1,f2,f3,f4,f5\n1,2,x,4,5,6\n")
     assert "text.csv" in _error_of(_invoke("predict", str(out), "--task", "a", str(tmp_path / "text.csv")))
     assert "did you mean 'a'" in _error_of(_invoke("predict", str(out), "--task", "aa", str(tmp_path / "bad.csv")))
-    assert "no exported model" in _error_of(_invoke("evaluate", str(tmp_path)))
+    assert "not a polytask run directory" in _error_of(_invoke("evaluate", str(tmp_path)))
 
 
 def _train_error(folder: Path, spec: dict) -> str:
@@ -192,7 +192,7 @@ def test_unreadable_image_is_a_clear_error(tmp_path):
 
 def test_resume_without_a_checkpoint_and_rerun_into_a_used_directory(trained, tmp_path):
     spec, out, _ = trained
-    assert "no checkpoint" in _error_of(_invoke("train", str(spec), "--out", str(tmp_path / "new"), "--resume", "--quiet"))
+    assert "no such run directory" in _error_of(_invoke("train", str(spec), "--out", str(tmp_path / "new"), "--resume", "--quiet"))
     assert "already holds a run" in _error_of(_invoke("train", str(spec), "--out", str(out), "--quiet"))
 
 

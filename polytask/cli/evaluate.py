@@ -39,8 +39,9 @@ def _is_meta_run(run_dir: Path) -> bool:
 def evaluate(run_dir, split, output_format, episodes, ways, shots, support, query):
     """Evaluate the trained model in RUN_DIR on a split (default: test)."""
     from polytask.errors import PolytaskError
+    from polytask.runtime.rundir import existing_run
 
-    path = Path(run_dir)
+    path = existing_run(run_dir)
     meta_options = {"episodes": episodes, "ways": ways, "shots": shots, "support": support, "query": query}
     if _is_meta_run(path):
         from polytask.runtime.meta_eval import evaluate_meta_run
