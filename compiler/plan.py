@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from math import prod
 from typing import Any, Optional
 
+from polytask.compiler.data import default_input_columns
 from polytask.compiler.layers import LAYERS, flat_size, infer_shapes
 from polytask.compiler.losses import LOSSES
 from polytask.errors import PolytaskError
@@ -103,19 +104,6 @@ class Plan:
 # --------------------------------------------------------------------------- inputs
 
 
-def default_input_columns(dataset, info: dict, targets: set[str]) -> list[str]:
-    """The columns a task reads when it names none: the dataset's `features`, else the source default."""
-    declared = getattr(dataset, "features", None)
-    if isinstance(declared, str):
-        return [declared]
-    if declared:
-        return list(declared)
-    for default in ("x", "image"):
-        if default in info and default not in targets:
-            return [default]
-    return [c for c in info if c not in targets and info[c].dtype != "string"]
-
-
 def input_shape_of(columns: list[str], info: dict) -> tuple:
     """Same rule as Table.features: one column of rank >= 2 keeps its shape, else flattened and joined."""
     if len(columns) == 1 and len(info[columns[0]].shape) >= 2:
@@ -153,6 +141,8 @@ def resolve_task(loaded, name: str, task, info: dict) -> TaskPlan:
             hint=(f"did you mean '{close[0]}'? " if close else "") + f"columns are: {', '.join(info)}",
         )
     targets = _targets_by_dataset(spec)[task.dataset]
+    # The data layer owns the rule (a csv column called `x` is not special), so the plan's shapes
+    # always match the table the model is fed from.
     columns = list(task.features) if task.features else default_input_columns(spec.datasets[task.dataset], info, targets)
     for column in columns:
         if column not in info:

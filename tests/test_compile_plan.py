@@ -81,3 +81,26 @@ def test_pooled_with_different_output_spaces_is_refused(tmp_path):
         return
     with pytest.raises(PolytaskError, match="one output space"):
         build_plan(loaded)
+
+
+def test_a_csv_column_named_x_is_one_input_among_the_others(tmp_path):
+    """The plan takes its default inputs from the data layer: for csv, every non-target column."""
+    import json
+
+    from click.testing import CliRunner
+
+    from polytask.cli import main
+    from polytask.compiler.data import load_table
+
+    (tmp_path / "data.csv").write_text(
+        "x,f1,f2,a,b,c\n" + "".join(f"{i},{i % 3},{-i},{i % 3},{i % 2},{0.5 * i}\n" for i in range(30)))
+    path = write_spec(tmp_path)
+    loaded = load_spec(path)
+    plan = build_plan(loaded)
+    for task in plan.tasks.values():
+        assert task.input_columns == ["x", "f1", "f2"] and task.input_shape == (3,)
+    table = load_table("table", loaded.spec.datasets["table"], loaded)
+    assert table.input_columns(None, {"a", "b", "c"}) == ["x", "f1", "f2"]  # what the model is fed
+    result = CliRunner().invoke(main, ["plan", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["tasks"]["a"]["input_shape"] == [3]
