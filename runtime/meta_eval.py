@@ -164,7 +164,10 @@ def _read_image(path: Path, size, grayscale: bool, invert: bool, notices: list[s
                 rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
                 colorful = bool(np.abs(rgb - rgb.mean(axis=-1, keepdims=True)).max() > 2)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}", hint="replace or remove the file") from None
+        from polytask.compiler.data.sources.image_folder import unreadable_image_reason
+
+        raise DataError(f"cannot read image {path}: {unreadable_image_reason(exc)}",
+                        hint="replace or remove the file") from None
     if colorful:
         raise DataError(f"{path} is a color image ({mode}), but the model was trained on grayscale images",
                         hint="convert it to grayscale (e.g. `convert in.png -colorspace Gray out.png`)")
@@ -293,11 +296,13 @@ def _read_table(path: Path, role: str, need_y: bool) -> tuple[np.ndarray, Option
                         hint="name the input column x and the target column y")
     if need_y and "y" not in arrays:
         raise DataError(f"{path} has no column/array 'y'", hint="the support set needs targets: add a y column")
-    x = arrays["x"].reshape(len(arrays["x"]), -1).astype(np.float32)
-    if len(x) == 0:
+    x = np.atleast_1d(arrays["x"])
+    if len(x) == 0:  # before the reshape, which cannot infer a width from zero rows
         raise DataError(f"{path} has no rows", hint="add at least one point")
+    x = x.reshape(len(x), -1).astype(np.float32)
     y = arrays.get("y")
     if y is not None:
+        y = np.atleast_1d(y)
         y = y.reshape(len(y), -1).astype(np.float32)
         if len(y) != len(x):
             raise DataError(f"{path}: x has {len(x)} rows but y has {len(y)}", hint="give every x its y")

@@ -110,6 +110,15 @@ def _ignored(part: str) -> bool:
     return part.startswith(".") or part == "__MACOSX"
 
 
+def unreadable_image_reason(exc: Exception) -> str:
+    """Why Pillow could not open an image, in words (its own message names an in-memory BytesIO)."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image Pillow can decode (a corrupt or truncated file, or not an image at all)"
+    return str(exc) or type(exc).__name__
+
+
 def decode_image(data: bytes, name: str, size: tuple[int, int], grayscale: bool, invert: bool) -> np.ndarray:
     """Bytes of one image -> float32 (H, W, C) in [0, 1]; a file PIL cannot read is a DataError naming it."""
     from PIL import Image, UnidentifiedImageError
@@ -123,7 +132,7 @@ def decode_image(data: bytes, name: str, size: tuple[int, int], grayscale: bool,
             array = np.asarray(image, dtype=np.float32)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(
-            f"cannot read image {name}: {exc}",
+            f"cannot read image {name}: {unreadable_image_reason(exc)}",
             hint="remove or replace the file (or leave its extension out of `extensions`)",
         ) from None
     array *= 1.0 / 255.0
