@@ -74,6 +74,11 @@ def _cache_key(dataset, resolve) -> Optional[tuple]:
 
 
 def _missing(report: Report, where, path: Path, what: str) -> None:
+    """PT301 for a data file that is not there, or is a folder where a file belongs."""
+    if path.is_dir():
+        report("PT301", f"{path} is a folder; `path` must be the {what} itself", where,
+               hint=f"point `path` at the {what} inside it")
+        return
     report("PT301", f"{what} not found: {path}", where,
            hint="relative paths are resolved against the spec file's folder")
 
@@ -98,7 +103,7 @@ def _cell_kind(cell: str):
 def _probe_csv(name, dataset, resolve, report, where) -> Facts:
     path = resolve(dataset.path)
     if not path.is_file():
-        _missing(report, where, path, "folder given, csv file expected" if path.is_dir() else "csv file")
+        _missing(report, where, path, "csv file")
         return Facts()
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:

@@ -548,6 +548,12 @@ def algorithm_settings(ctx: RuleContext) -> None:
 # --------------------------------------------------------------------------- training
 
 
+def _task_count(ctx: RuleContext) -> int:
+    """Tasks the user declared, counting ones with errors of their own (left out of ctx.spec.tasks),
+    so a typo in one of two tasks does not add 'with one task it does nothing' warnings."""
+    return max(len(ctx.spec.tasks), len(ctx.declared("tasks")))
+
+
 @rule("training", "structure")
 def weighting(ctx: RuleContext) -> None:
     training = ctx.spec.training
@@ -573,7 +579,7 @@ def weighting(ctx: RuleContext) -> None:
                     ctx.report("PT213", f"static weighting names task '{task}', which is not declared"
                                f"{did_you_mean(task, task_names)}", path + ("static", "weights", task),
                                prefer="key", hint=f"tasks: {one_of(task_names)}")
-        if item.kind in MULTI_TASK_WEIGHTINGS and 0 < len(task_names) < 2:
+        if item.kind in MULTI_TASK_WEIGHTINGS and 0 < _task_count(ctx) < 2:
             ctx.report("PT215", f"weighting {item.kind} balances several tasks; with one task it does nothing",
                        path, prefer="key" if list_form else "value")
     for kind in sorted(k for k, n in Counter(kinds).items() if n > 1):
@@ -604,7 +610,7 @@ def training_settings(ctx: RuleContext) -> None:
                 ctx.report("PT215", f"training.{key} is for meta-learning; it has no effect with "
                            f"{ctx.spec.structure.sharing} sharing", ("training", key), prefer="key")
     sampling = training.sampling
-    if not meta and len(ctx.spec.tasks) == 1 and "sampling" in explicit:
+    if not meta and _task_count(ctx) == 1 and "sampling" in explicit:
         ctx.report("PT215", "sampling mixes tasks; with one task it has no effect", ("training", "sampling"),
                    prefer="key")
     del sampling

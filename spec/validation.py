@@ -248,6 +248,16 @@ class Translator:
         return Diagnostic(code, message, file=self.filename, line=position.line, column=position.column,
                           hint=hint, path=dotted(path) or None)
 
+    def _mapping_at(self, path: tuple) -> dict:
+        """The user's mapping at `path` in the raw data ({} when it is not a mapping)."""
+        node = self.data
+        for part in path:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return {}
+        return node if isinstance(node, dict) else {}
+
     def translate(self, errors: list[dict]) -> list[Diagnostic]:
         errors = _resolve_unions(errors, self.data)
         out, seen = [], set()
@@ -305,6 +315,12 @@ class Translator:
         if kind == "union_tag_not_found":
             key, values = discriminator_values(loc, self.model)
             key = key or ctx.get("discriminator", "").strip("'")
+            given = self._mapping_at(path)
+            typo = closest(key, [k for k in given if k != key]) if key else None
+            if typo is not None:  # `sharnig: hard`: point at the misspelled key, not at a missing one
+                return self._diag("PT102", f"unknown key '{typo}' in {where} (did you mean '{key}'?)",
+                                  path + (typo,), "key",
+                                  hint=f"set `{key}:` to one of: {one_of(values)}" if values else None)
             return self._diag("PT101", f"missing required key '{key}' in {where}", path, "key",
                               hint=f"set `{key}:` to one of: {one_of(values)}" if values else None)
 

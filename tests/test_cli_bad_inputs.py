@@ -55,3 +55,47 @@ def test_a_few_shot_regression_set_without_rows_is_a_data_error(tmp_path, conten
         path.write_text(content)
     with pytest.raises(DataError, match="has no rows"):
         _read_table(path, "support", need_y=True)
+
+
+def _edited(specs: Path, name: str, old: str, new: str) -> Path:
+    """A copy of valid/<name> with one text edit, next to it (so its relative data paths still work)."""
+    text = (specs / "valid" / name).read_text()
+    assert old in text
+    path = specs / "valid" / f"edited_{name}"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize("name, old, new, typo, key", [
+    ("csv_hard.yaml", "sharing: hard", "sharnig: hard", "sharnig", "sharing"),
+    ("csv_hard.yaml", "source: csv", "sourc: csv", "sourc", "source"),
+    ("sinusoid_maml.yaml", "source: sinusoid", "sorce: sinusoid", "sorce", "source"),
+])
+def test_a_misspelled_choosing_key_is_named_not_reported_missing(specs, name, old, new, typo, key):
+    """`sharnig: hard` used to read "missing required key 'sharing'", never naming the typo."""
+    path = _edited(specs, name, old, new)
+    result = invoke("check", path)
+    assert result.exit_code == 1
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), start=1) if f"{typo}:" in text)
+    assert f"{path}:{line}:" in result.output
+    assert f"unknown key '{typo}'" in result.output and f"did you mean '{key}'?" in result.output
+    assert "missing required key" not in result.output
+
+
+def test_one_bad_task_of_two_adds_no_one_task_warnings(specs):
+    """A typo in one task's loss left one valid task, and sampling/weighting then warned 'with one task'."""
+    result = invoke("check", _edited(specs, "csv_hard.yaml", "loss: huber", "loss: hubber"))
+    assert result.exit_code == 1
+    assert "did you mean 'huber'?" in result.output
+    assert "one task" not in result.output
+
+
+@pytest.mark.parametrize("name, old, what", [
+    ("csv_hard.yaml", "path: ../data/table.csv", "csv file"),
+    ("npz_hard.yaml", "path: ../data/arrays.npz", "npz file"),
+])
+def test_a_folder_given_as_a_data_file_says_so(specs, name, old, what):
+    result = invoke("plan", _edited(specs, name, old, "path: ../data"))
+    assert result.exit_code == 1
+    assert f"is a folder; `path` must be the {what} itself" in result.output
+    assert "not found" not in result.output
