@@ -121,6 +121,10 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
     suffix = path.suffix.lower()
     width = int(np.prod(input_shape))
     if suffix == ".npz":
+        import zipfile
+
+        if not zipfile.is_zipfile(path):  # np.load would try to unpickle it and blame pickling
+            raise DataError(f"{path} is not an npz archive", hint="write it with numpy.savez(path, x=...)")
         try:
             arrays = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -128,11 +132,11 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
         columns = task_info.get("input_columns") or []
         names = list(arrays.files)
         if all(c in names for c in columns) and columns:
-            parts = [np.asarray(arrays[c], np.float32) for c in columns]
+            parts = [_numeric_array(arrays, c, path) for c in columns]
             x = parts[0] if len(parts) == 1 and parts[0].ndim >= 3 else np.concatenate(
                 [p.reshape(len(p), -1) for p in parts], axis=1)
         elif len(names) == 1 or "x" in names:
-            x = np.asarray(arrays["x" if "x" in names else names[0]], np.float32)
+            x = _numeric_array(arrays, "x" if "x" in names else names[0], path)
         else:
             raise DataError(f"{path} holds arrays {', '.join(names)}; which one is the input?",
                             hint=f"name the input array 'x' or {', '.join(columns) or 'after the input column'}")
@@ -168,6 +172,24 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
     if len(x) == 0:
         raise DataError(f"{path} has no rows", hint="pass at least one input row")
     return x.astype(np.float32)
+
+
+def _numeric_array(arrays, name: str, path: Path) -> np.ndarray:
+    """Array `name` of an npz as float32 rows; text, complex or object arrays are a DataError."""
+    try:
+        array = arrays[name]
+    except ValueError as exc:  # object arrays need pickle, which stays off
+        raise DataError(f"{path}: array '{name}' cannot be read without pickle ({exc})",
+                        hint="save plain numeric arrays") from None
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+            or array.dtype == bool):
+        kind = "text" if array.dtype.kind in "SU" else str(array.dtype)
+        raise DataError(f"{path}: array '{name}' holds {kind} values, not real numbers",
+                        hint="inputs must be numeric (encode categories as integers)")
+    if array.ndim == 0:
+        raise DataError(f"{path}: array '{name}' is a single value, not rows of inputs",
+                        hint="save an array with one row per input")
+    return array.astype(np.float32)
 
 
 def predict_run(run_dir, task: str, input_path, output: Optional[str] = None) -> dict:

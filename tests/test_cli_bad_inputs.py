@@ -99,3 +99,33 @@ def test_a_folder_given_as_a_data_file_says_so(specs, name, old, what):
     assert result.exit_code == 1
     assert f"is a folder; `path` must be the {what} itself" in result.output
     assert "not found" not in result.output
+
+
+@pytest.fixture
+def exported_run(tmp_path):
+    """A run directory with only the export's polytask.json: predict reads inputs before the model."""
+    import json
+
+    run = tmp_path / "run"
+    (run / "saved_model").mkdir(parents=True)
+    (run / "saved_model" / "polytask.json").write_text(json.dumps(
+        {"tasks": {"label": {"loss": "cross_entropy", "metrics": [], "input_columns": ["a", "b", "c"]}},
+         "input_shape": [3]}))
+    return run
+
+
+@pytest.mark.parametrize("name, write, message", [
+    ("text.npz", lambda p: np.savez(p, x=np.array([["a", "b", "c"]])), "array 'x' holds text values"),
+    ("complex.npz", lambda p: np.savez(p, x=np.zeros((2, 3), complex)), "holds complex128 values"),
+    ("scalar.npz", lambda p: np.savez(p, x=np.float32(3)), "is a single value"),
+    ("objects.npz", lambda p: np.savez(p, x=np.array([{"a": 1}], dtype=object)), "cannot be read without pickle"),
+    ("garbage.npz", lambda p: p.write_bytes(b"garbage"), "is not an npz archive"),
+    ("latin1.csv", lambda p: p.write_bytes(b"a,b,c\n\xe9,2,3\n"), "latin1.csv:"),
+])
+def test_predict_inputs_that_are_not_numbers_are_data_errors(tmp_path, exported_run, name, write, message):
+    path = tmp_path / name
+    write(path)
+    result = invoke("predict", exported_run, path, "--task", "label")
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert result.output.count(name) == 1  # the file is named once

@@ -41,7 +41,7 @@ def read_csv(path, delimiter: str) -> tuple[list[str], dict[str, np.ndarray]]:
                 lines.append(reader.line_num)
     except UnicodeDecodeError as exc:
         raise DataError(
-            f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})",
+            f"not UTF-8 text (byte {exc.start}: {exc.reason})",
             hint="save the file as UTF-8 csv",
             where=str(path),
         ) from None
