@@ -103,6 +103,12 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
     # directory, and a new run must not overwrite the spec.yaml of the run already there.
     if resume:
         existing_run(run.root, option="--out")
+        done = checkpoint_step(run.checkpoints)
+        if done is not None and spec.training.steps < done:
+            raise RunError(f"--resume: the run in {run.root} is already at step {done}, past the "
+                           f"{spec.training.steps} steps asked for",
+                           hint=f"pass --steps above {done} to train further; "
+                           f"`polytask evaluate {run.root}` reads the run as it is")
     elif (run.checkpoints / "checkpoint").exists():
         raise RunError(f"{run.root} already holds a run (checkpoints/)",
                        hint="continue it with --resume, or choose a new --out directory")
@@ -145,6 +151,19 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
             if chief:
                 run.write_report(jsonable(report))
     return report
+
+
+def checkpoint_step(directory: Path) -> Optional[int]:
+    """The training step of the latest checkpoint in `directory` (the loop's `loop_step`), or None."""
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(directory)) if directory.is_dir() else None
+    if latest is None:
+        return None
+    try:
+        return int(tf.train.load_variable(latest, "loop_step/.ATTRIBUTES/VARIABLE_VALUE"))
+    except (tf.errors.OpError, ValueError):  # damaged or foreign: fit() reports it on restore
+        return None
 
 
 def _describe(strategy) -> dict:

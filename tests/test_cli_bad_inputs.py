@@ -129,3 +129,14 @@ def test_predict_inputs_that_are_not_numbers_are_data_errors(tmp_path, exported_
     assert result.exit_code == 1, result.output
     assert message in result.output
     assert result.output.count(name) == 1  # the file is named once
+
+
+def test_resume_with_fewer_steps_than_done_says_so(specs):
+    """It used to 'train' zero steps and print the old summary as if it had trained."""
+    spec, out = specs / "valid" / "csv_hard.yaml", specs / "run"
+    assert invoke("train", spec, "--steps", "3", "--out", out, "-q").exit_code == 0
+    report = (out / "report.json").read_text()
+    result = invoke("train", spec, "--steps", "2", "--out", out, "--resume", "-q")
+    assert result.exit_code == 1
+    assert "already at step 3, past the 2 steps asked for" in result.output and "--steps above 3" in result.output
+    assert (out / "report.json").read_text() == report
