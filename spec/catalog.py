@@ -26,6 +26,9 @@ class Column:
     categorical: Optional[bool] = None
     num_classes: Optional[int] = None
     dtype: Optional[str] = None
+    # Why a column of whole numbers is still not class labels ("negative values (down to -1)");
+    # messages say this instead of "continuous values".
+    not_labels_because: Optional[str] = field(default=None, compare=False)
 
 
 @dataclass

@@ -148,12 +148,20 @@ def _probe_csv(name, dataset, resolve, report, where) -> Facts:
         report("PT306", f"cannot read {path.name}: {exc}", where)
         return Facts()
     if rows == 0:
-        report("PT306", f"{path.name} has a header but no rows", where)
+        report("PT306", f"{path.name} has a header but no rows", where, hint="add data rows below the header")
+        return Facts()  # column facts from no rows would only add false follow-up errors
     columns = {}
     for i, column in enumerate(header):
         categorical = integral[i] and low[i] >= 0 and high[i] < MAX_CLASSES and high[i] >= 0
+        because = None
+        if integral[i] and high[i] < 0 and low[i] >= 0:
+            because = "no values (every cell is empty)"
+        elif integral[i] and low[i] < 0:
+            because = f"negative values (down to {low[i]})"
+        elif integral[i] and high[i] >= MAX_CLASSES:
+            because = f"values up to {high[i]} (at most {MAX_CLASSES} classes, 0..{MAX_CLASSES - 1})"
         columns[column] = Column((), categorical=categorical, num_classes=high[i] + 1 if categorical else None,
-                                 dtype="int64" if categorical else "float32")
+                                 dtype="int64" if categorical else "float32", not_labels_because=because)
     return Facts(columns=columns, default_features=None, rows=rows if rows < CSV_SAMPLE_ROWS else None)
 
 

@@ -379,7 +379,11 @@ def _loss_fits(ctx, who: str, loss: str, column: Column, path, target: str) -> N
         ctx.report("PT205", f"{who}: '{target}' holds text; loss {loss} needs numbers", path,
                    hint="encode the labels as integers 0..K-1 (cross_entropy) or numbers (mse, mae, huber)")
     elif loss == "cross_entropy":
-        if column.categorical is False:
+        if column.categorical is False and column.not_labels_because:
+            ctx.report("PT205", f"{who}: cross_entropy needs class labels 0..K-1, but '{target}' holds "
+                       f"{column.not_labels_because}", path,
+                       hint="number the classes 0..K-1 in that column (an empty cell is a missing label)")
+        elif column.categorical is False:
             ctx.report("PT205", f"{who}: cross_entropy needs a categorical target (class labels 0..K-1), but "
                        f"'{target}' holds " + ("continuous values" if not column.shape else
                                               f"values of shape {list(column.shape)}"), path,

@@ -140,3 +140,38 @@ def test_resume_with_fewer_steps_than_done_says_so(specs):
     assert result.exit_code == 1
     assert "already at step 3, past the 2 steps asked for" in result.output and "--steps above 3" in result.output
     assert (out / "report.json").read_text() == report
+
+
+def _with_label_cells(specs: Path, cells: dict) -> Path:
+    """valid/csv_hard.yaml on a copy of table.csv whose `label` cells are replaced (row index -> cell)."""
+    table = specs / "data" / "table.csv"
+    lines = table.read_text().splitlines()
+    header = lines[0].split(",")
+    column = header.index("label")
+    for i in range(1, len(lines)):
+        row = lines[i].split(",")
+        row[column] = cells.get(i - 1, cells.get("all", row[column]))
+        lines[i] = ",".join(row)
+    (specs / "data" / "edited.csv").write_text("\n".join(lines) + "\n")
+    return _edited(specs, "csv_hard.yaml", "path: ../data/table.csv", "path: ../data/edited.csv")
+
+
+@pytest.mark.parametrize("cells, says", [
+    ({"all": ""}, "'label' holds no values (every cell is empty)"),
+    ({0: "-1"}, "'label' holds negative values (down to -1)"),
+    ({0: "5000"}, "'label' holds values up to 5000"),
+])
+def test_a_class_label_column_that_is_not_labels_says_why(specs, cells, says):
+    """Each of these used to read "'label' holds continuous values", which none of them does."""
+    result = invoke("check", _with_label_cells(specs, cells))
+    assert result.exit_code == 1
+    assert says in result.output
+    assert "continuous" not in result.output
+
+
+def test_a_header_only_csv_is_one_error(specs):
+    (specs / "data" / "table.csv").write_text("a,b,c,label,score\n")
+    result = invoke("check", specs / "valid" / "csv_hard.yaml")
+    assert result.exit_code == 1
+    assert "has a header but no rows" in result.output
+    assert "(1 error," in result.output  # not followed by "'label' holds continuous values"
