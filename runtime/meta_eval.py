@@ -43,8 +43,11 @@ def _load_run(run_dir: Path):
     meta_file = run_dir / "saved_model" / "polytask_meta.json"
     spec_file = run_dir / "spec.yaml"
     if meta_file.exists():
-        info = json.loads(meta_file.read_text(encoding="utf-8"))
-        origin = Path(info["spec_path"])
+        try:
+            info = json.loads(meta_file.read_text(encoding="utf-8"))
+            origin = Path(info["spec_path"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RunError(f"cannot read {meta_file}: {exc}", hint="the run directory looks damaged; train again") from None
         if origin.exists():
             return load_spec(origin, check_data=False), info
         if spec_file.exists():

@@ -175,3 +175,13 @@ def test_a_header_only_csv_is_one_error(specs):
     assert result.exit_code == 1
     assert "has a header but no rows" in result.output
     assert "(1 error," in result.output  # not followed by "'label' holds continuous values"
+
+
+@pytest.mark.parametrize("content", ["{", "[]", "{}"])
+def test_a_damaged_meta_export_is_a_run_error(tmp_path, content):
+    run = tmp_path / "run"
+    (run / "saved_model").mkdir(parents=True)
+    (run / "saved_model" / "polytask_meta.json").write_text(content)
+    result = invoke("evaluate", run, "--episodes", "2")
+    assert result.exit_code == 1
+    assert "polytask_meta.json" in result.output and "looks damaged" in result.output
