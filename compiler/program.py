@@ -19,6 +19,10 @@ Rules every implementation follows so resume is exact and distribution works:
   numbers as never having stopped.
 - `train_step()` runs one optimizer update (one `strategy.run` inside a `tf.function`) and
   returns *global* scalars (already reduced over replicas).
+- Optional: a program with `steps_per_call > 1` also has `train_steps(n)`, which runs up to
+  n (<= steps_per_call) updates in one call and returns (the last update's outputs, updates
+  run), stopping right after an update with a non-finite output. The loop never lets a
+  call cross a log, evaluation or checkpoint step.
 - Nothing in `evaluate`, `export` or `report` may advance training state (no reads from the
   training iterator, no RNG draws from checkpointed generators).
 """

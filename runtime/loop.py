@@ -198,19 +198,28 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
             bad_evals.assign_add(1)
         return int(bad_evals.numpy()) >= es.patience
 
+    # Programs that can run several steps per call (`train_steps`) get chunks that end on
+    # every log / eval / checkpoint boundary, so the cadence is the same as step by step.
+    per_call = int(getattr(program, "steps_per_call", 1) or 1)
+    cadence = [n for n in (settings.log_every, settings.eval_every, settings.checkpoint_every) if n and n > 0]
+
     with _SigintFlag() as sigint:
         while current < total_steps:
             t0 = time.perf_counter()
-            outputs = program.train_step()
+            if per_call > 1:
+                chunk = min([per_call, total_steps - current] + [n - current % n for n in cadence])
+                outputs, ran = program.train_steps(chunk)
+            else:
+                outputs, ran = program.train_step(), 1
             values = {key: float(value) for key, value in outputs.items()}
             elapsed = time.perf_counter() - t0
-            step.assign_add(1)
-            current += 1
+            step.assign_add(ran)
+            current += ran
             if graph_build_seconds is None:
                 graph_build_seconds = elapsed
             elif current - start_step > settings.warmup_steps:
                 steady_seconds += elapsed
-                steady_steps += 1
+                steady_steps += ran
 
             bad = [key for key, value in values.items() if not math.isfinite(value)]
             if bad:

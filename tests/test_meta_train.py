@@ -101,3 +101,36 @@ def test_runtime_trains_a_meta_spec_end_to_end(tmp_path):
         straight.train_step()
     for a, b in zip(straight.parameters.ordered(), resumed.parameters.ordered()):
         assert float(tf.reduce_max(tf.abs(a.value - b.value))) < 1e-5
+
+
+def test_in_graph_episodes_and_multi_step_calls_match_the_pipeline_step_by_step(tmp_path):
+    from polytask.runtime.loop import LoopSettings, fit
+
+    path = sinusoid_spec(tmp_path, "maml", steps=20, meta_batch=5)
+    chunked = _program(path)
+    assert chunked.samples_in_graph and chunked.steps_per_call > 1
+    # The reference: episodes from the tf.data pipeline, one step per call.
+    single = _program(path)
+    single.samples_in_graph, single.steps_per_call = False, 1
+    outputs, ran = chunked.train_steps(7)
+    assert ran == 7
+    chunked.train_steps(3)
+    for _ in range(10):
+        last = single.train_step()
+    assert int(chunked.batches_drawn.numpy()) == int(single.batches_drawn.numpy()) == 10
+    for a, b in zip(chunked.parameters.ordered(), single.parameters.ordered()):
+        assert float(tf.reduce_max(tf.abs(a.value - b.value))) < 1e-6
+    assert float(outputs["loss"]) > 0 and float(last["loss"]) > 0
+
+    # The loop never lets a call cross a log step.
+    run = tmp_path / "run"
+    fit(_program(path), run, LoopSettings(steps=20, eval_every=100, checkpoint_every=100, log_every=7, quiet=True))
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if r["split"] == "train"] == [7, 14, 20]
+
+    # A call stops right after the first non-finite step, so the runtime can name it.
+    broken = _program(path)
+    first = broken.parameters.theta_names[0]
+    broken.parameters.variable(first).assign(tf.fill(broken.parameters.variable(first).shape, float("nan")))
+    outputs, ran = broken.train_steps(10)
+    assert ran == 1 and not tf.math.is_finite(outputs["loss"])

@@ -6,6 +6,13 @@ through the functional model's task axis, in one XLA-compiled function -- and co
 its share of the meta-gradient, scaled by 1 / global meta-batch; the Keras optimizer
 all-reduces (sums) the shares and applies them, so any number of replicas gives the same
 update as one device.
+
+On one replica, with a family whose sampler draws episodes with stateless random ops
+(`EpisodeSampler.samples_in_graph`, e.g. sinusoid), episode batch `batches_drawn` is sampled
+inside the step's graph instead of a tf.data pipeline -- the same episodes, without the
+iterator -- and `train_steps(n)` runs up to `STEPS_PER_CALL` meta-iterations in one graph
+call: at this model size the per-call cost (function dispatch, XLA launch) is as large as
+the meta-iteration itself (bench/bench_maml.py).
 """
 from __future__ import annotations
 
@@ -34,6 +41,8 @@ VALIDATION_EPISODES = 200
 #: Examples per evaluation chunk: episodes are evaluated this many images at a time.
 EVAL_CHUNK_EXAMPLES = 1024
 META_FILE = "polytask_meta.json"
+#: Meta-iterations per graph call when episodes are sampled in-graph (see the module doc).
+STEPS_PER_CALL = 10
 
 
 def _attribute(name: str) -> str:
@@ -111,6 +120,10 @@ class MetaProgram:
             self.optimizer = build_optimizer(spec.training)
             self.optimizer.build(self.parameters.ordered())
             self.batches_drawn = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_drawn")
+        # Episodes drawn inside the step's graph (no tf.data iterator), several steps per call.
+        self.samples_in_graph = (int(strategy.num_replicas_in_sync) == 1
+                                 and bool(getattr(self.sampler, "samples_in_graph", False)))
+        self.steps_per_call = STEPS_PER_CALL if self.samples_in_graph else 1
         self._iterator = None
         self._step_fn = None
         self._eval_fns: dict = {}
@@ -126,11 +139,21 @@ class MetaProgram:
                 "batches_drawn": self.batches_drawn}
 
     def train_step(self) -> Mapping[str, Any]:
+        outputs, _ = self.train_steps(1)
+        return outputs
+
+    def train_steps(self, steps: int):
+        """Up to `steps` meta-iterations in one call (at most `steps_per_call`).
+
+        Returns (the last iteration's outputs, iterations run): the run stops early, after
+        the first iteration with a non-finite output, so the runtime can name that step.
+        """
         if self._step_fn is None:
             self._build_train_step()
+        steps = max(1, min(int(steps), self.steps_per_call))
         started = time.perf_counter()
         try:
-            outputs = self._step_fn(self._iterator)
+            outputs, ran = self._run(steps)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
             if not self.jit_compile or self.batches_drawn.numpy() > 0:
                 raise
@@ -139,10 +162,18 @@ class MetaProgram:
                   "running without jit_compile")
             self.jit_compile = False
             self._build_train_step()
-            outputs = self._step_fn(self._iterator)
+            outputs, ran = self._run(steps)
+        elapsed = time.perf_counter() - started
+        self._step_times.extend([elapsed / ran] * ran)
+        return outputs, ran
+
+    def _run(self, steps: int):
+        if self.samples_in_graph:
+            outputs, ran = self._step_fn(tf.constant(steps, tf.int32))
+            return outputs, int(ran)
+        outputs = self._step_fn(self._iterator)
         self.batches_drawn.assign_add(1)
-        self._step_times.append(time.perf_counter() - started)
-        return outputs
+        return outputs, 1
 
     def evaluate(self, split: str) -> Mapping[str, float]:
         episodes = int(self.spec.training.eval_episodes)
@@ -205,13 +236,14 @@ class MetaProgram:
     def _build_train_step(self) -> None:
         strategy = self.strategy
         global_tasks = self.meta_batch
-        dataset = self.sampler.dataset("train", global_tasks, start=int(self.batches_drawn.numpy()))
-        if strategy.num_replicas_in_sync > 1:
-            from polytask.runtime.strategy import distribute_dataset
+        if not self.samples_in_graph:
+            dataset = self.sampler.dataset("train", global_tasks, start=int(self.batches_drawn.numpy()))
+            if strategy.num_replicas_in_sync > 1:
+                from polytask.runtime.strategy import distribute_dataset
 
-            # A plain batch() gives the distribution layer a static task axis to split.
-            dataset = distribute_dataset(strategy, dataset.unbatch().batch(global_tasks, drop_remainder=True))
-        self._iterator = iter(dataset)
+                # A plain batch() gives the distribution layer a static task axis to split.
+                dataset = distribute_dataset(strategy, dataset.unbatch().batch(global_tasks, drop_remainder=True))
+            self._iterator = iter(dataset)
         variables = self.parameters.ordered()
         names = self.parameters.theta_names + self.parameters.extra_names
         # On one replica the whole meta-iteration, optimizer update included, is one XLA
@@ -230,11 +262,37 @@ class MetaProgram:
         if whole_step_jit:
             replica_step = tf.function(replica_step, jit_compile=True)
 
+        def reduce(per_replica):
+            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
+        if self.samples_in_graph:
+            def one_step():
+                # Sampled outside the XLA cluster: XLA's stateless RNG draws other numbers
+                # than TensorFlow's kernels, and these must be the tf.data pipeline's episodes.
+                batch = self.sampler.sample("train", self.batches_drawn.read_value(), global_tasks)
+                outputs = reduce(strategy.run(replica_step, args=(batch,)))
+                self.batches_drawn.assign_add(1)
+                return outputs
+
+            @tf.function
+            def steps(count):
+                outputs = one_step()
+                ran = tf.constant(1, tf.int32)
+                for _ in tf.range(count - 1):
+                    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in outputs.values()])
+                    if not finite:
+                        break
+                    outputs = one_step()
+                    ran += 1
+                return outputs, ran
+
+            self._step_fn = steps
+            return
+
         @tf.function
         def step(iterator):
             # next() inside the graph: no Python round trip per meta-iteration.
-            per_replica = strategy.run(replica_step, args=(next(iterator),))
-            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+            return reduce(strategy.run(replica_step, args=(next(iterator),)))
 
         self._step_fn = step
 

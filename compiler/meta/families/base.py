@@ -48,6 +48,9 @@ class EpisodeSampler:
     """Draws meta-batches of episodes for one family (built by `TaskFamily.build`)."""
 
     description: FamilyDescription
+    #: `sample` is a few stateless random ops on the index (no data tables, no tf.data
+    #: work worth overlapping): training may call it inside the step's graph.
+    samples_in_graph: bool = False
 
     def sample(self, split: str, index, tasks: int, *, ways: Optional[int] = None,
                shots: Optional[int] = None, queries: Optional[int] = None) -> dict[str, Any]:

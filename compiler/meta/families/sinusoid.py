@@ -27,6 +27,8 @@ class SinusoidFamily(TaskFamily):
 
 
 class SinusoidSampler(EpisodeSampler):
+    samples_in_graph = True
+
     def __init__(self, family, description: FamilyDescription, seed: int):
         self.family = family
         self.description = description
