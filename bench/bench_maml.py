@@ -4,9 +4,10 @@ Configuration (MAML paper, sinusoid): meta-batch 25 tasks, K = 10 support + 10 q
 points, network 1-40-40-1 relu, one inner SGD step (lr 0.01), second-order meta-gradient,
 Adam 1e-3. Both run in this process on the same CPU threads:
 
-- polytask: `MetaProgram.train_step()` compiled from examples/meta/sinusoid_maml.yaml
-  (episodes sampled by its tf.data pipeline, tasks vectorised, XLA), exactly what
-  `polytask train` runs;
+- polytask: `MetaProgram.train_steps(10)` compiled from examples/meta/sinusoid_maml.yaml
+  (episodes sampled inside the step's graph, tasks vectorised, XLA, 10 meta-iterations per
+  graph call), exactly what `polytask train` runs between log/eval/checkpoint steps; also
+  `train_step()`, one meta-iteration per call;
 - hand-written: the way most users write MAML in TF2 -- a Keras-free functional MLP,
   a Python `for` loop over the 25 tasks inside one `tf.function`, nested GradientTapes,
   Adam; batches pre-sampled on the host (so its data cost is zero, favouring it).
@@ -71,14 +72,15 @@ class HandWrittenMAML:
         return loss
 
 
-def rate(fn, iterations: int, warmup: int = 20) -> float:
-    for _ in range(warmup):
+def rate(fn, iterations: int, warmup: int = 20, per_call: int = 1) -> float:
+    """Iterations per second of `fn`, which runs `per_call` iterations per call."""
+    for _ in range(max(1, warmup // per_call)):
         fn()
     start = time.perf_counter()
-    for _ in range(iterations):
+    for _ in range(iterations // per_call):
         out = fn()
     float(out["loss"] if isinstance(out, dict) else out)
-    return iterations / (time.perf_counter() - start)
+    return (iterations // per_call) * per_call / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -87,6 +89,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     strategy = create_strategy("one_device")
     loaded = load_spec(SPEC)
     program = compile_program(loaded, strategy=strategy)
@@ -125,22 +128,34 @@ def main() -> None:
         program.optimizer.apply_gradients([(g[n] / TASKS, v) for n, v in zip(names, variables)])
         return {"loss": tf.reduce_mean(metrics["loss"])}
 
-    results = {"polytask train_step (tf.data + XLA)": [], "polytask: XLA meta-gradient + Adam, fixed batch": [],
+    per_call = program.steps_per_call
+
+    def chunk():
+        outputs, ran = program.train_steps(per_call)
+        assert ran == per_call
+        return outputs
+
+    chunked = f"polytask train_steps({per_call}) (polytask train)"
+    results = {chunked: [], "polytask train_step (1 per call)": [],
+               "polytask: XLA meta-gradient + Adam, fixed batch": [],
                "hand-written, Python task loop": [], "hand-written, Python task loop + XLA": []}
     for _ in range(args.repeats):
-        results["polytask train_step (tf.data + XLA)"].append(rate(program.train_step, args.iterations))
+        results[chunked].append(rate(chunk, args.iterations, per_call=per_call))
+        results["polytask train_step (1 per call)"].append(rate(program.train_step, args.iterations))
         results["polytask: XLA meta-gradient + Adam, fixed batch"].append(rate(lambda: fixed_step(fixed), args.iterations))
         results["hand-written, Python task loop"].append(rate(hand_step(hand), args.iterations))
         results["hand-written, Python task loop + XLA"].append(rate(hand_step(hand_xla), args.iterations))
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
-          f"TensorFlow {tf.__version__}, Python {platform.python_version()}")
+          f"TensorFlow {tf.__version__}, Python {platform.python_version()}; load average at start "
+          f"{load_before[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
     print(f"sinusoid MAML, meta-batch {TASKS}, 1-40-40-1, 1 inner step, second order; "
           f"{args.iterations} iterations x {args.repeats} repeats (median)")
     baseline = statistics.median(results["hand-written, Python task loop"])
     for name, values in results.items():
         median = statistics.median(values)
-        print(f"  {name:40s} {median:9.1f} it/s   x{median / baseline:5.2f}")
+        print(f"  {name:48s} {median:9.1f} it/s   x{median / baseline:5.2f}   "
+              f"(repeats: {', '.join(f'{v:.0f}' for v in values)})")
 
 
 if __name__ == "__main__":
