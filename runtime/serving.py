@@ -162,7 +162,9 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
             row = int(np.argwhere(np.isnan(x))[0][0])
             raise DataError(f"{path}: row {row + 2} has an empty input cell", hint="inputs may not be missing")
     else:
-        raise DataError(f"{path}: unsupported input format '{suffix}'", hint="use a .csv (with a header) or an .npz file")
+        kind = f"'{suffix}' files" if suffix else "files without an extension"
+        raise DataError(f"{path}: predict reads .csv and .npz inputs, not {kind}",
+                        hint="use a .csv (with a header) or an .npz file")
     if tuple(x.shape[1:]) != tuple(input_shape):
         if x.ndim >= 2 and int(np.prod(x.shape[1:])) == width and len(input_shape) == 1:
             x = x.reshape(len(x), width)

@@ -185,3 +185,12 @@ def test_a_damaged_meta_export_is_a_run_error(tmp_path, content):
     result = invoke("evaluate", run, "--episodes", "2")
     assert result.exit_code == 1
     assert "polytask_meta.json" in result.output and "looks damaged" in result.output
+
+
+@pytest.mark.parametrize("name", ["inputs", "inputs.xlsx"])
+def test_predict_names_the_formats_it_reads(tmp_path, exported_run, name):
+    (tmp_path / name).write_text("a,b,c\n1,2,3\n")
+    result = invoke("predict", exported_run, tmp_path / name, "--task", "label")
+    assert result.exit_code == 1
+    assert "predict reads .csv and .npz inputs" in result.output
+    assert "''" not in result.output  # was: unsupported input format ''
