@@ -76,7 +76,12 @@ def evaluate_run(run_dir, split: str = "test") -> dict:
     if not spec_file.exists():
         raise RunError(f"{run_dir} has no spec.yaml", hint="pass the --out directory of a `polytask train` run")
     loaded = load_spec(spec_file, check_data=False)
-    tables = load_tables(loaded, allow_code=False)
+    try:
+        tables = load_tables(loaded, allow_code=False)
+    except DataError as exc:  # the spec.yaml here is the run's copy: point at the data, not at editing it
+        exc.hint = (f"evaluate reads the training data from the paths in the run's {spec_file}: "
+                    "restore the data, or fix the path there")
+        raise
     plan = build_plan(loaded, column_info={n: t.info for n, t in tables.items()})
     data = assemble(plan, loaded.spec, tables)
     arrays = data.splits[split]

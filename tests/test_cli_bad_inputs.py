@@ -194,3 +194,15 @@ def test_predict_names_the_formats_it_reads(tmp_path, exported_run, name):
     assert result.exit_code == 1
     assert "predict reads .csv and .npz inputs" in result.output
     assert "''" not in result.output  # was: unsupported input format ''
+
+
+def test_evaluate_after_the_data_moved_points_at_the_runs_spec(specs, exported_run):
+    import yaml
+
+    spec = yaml.safe_load((specs / "valid" / "csv_hard.yaml").read_text())
+    spec["datasets"]["table"]["path"] = str(specs / "moved" / "table.csv")
+    (exported_run / "spec.yaml").write_text(yaml.safe_dump(spec))
+    result = invoke("evaluate", exported_run)
+    assert result.exit_code == 1
+    assert "table.csv" in result.output and f"paths in the run's {exported_run / 'spec.yaml'}" in result.output
+    assert "relative paths are resolved" not in result.output  # the run's copy holds absolute paths
