@@ -127,7 +127,7 @@ class MetaProgram:
         self._iterator = None
         self._step_fn = None
         self._eval_fns: dict = {}
-        self._step_times: list[float] = []
+        self._step_times: list[tuple[float, int]] = []  # (seconds, iterations) per call
         self._last_test: Optional[dict] = None
 
     # ------------------------------------------------------------------ Program protocol
@@ -164,7 +164,7 @@ class MetaProgram:
             self._build_train_step()
             outputs, ran = self._run(steps)
         elapsed = time.perf_counter() - started
-        self._step_times.extend([elapsed / ran] * ran)
+        self._step_times.append((elapsed, ran))
         return outputs, ran
 
     def _run(self, steps: int):
@@ -219,10 +219,15 @@ class MetaProgram:
 
     def report(self) -> Mapping[str, Any]:
         test = self._last_test or self.evaluate_episodes("test", int(self.spec.training.eval_episodes))
-        steady = self._step_times[5:] or self._step_times[1:]
+        # Steady state: without the first call (graph build) and the first ~5 iterations.
+        calls, skipped = self._step_times[1:], sum(ran for _, ran in self._step_times[:1])
+        while len(calls) > 1 and skipped < 5:
+            skipped += calls[0][1]
+            calls = calls[1:]
+        iterations, seconds = sum(ran for _, ran in calls), sum(elapsed for elapsed, _ in calls)
         return {
             "meta_test": test,
-            "meta_iterations_per_second": round(len(steady) / sum(steady), 2) if steady and sum(steady) else None,
+            "meta_iterations_per_second": round(iterations / seconds, 2) if seconds else None,
             "jit_compile": self.jit_compile,
             "sampler": self.sampler.info(),
         }
