@@ -5,7 +5,7 @@
 What the loop owns, for every sharing pattern alike:
 - checkpoints (tf.train.CheckpointManager over `program.checkpoint_items()` plus the loop's
   own step counter and early-stopping state), so `resume=True` continues exactly;
-- Ctrl-C (SIGINT): finishes the current step, saves a checkpoint, raises `Interrupted`;
+- Ctrl-C (SIGINT): finishes the current step (or call of up to `steps_per_call` steps), saves a checkpoint, raises `Interrupted`;
 - non-finite values: stop with a message naming the key (task) and step; no checkpoint is
   written after the bad step, so the last good one is kept;
 - periodic validation, early stopping, a progress line, metrics.jsonl and TensorBoard;
