@@ -31,7 +31,7 @@ from polytask.compiler.meta.algorithms import get_algorithm
 from polytask.compiler.meta.families import get_family
 from polytask.compiler.meta.functional import FunctionalModel, initial_values
 from polytask.compiler.meta.losses import TaskLoss
-from polytask.compiler.meta.optimizer import build_optimizer
+from polytask.compiler.optimizers import make_optimizer
 from polytask.compiler.meta.plan import MetaPlan, default_loss, meta_plan, resolve
 from polytask.errors import PolytaskError
 
@@ -117,7 +117,7 @@ class MetaProgram:
         with strategy.scope():
             self.parameters = MetaParameters(initial_values(self.architecture, self.seed),
                                              self.algorithm.extra_variables())
-            self.optimizer = build_optimizer(spec.training)
+            self.optimizer = make_optimizer(spec.training)
             self.optimizer.build(self.parameters.ordered())
             self.batches_drawn = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_drawn")
         # Episodes drawn inside the step's graph (no tf.data iterator), several steps per call.

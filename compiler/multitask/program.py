@@ -27,51 +27,10 @@ from polytask.compiler.losses import LOSSES
 from polytask.compiler.metrics import compute as compute_metrics
 from polytask.compiler.multitask.data import MultiTaskData, sampling_rates, train_dataset
 from polytask.compiler.multitask.model import HardSharingNet, PooledNet
+from polytask.compiler.optimizers import make_optimizer
 from polytask.compiler.weighting import StepInputs, WeightingChain, WeightingContext
 
 EVAL_BATCH = 4096
-
-
-def make_optimizer(training, steps: Optional[int] = None):
-    """The spec's optimizer with its learning-rate schedule (Keras 3)."""
-    kind, params = training.optimizer.kind, training.optimizer.params
-    schedule = training.schedule
-    rate: Any = params.learning_rate
-    total = int(steps or training.steps)
-    if schedule.kind == "cosine":
-        decay_steps = max(total - schedule.warmup_steps, 1)
-        if schedule.warmup_steps:
-            rate = keras.optimizers.schedules.CosineDecay(
-                0.0, decay_steps, alpha=schedule.min_fraction,
-                warmup_target=params.learning_rate, warmup_steps=schedule.warmup_steps)
-        else:
-            rate = keras.optimizers.schedules.CosineDecay(params.learning_rate, decay_steps, alpha=schedule.min_fraction)
-    elif schedule.kind == "exponential":
-        rate = keras.optimizers.schedules.ExponentialDecay(params.learning_rate, schedule.decay_steps, schedule.decay_rate)
-    elif schedule.warmup_steps:
-        rate = _LinearWarmup(params.learning_rate, schedule.warmup_steps)
-    clip = {"global_clipnorm": training.gradient_clip_norm} if training.gradient_clip_norm else {}
-    if kind == "adam":
-        return keras.optimizers.Adam(rate, beta_1=params.beta_1, beta_2=params.beta_2,
-                                     weight_decay=params.weight_decay, **clip)
-    if kind == "adamw":
-        return keras.optimizers.AdamW(rate, beta_1=params.beta_1, beta_2=params.beta_2,
-                                      weight_decay=params.weight_decay if params.weight_decay is not None else 0.004, **clip)
-    if kind == "sgd":
-        return keras.optimizers.SGD(rate, momentum=params.momentum, nesterov=params.nesterov, **clip)
-    return keras.optimizers.RMSprop(rate, rho=params.rho, **clip)
-
-
-class _LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
-    def __init__(self, rate: float, warmup: int):
-        self.rate, self.warmup = rate, warmup
-
-    def __call__(self, step):
-        fraction = tf.minimum((tf.cast(step, tf.float32) + 1.0) / float(self.warmup), 1.0)
-        return self.rate * fraction
-
-    def get_config(self):
-        return {"rate": self.rate, "warmup": self.warmup}
 
 
 class MultiTaskProgram:
