@@ -10,20 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from polytask.cli import main
+from cli_support import invoke
 from polytask.errors import DataError
 
 SPECS = Path(__file__).resolve().parent / "specs"
-
-
-def invoke(*args: str):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    # An uncaught exception would also give exit code 1; only a clean sys.exit counts here.
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    return result
 
 
 @pytest.fixture

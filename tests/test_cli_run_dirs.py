@@ -8,19 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from polytask.cli import main
+from cli_support import invoke
 
 SPECS = Path(__file__).resolve().parent / "specs"
-
-
-def invoke(*args: str):
-    result = CliRunner().invoke(main, list(args))
-    # An uncaught exception would also give exit code 1; only a clean sys.exit counts here.
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    return result
 
 
 @pytest.fixture
