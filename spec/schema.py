@@ -47,27 +47,13 @@ def _schema() -> dict:
         "anyOf": [{"enum": bare, "description": "A layer without parameters, by name."}, layer],
     }
 
-    weighting = defs["Weighting"]
-    weighting["minProperties"] = 1
-    weighting["maxProperties"] = 1
-    defs["Weighting"] = {
-        "description": weighting.get("description", ""),
-        "anyOf": [{"enum": list(Weighting.model_fields), "description": "A weighting with default parameters."},
-                  weighting],
-    }
+    _name_or_single_key(defs, "Weighting", Weighting, "A weighting with default parameters.")
     training_weighting = defs["Training"]["properties"]["weighting"]
     defs["Training"]["properties"]["weighting"] = {
         "description": "One weighting, or a list applied in order.",
         "anyOf": [{"$ref": "#/$defs/Weighting"}, training_weighting],
     }
-    optimizer = defs["Optimizer"]
-    optimizer["minProperties"] = 1
-    optimizer["maxProperties"] = 1
-    defs["Optimizer"] = {
-        "description": optimizer.get("description", ""),
-        "anyOf": [{"enum": list(Optimizer.model_fields), "description": "An optimizer with default parameters."},
-                  optimizer],
-    }
+    _name_or_single_key(defs, "Optimizer", Optimizer, "An optimizer with default parameters.")
 
     schema["patternProperties"] = {"^x-": {"description": "Free-form; ignored (a place for YAML anchors)."}}
 
@@ -84,3 +70,14 @@ def json_schema() -> dict:
 
 def json_schema_text() -> str:
     return json.dumps(_schema(), indent=2, sort_keys=False) + "\n"
+
+
+def _name_or_single_key(defs: dict, name: str, model, by_name: str) -> None:
+    """A OneOf node accepts a bare name (`adam`) or a single-key mapping (`{adam: {...}}`)."""
+    mapping = defs[name]
+    mapping["minProperties"] = 1
+    mapping["maxProperties"] = 1
+    defs[name] = {
+        "description": mapping.get("description", ""),
+        "anyOf": [{"enum": list(model.model_fields), "description": by_name}, mapping],
+    }
