@@ -23,6 +23,7 @@ import time
 WORKER = r'''
 import json, os, sys, time
 t0 = time.time()
+from polytask.compiler import distribute as D
 from polytask.runtime import strategy as S
 name, out, steps, die_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 st = S.create_strategy(name)
@@ -31,7 +32,7 @@ keras.utils.set_random_seed(0)
 GLOBAL_BATCH = 16
 with st.scope():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
-    opt = S.prepare_optimizer(keras.optimizers.Adam(1e-2), model.trainable_variables)
+    opt = D.prepare_optimizer(keras.optimizers.Adam(1e-2), model.trainable_variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False)
 x = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
 y = x.sum(1, keepdims=True)
@@ -43,13 +44,14 @@ if tf.train.latest_checkpoint(chief_dir):
 start = int(step.numpy())
 data = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(256, seed=1)
         .batch(GLOBAL_BATCH, drop_remainder=True).repeat().skip(start))
-batches = iter(S.distribute_dataset(st, data))
+batches = iter(D.distribute_dataset(st, data))
 
 @tf.function
 def train_step(batch):
     def replica(b):
         with tf.GradientTape() as tape:
-            loss = S.average_loss(tf.square(model(b[0], training=True) - b[1])[:, 0], GLOBAL_BATCH)
+            loss = tf.nn.compute_average_loss(tf.square(model(b[0], training=True) - b[1])[:, 0],
+                                              global_batch_size=GLOBAL_BATCH)
         opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
         return loss
     return st.reduce("SUM", st.run(replica, args=(batch,)), axis=None)

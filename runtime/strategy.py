@@ -1,8 +1,12 @@
-"""Where a program runs: tf.distribute strategies, mixed precision and the helpers a
-distribution-correct training loop needs.
+"""Where a program runs: choosing and creating tf.distribute strategies, and who writes.
 
 Every polytask program is built and run under a strategy returned by `create_strategy`,
-even on one CPU, so the same code scales from a laptop to a cluster without edits:
+even on one CPU, so the same code scales from a laptop to a cluster without edits. The
+runtime creates the strategy and hands it to the compiler; the tensor helpers a program
+uses under it (precision and loss scaling, global batch sizes, dataset distribution) live
+one layer down, in `polytask.compiler.distribute`:
+
+    from polytask.compiler.distribute import distribute_dataset, prepare_optimizer, scale_loss
 
     strategy = create_strategy(spec.runtime.strategy, spec.runtime.precision)
     with strategy.scope():
@@ -15,7 +19,7 @@ even on one CPU, so the same code scales from a laptop to a cluster without edit
         def replica_step(batch):
             with tf.GradientTape() as tape:
                 per_example = loss_fn(batch)
-                loss = average_loss(per_example, global_batch)
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
                 scaled = scale_loss(optimizer, loss)
             grads = tape.gradient(scaled, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
@@ -23,18 +27,11 @@ even on one CPU, so the same code scales from a laptop to a cluster without edit
         per_replica = strategy.run(replica_step, args=(batch,))
         return strategy.reduce("SUM", per_replica, axis=None)
 
-Conventions, shared by the compiler and the runtime:
+Conventions (batch sizes and data order: see `polytask.compiler.distribute`):
 
-- Batch sizes in a spec are GLOBAL (summed over every replica on every worker). The
-  dataset is batched with the global size; `strategy.experimental_distribute_dataset`
-  splits each global batch into one slice per replica. Per-replica losses are divided by
-  the global batch size (`average_loss`), so summing them over replicas -- which the
-  Keras optimizer does to gradients -- gives the same update as one device.
 - Only the chief writes run artefacts (`is_chief`). Checkpoint saving may involve
   collectives, so every worker calls `save`; non-chief workers save into a throwaway
   directory (`worker_write_dir`).
-- Every worker builds the same pipeline from the same seed, so every replica sees the same
-  global data order; `distribute_dataset` shards by data, not by file.
 
 TensorFlow is imported inside functions: importing this module is cheap.
 """
@@ -47,10 +44,10 @@ import shutil
 import tempfile
 from typing import Any, Iterator, Optional
 
+from polytask.compiler.distribute import PRECISIONS, num_replicas, set_precision
 from polytask.errors import RunError
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 #: Environment variable: split the host CPU into this many logical devices before
 #: TensorFlow starts, so `mirrored` has several replicas on a machine without GPUs.
@@ -76,7 +73,8 @@ def create_strategy(name: str = "auto", precision: str = "float32"):
               environment variable (one process per worker; see docs/distributed.md);
             - ``tpu``: `TPUStrategy` from `TPUClusterResolver` (``TPU_NAME`` or the local TPU).
         precision: ``float32``, ``mixed_float16`` (GPUs; needs loss scaling, see
-            `wrap_optimizer`) or ``mixed_bfloat16`` (TPUs and recent CPUs).
+            `polytask.compiler.distribute.prepare_optimizer`) or ``mixed_bfloat16`` (TPUs
+            and recent CPUs).
 
     Call it before any other TensorFlow work in the process: multi-worker collectives
     and logical CPU devices can only be configured before TensorFlow initializes.
@@ -239,127 +237,6 @@ def configure_logical_cpus(count: int) -> None:
             hint=f"set {LOGICAL_CPUS_ENV}={count} in the environment, or call "
             "configure_logical_cpus before any other TensorFlow work",
         ) from None
-
-
-# --------------------------------------------------------------------------- precision
-
-
-def set_precision(precision: str = "float32") -> None:
-    """Set the global Keras dtype policy: layers created afterwards compute in this precision.
-
-    Under ``mixed_*`` layers keep float32 variables and compute in float16/bfloat16. The
-    output layer (and the loss) should stay float32 -- build it with ``dtype="float32"``
-    -- so softmax and losses are numerically safe.
-    """
-    import keras
-
-    if precision not in PRECISIONS:
-        raise RunError(f"unknown precision {precision!r}", hint=f"use one of: {', '.join(PRECISIONS)}")
-    keras.mixed_precision.set_global_policy(precision)
-
-
-def needs_loss_scaling(precision: Optional[str] = None) -> bool:
-    """True for float16 compute, whose small gradients underflow without loss scaling."""
-    if precision is None:
-        import keras
-
-        precision = keras.mixed_precision.global_policy().name
-    return precision == "mixed_float16"
-
-
-def wrap_optimizer(optimizer, precision: Optional[str] = None):
-    """Wrap `optimizer` in Keras 3's dynamic `LossScaleOptimizer` when the precision needs it.
-
-    Create it under `strategy.scope()`. In a custom loop, multiply the loss with
-    `scale_loss(optimizer, loss)` before taking gradients; the wrapper's
-    `apply_gradients` unscales them, skips the step when a gradient is not finite and
-    adapts the scale. For other precisions the optimizer is returned unchanged.
-    """
-    import keras
-
-    if needs_loss_scaling(precision) and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
-
-
-def prepare_optimizer(optimizer, variables, precision: Optional[str] = None):
-    """Wrap `optimizer` for the precision (`wrap_optimizer`) and build its slots for `variables`.
-
-    Call it under `strategy.scope()`, after the model is built and before the first
-    step. Keras 3 otherwise creates optimizer slots lazily inside the first `strategy.run`,
-    which fails under `MirroredStrategy` ("You must feed a value for placeholder tensor").
-    """
-    optimizer = wrap_optimizer(optimizer, precision)
-    optimizer.build(list(variables))
-    return optimizer
-
-
-def scale_loss(optimizer, loss):
-    """The loss to differentiate: scaled by the optimizer's loss scale, if it has one."""
-    if hasattr(optimizer, "scale_loss"):
-        return optimizer.scale_loss(loss)
-    return loss
-
-
-# --------------------------------------------------------------------------- batches and losses
-
-
-def num_replicas(strategy) -> int:
-    """Replicas that take part in every step (all devices on all workers)."""
-    return int(strategy.num_replicas_in_sync)
-
-
-def global_batch_size(strategy, *, global_batch: Optional[int] = None, per_replica: Optional[int] = None) -> int:
-    """The global batch size, given either the global or the per-replica size (not both).
-
-    A spec's ``training.batch_size`` is global: pass ``global_batch=spec.training.batch_size``
-    to check that it divides evenly over the replicas.
-    """
-    if (global_batch is None) == (per_replica is None):
-        raise ValueError("pass exactly one of global_batch= or per_replica=")
-    replicas = num_replicas(strategy)
-    if per_replica is not None:
-        return per_replica * replicas
-    if global_batch % replicas:
-        raise RunError(
-            f"the batch size {global_batch} does not split evenly over {replicas} replicas",
-            hint=f"training.batch_size is the GLOBAL batch size; use a multiple of {replicas}",
-        )
-    return global_batch
-
-
-def per_replica_batch_size(strategy, global_batch: int) -> int:
-    """The slice of a global batch each replica sees."""
-    return global_batch_size(strategy, global_batch=global_batch) // num_replicas(strategy)
-
-
-def average_loss(per_example_loss, global_batch: int, sample_weight=None):
-    """A replica's share of the mean loss: sum of its per-example losses over the GLOBAL batch.
-
-    Summed over replicas this is the mean over the global batch. Under mixed precision the
-    loss is computed in float32.
-    """
-    import tensorflow as tf
-
-    per_example_loss = tf.cast(per_example_loss, tf.float32)
-    if sample_weight is not None:
-        sample_weight = tf.cast(sample_weight, tf.float32)
-    return tf.nn.compute_average_loss(per_example_loss, sample_weight=sample_weight,
-                                      global_batch_size=global_batch)
-
-
-def distribute_dataset(strategy, dataset):
-    """Distribute a dataset of GLOBAL batches: each replica gets its slice of every batch.
-
-    Sharding is by data, so every worker must build the same pipeline from the same seed
-    (polytask pipelines do); file-based sharding would silently change the data order
-    with the number of workers.
-    """
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return strategy.experimental_distribute_dataset(dataset.with_options(options))
 
 
 # --------------------------------------------------------------------------- who writes

@@ -1,4 +1,5 @@
-"""polytask.runtime.strategy: choosing strategies, TF_CONFIG checks, batch sizes, precision.
+"""polytask.runtime.strategy (choosing strategies, TF_CONFIG checks, who writes) and
+polytask.compiler.distribute (batch sizes, precision).
 
 The multi-device and multi-worker behaviour is tested in child processes (see
 test_distribute_train.py and test_distribute_variants.py); these tests stay in-process.
@@ -9,6 +10,7 @@ import json
 
 import pytest
 
+from polytask.compiler import distribute as D
 from polytask.errors import RunError
 from polytask.runtime import strategy as S
 
@@ -18,7 +20,7 @@ TWO_WORKERS = {"cluster": {"worker": ["localhost:2222", "localhost:2223"]}, "tas
 @pytest.fixture
 def float32_afterwards():
     yield
-    S.set_precision("float32")
+    D.set_precision("float32")
 
 
 @pytest.mark.parametrize("value, message", [
@@ -68,37 +70,27 @@ def test_auto_on_a_cpu_machine_is_one_cpu_device(monkeypatch):
         pytest.skip("this machine has a GPU")
     strategy = S.create_strategy("auto")
     assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
-    assert S.num_replicas(strategy) == 1
+    assert D.num_replicas(strategy) == 1
     assert S.is_chief(strategy)
     assert S.worker_write_dir(strategy, "/some/run") == "/some/run"
 
 
 def test_batch_sizes_are_global():
     strategy = S.create_strategy("one_device")
-    assert S.global_batch_size(strategy, global_batch=32) == 32
-    assert S.global_batch_size(strategy, per_replica=8) == 8
-    assert S.per_replica_batch_size(strategy, 32) == 32
+    assert D.global_batch_size(strategy, global_batch=32) == 32
+    assert D.global_batch_size(strategy, per_replica=8) == 8
     with pytest.raises(ValueError):
-        S.global_batch_size(strategy, global_batch=8, per_replica=8)
+        D.global_batch_size(strategy, global_batch=8, per_replica=8)
 
 
 def test_batch_that_does_not_split_over_replicas_is_a_clear_error():
     class TwoReplicas:
         num_replicas_in_sync = 2
 
-    assert S.per_replica_batch_size(TwoReplicas(), 32) == 16
+    assert D.global_batch_size(TwoReplicas(), per_replica=16) == 32
     with pytest.raises(RunError, match="does not split evenly") as error:
-        S.global_batch_size(TwoReplicas(), global_batch=33)
+        D.global_batch_size(TwoReplicas(), global_batch=33)
     assert "GLOBAL" in error.value.hint
-
-
-def test_average_loss_divides_by_the_global_batch():
-    import tensorflow as tf
-
-    per_example = tf.constant([1.0, 2.0, 3.0, 4.0], dtype=tf.bfloat16)
-    loss = S.average_loss(per_example, global_batch=8)
-    assert loss.dtype == tf.float32
-    assert float(loss) == pytest.approx(10.0 / 8)
 
 
 def test_mixed_float16_wraps_the_optimizer_in_a_loss_scale_optimizer(float32_afterwards):
@@ -109,11 +101,11 @@ def test_mixed_float16_wraps_the_optimizer_in_a_loss_scale_optimizer(float32_aft
     assert keras.mixed_precision.global_policy().name == "mixed_float16"
     with strategy.scope():
         model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dense(1, dtype="float32")])
-        optimizer = S.prepare_optimizer(keras.optimizers.SGD(0.1), model.trainable_variables)
+        optimizer = D.prepare_optimizer(keras.optimizers.SGD(0.1), model.trainable_variables)
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     assert model.layers[0].compute_dtype == "float16"
     scale = float(optimizer.dynamic_scale)
-    assert float(S.scale_loss(optimizer, tf.constant(2.0))) == pytest.approx(2.0 * scale)
+    assert float(D.scale_loss(optimizer, tf.constant(2.0))) == pytest.approx(2.0 * scale)
 
     # A non-finite gradient skips the update and halves the scale instead of poisoning weights.
     before = [v.numpy().copy() for v in model.trainable_variables]
@@ -127,9 +119,9 @@ def test_bfloat16_needs_no_loss_scaling(float32_afterwards):
 
     S.create_strategy("one_device", "mixed_bfloat16")
     assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
-    assert not S.needs_loss_scaling()
+    assert not D.needs_loss_scaling()
     sgd = keras.optimizers.SGD(0.1)
-    assert S.wrap_optimizer(sgd) is sgd
+    assert D.wrap_optimizer(sgd) is sgd
 
 
 def test_logical_cpus_after_tensorflow_started_is_a_clear_error():

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from polytask.compiler.distribute import distribute_dataset
 from polytask.compiler.meta.algorithms import get_algorithm
 from polytask.compiler.meta.families import get_family
 from polytask.compiler.meta.functional import FunctionalModel, initial_values
@@ -244,8 +245,6 @@ class MetaProgram:
         if not self.samples_in_graph:
             dataset = self.sampler.dataset("train", global_tasks, start=int(self.batches_drawn.numpy()))
             if strategy.num_replicas_in_sync > 1:
-                from polytask.runtime.strategy import distribute_dataset
-
                 # A plain batch() gives the distribution layer a static task axis to split.
                 dataset = distribute_dataset(strategy, dataset.unbatch().batch(global_tasks, drop_remainder=True))
             self._iterator = iter(dataset)

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from polytask.compiler.distribute import global_batch_size, prepare_optimizer, scale_loss
 from polytask.compiler.losses import LOSSES
 from polytask.compiler.metrics import compute as compute_metrics
 from polytask.compiler.multitask.data import MultiTaskData, sampling_rates, train_dataset
@@ -38,8 +39,6 @@ class MultiTaskProgram:
 
     def __init__(self, plan, spec, data: MultiTaskData, strategy, *, seed: int, jit_compile: Optional[bool] = None,
                  steps: Optional[int] = None):
-        from polytask.runtime.strategy import global_batch_size, prepare_optimizer
-
         self.plan, self.spec, self.data, self.strategy = plan, spec, data, strategy
         self.seed = int(seed)
         self.tasks = list(plan.tasks)
@@ -122,8 +121,6 @@ class MultiTaskProgram:
         return sums / tf.maximum(counts, 1.0), counts
 
     def _replica_step_impl(self, x, labels, task):
-        from polytask.runtime.strategy import scale_loss
-
         need_tasks = self.chain.needs_task_gradients
         need_norms = self.chain.needs_gradient_norms
         with tf.GradientTape(persistent=need_tasks or need_norms) as tape:
