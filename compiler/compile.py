@@ -3,8 +3,8 @@
     program = compile_program(loaded, strategy=strategy, seed=0)
 
 Pooled and hard specs are lowered here (plan -> data -> `MultiTaskProgram`); meta specs go
-to `polytask.compiler.meta` (its `compile_program`, else its `MetaProgram` class), called
-with the same keyword arguments. Call under no strategy scope: programs enter it themselves.
+to `polytask.compiler.meta.compile_program`. The caller creates `strategy` (the runtime's
+`create_strategy`) and passes it in. Call under no strategy scope: programs enter it themselves.
 """
 from __future__ import annotations
 
@@ -16,14 +16,10 @@ def compile_program(loaded, *, strategy, seed: Optional[int] = None, allow_code:
     spec = loaded.spec
     seed = spec.seed if seed is None else int(seed)
     if spec.is_meta:
-        from polytask.compiler import meta
+        from polytask.compiler.meta import compile_program as compile_meta_program
 
-        factory = getattr(meta, "compile_program", None)
-        if factory is not None:
-            return factory(loaded, strategy=strategy, seed=seed, allow_code=allow_code)
-        from polytask.compiler.meta.program import MetaProgram
-
-        return MetaProgram(loaded, strategy, seed=seed, allow_code=allow_code)
+        return compile_meta_program(loaded, strategy=strategy, seed=seed, allow_code=allow_code,
+                                    jit_compile=jit_compile)
 
     from polytask.compiler.multitask.data import assemble, load_tables
     from polytask.compiler.multitask.program import MultiTaskProgram
