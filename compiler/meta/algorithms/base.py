@@ -63,8 +63,6 @@ class MetaAlgorithm:
     name = ""
     #: The algorithm classifies by comparing embeddings (no output layer, any number of ways).
     metric_based = False
-    #: Trains through the configured outer optimizer with true gradients (False: Reptile).
-    uses_inner_steps = True
 
     def __init__(self, model: FunctionalModel, structure, loss: TaskLoss, description):
         self.model = model

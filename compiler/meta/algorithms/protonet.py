@@ -14,7 +14,6 @@ from polytask.errors import PolytaskError
 @register_algorithm("protonet")
 class ProtoNet(MetaAlgorithm):
     metric_based = True
-    uses_inner_steps = False
 
     def __init__(self, model, structure, loss, description):
         if loss.kind != "classification":
