@@ -30,6 +30,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Protocol, runtime_checkable
 
+#: Files a program's `export` writes into its export directory beside the SavedModel, for
+#: the runtime to read back (`polytask.runtime.rundir.RunDir` builds their paths).
+EXPORT_INFO_FILE = "polytask.json"  # pooled and hard programs: tasks, input columns, class names
+META_EXPORT_INFO_FILE = "polytask_meta.json"  # meta programs: what evaluation needs to adapt
+
 
 @runtime_checkable
 class Program(Protocol):
@@ -62,7 +67,8 @@ class Program(Protocol):
         """
 
     def export(self, directory: str) -> None:
-        """Write a SavedModel to `directory` with one serving signature per task."""
+        """Write a SavedModel to `directory` with one serving signature per task, plus
+        `EXPORT_INFO_FILE` (or, for meta programs, `META_EXPORT_INFO_FILE`) beside it."""
 
 
 class ProgramExtras(Protocol):

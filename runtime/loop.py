@@ -144,13 +144,13 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
         )
 
     # With early stopping, the best validation point is kept too and restored at the end.
-    best_manager = (tf.train.CheckpointManager(checkpoint, str(_write_dir(strategy, run.checkpoints / "best")),
+    best_manager = (tf.train.CheckpointManager(checkpoint, str(_write_dir(strategy, run.best_checkpoints)),
                                                max_to_keep=1, step_counter=step)
                     if settings.early_stopping is not None else None)
     start_step = int(step.numpy())
     total_steps = int(settings.steps)
-    summary_train = ScalarWriter(str(run.tensorboard / "train")) if chief else None
-    summary_eval = ScalarWriter(str(run.tensorboard / "validation")) if chief else None
+    summary_train = ScalarWriter(str(run.tensorboard_dir("train"))) if chief else None
+    summary_eval = ScalarWriter(str(run.tensorboard_dir("validation"))) if chief else None
     progress = Progress(total_steps, start=start_step, quiet=settings.quiet if chief else True)
 
     graph_build_seconds = None

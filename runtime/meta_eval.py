@@ -27,6 +27,7 @@ from typing import Any, Optional
 import numpy as np
 
 from polytask.errors import DataError, PolytaskError, RunError
+from polytask.runtime.rundir import META_EXPORT_INFO_FILE, SAVED_MODEL_DIR, SPEC_FILE, RunDir, existing_run
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -36,12 +37,11 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 def _load_run(run_dir: Path):
     """The run's LoadedSpec, with dataset paths made absolute (the run may be evaluated from anywhere)."""
-    from polytask.runtime.rundir import existing_run
     from polytask.spec.loader import load_spec
 
     run_dir = existing_run(run_dir)
-    meta_file = run_dir / "saved_model" / "polytask_meta.json"
-    spec_file = run_dir / "spec.yaml"
+    run = RunDir(run_dir, writer=False)
+    meta_file, spec_file = run.meta_export_info_file, run.spec_file
     if meta_file.exists():
         try:
             info = json.loads(meta_file.read_text(encoding="utf-8"))
@@ -52,11 +52,12 @@ def _load_run(run_dir: Path):
             return load_spec(origin, check_data=False), info
         if spec_file.exists():
             return load_spec(spec_file, check_data=False), info
-        raise RunError(f"the spec this run was trained from ({origin}) is gone and {run_dir} has no spec.yaml",
+        raise RunError(f"the spec this run was trained from ({origin}) is gone and {run_dir} has no {SPEC_FILE}",
                        hint="restore the spec file or train again")
     if spec_file.exists():
         return load_spec(spec_file, check_data=False), {}
-    raise RunError(f"{run_dir} holds no trained meta-learning run (no spec.yaml or saved_model/polytask_meta.json)",
+    raise RunError(f"{run_dir} holds no trained meta-learning run "
+                   f"(no {SPEC_FILE} or {SAVED_MODEL_DIR}/{META_EXPORT_INFO_FILE})",
                    hint="pass the --out directory of a finished `polytask train` run")
 
 
@@ -73,7 +74,7 @@ def load_program(run_dir):
         raise RunError(f"{run_dir} is not a meta-learning run", hint="use `polytask evaluate` without meta options")
     strategy = create_strategy("one_device")
     program = compile_program(loaded, strategy=strategy, seed=info.get("seed"))
-    checkpoints = run_dir / "checkpoints"
+    checkpoints = RunDir(run_dir, writer=False).checkpoints
     latest = tf.train.latest_checkpoint(str(checkpoints)) if checkpoints.exists() else None
     if latest is None:
         raise RunError(f"{run_dir} has no checkpoint to evaluate", hint="train first, or check the RUN_DIR path")

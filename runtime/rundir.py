@@ -1,13 +1,23 @@
 """The run directory: where a training run puts everything a user (or `evaluate`) reads back.
 
     RUN_DIR/
-      spec.yaml          the resolved spec (every default filled in)
-      checkpoints/       tf.train.CheckpointManager files
-      tensorboard/       train/ and validation/ event files
-      metrics.jsonl      one JSON object per log/eval point
-      report.json        the final report
-      saved_model/       SavedModel, one serving signature per task
-      program.json       what `evaluate` and `predict` need to rebuild inputs and outputs
+      spec.yaml              the resolved spec (every default filled in)
+      program.json           what `evaluate` and `predict` need to rebuild inputs and outputs
+      checkpoints/           tf.train.CheckpointManager files (its index file: `checkpoint`)
+        best/                the best validation point, with early stopping
+      tensorboard/           train/ and validation/ event files
+      metrics.jsonl          one JSON object per log/eval point
+      report.json            the final report
+      saved_model/           the program's export: a SavedModel plus
+        polytask.json          pooled and hard runs: tasks, input columns, class names
+        polytask_meta.json     meta runs: what `evaluate` needs to adapt to new tasks
+      baseline/<task>/       `--baseline independent`: a run directory per task trained alone
+
+This module is the one place these names are spelled; everything else (runtime, CLI) asks
+`RunDir` for paths or uses the constants below. The two files inside saved_model/ are
+written by the compiler's programs (`Program.export`), which sit below the runtime and
+cannot import it, so their names are defined in `polytask.compiler.program` and only
+re-used here.
 """
 from __future__ import annotations
 
@@ -16,7 +26,21 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from polytask.compiler.program import EXPORT_INFO_FILE, META_EXPORT_INFO_FILE
 from polytask.errors import RunError
+
+SPEC_FILE = "spec.yaml"
+PROGRAM_FILE = "program.json"
+CHECKPOINTS_DIR = "checkpoints"
+#: The index file tf.train.CheckpointManager keeps in CHECKPOINTS_DIR (TensorFlow's name).
+CHECKPOINT_STATE_FILE = "checkpoint"
+#: In CHECKPOINTS_DIR: the best validation point, kept with early stopping.
+BEST_CHECKPOINTS_DIR = "best"
+TENSORBOARD_DIR = "tensorboard"
+METRICS_FILE = "metrics.jsonl"
+REPORT_FILE = "report.json"
+SAVED_MODEL_DIR = "saved_model"
+BASELINE_DIR = "baseline"
 
 
 def jsonable(value: Any) -> Any:
@@ -35,7 +59,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-RUN_MARKERS = ("spec.yaml", "report.json", "checkpoints", "saved_model")
+RUN_MARKERS = (SPEC_FILE, REPORT_FILE, CHECKPOINTS_DIR, SAVED_MODEL_DIR)
 """Entries of which at least one is in every directory `polytask train` wrote (spec.yaml comes first)."""
 
 TRAIN_HINT = "pass the --out directory of a `polytask train` run (default: runs/<spec name>)"
@@ -70,13 +94,25 @@ class RunDir:
         self.root = Path(root)
         self.writer = writer
 
-    checkpoints = property(lambda self: self.root / "checkpoints")
-    tensorboard = property(lambda self: self.root / "tensorboard")
-    metrics_file = property(lambda self: self.root / "metrics.jsonl")
-    report_file = property(lambda self: self.root / "report.json")
-    saved_model = property(lambda self: self.root / "saved_model")
-    spec_file = property(lambda self: self.root / "spec.yaml")
-    program_file = property(lambda self: self.root / "program.json")
+    spec_file = property(lambda self: self.root / SPEC_FILE)
+    program_file = property(lambda self: self.root / PROGRAM_FILE)
+    checkpoints = property(lambda self: self.root / CHECKPOINTS_DIR)
+    checkpoint_state = property(lambda self: self.checkpoints / CHECKPOINT_STATE_FILE)
+    best_checkpoints = property(lambda self: self.checkpoints / BEST_CHECKPOINTS_DIR)
+    tensorboard = property(lambda self: self.root / TENSORBOARD_DIR)
+    metrics_file = property(lambda self: self.root / METRICS_FILE)
+    report_file = property(lambda self: self.root / REPORT_FILE)
+    saved_model = property(lambda self: self.root / SAVED_MODEL_DIR)
+    export_info_file = property(lambda self: self.saved_model / EXPORT_INFO_FILE)
+    meta_export_info_file = property(lambda self: self.saved_model / META_EXPORT_INFO_FILE)
+
+    def tensorboard_dir(self, split: str) -> Path:
+        """The TensorBoard run folder of a split ('train' or 'validation')."""
+        return self.tensorboard / split
+
+    def baseline(self, task: str) -> Path:
+        """The run directory of `task` trained alone (`--baseline independent`)."""
+        return self.root / BASELINE_DIR / task
 
     def create(self) -> None:
         if not self.writer:

@@ -13,18 +13,18 @@ from typing import Optional
 import numpy as np
 
 from polytask.errors import DataError, PolytaskError, RunError
+from polytask.runtime.rundir import EXPORT_INFO_FILE, SAVED_MODEL_DIR, SPEC_FILE, RunDir, existing_run
 
 
 def read_run(run_dir) -> tuple[Path, dict]:
-    from polytask.runtime.rundir import existing_run
-
     run_dir = existing_run(run_dir)
-    info_file = run_dir / "saved_model" / "polytask.json"
+    run = RunDir(run_dir, writer=False)
+    info_file = run.export_info_file
     if not info_file.exists():
-        if (run_dir / "saved_model" / "polytask_meta.json").exists():
+        if run.meta_export_info_file.exists():
             raise RunError(f"{run_dir} is a meta-learning run; `predict` serves multi-task runs",
                            hint=f"adapt it to a new task with `polytask evaluate {run_dir} --support DIR --query DIR`")
-        raise RunError(f"{run_dir} has no exported model (saved_model/polytask.json)",
+        raise RunError(f"{run_dir} has no exported model ({SAVED_MODEL_DIR}/{EXPORT_INFO_FILE})",
                        hint="the run may not have finished; finish it with "
                        f"`polytask train {_spec_of(run_dir)} --out {run_dir} --resume`")
     try:
@@ -36,7 +36,7 @@ def read_run(run_dir) -> tuple[Path, dict]:
 def _spec_of(run_dir: Path) -> str:
     """The spec path the run was trained from (program.json), or SPEC when unknown."""
     try:
-        return str(json.loads((run_dir / "program.json").read_text(encoding="utf-8"))["spec"])
+        return str(json.loads(RunDir(run_dir, writer=False).program_file.read_text(encoding="utf-8"))["spec"])
     except (OSError, ValueError, KeyError, TypeError):
         return "SPEC"
 
@@ -44,10 +44,11 @@ def _spec_of(run_dir: Path) -> str:
 def load_saved_model(run_dir: Path):
     import tensorflow as tf
 
+    saved_model = RunDir(run_dir, writer=False).saved_model
     try:
-        return tf.saved_model.load(str(run_dir / "saved_model"))
+        return tf.saved_model.load(str(saved_model))
     except (OSError, ValueError) as exc:
-        raise RunError(f"cannot load the SavedModel in {run_dir / 'saved_model'}: {exc}",
+        raise RunError(f"cannot load the SavedModel in {saved_model}: {exc}",
                        hint="the run directory looks damaged; train again") from None
 
 
@@ -72,9 +73,9 @@ def evaluate_run(run_dir, split: str = "test") -> dict:
     run_dir, info = read_run(run_dir)
     if split not in ("train", "validation", "test"):
         raise PolytaskError(f"unknown split '{split}'", hint="use test, validation or train")
-    spec_file = run_dir / "spec.yaml"
+    spec_file = RunDir(run_dir, writer=False).spec_file
     if not spec_file.exists():
-        raise RunError(f"{run_dir} has no spec.yaml", hint="pass the --out directory of a `polytask train` run")
+        raise RunError(f"{run_dir} has no {SPEC_FILE}", hint="pass the --out directory of a `polytask train` run")
     loaded = load_spec(spec_file, check_data=False)
     try:
         tables = load_tables(loaded, allow_code=False)

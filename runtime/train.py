@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from polytask.errors import RunError
 from polytask.runtime.loop import EarlyStoppingSettings, LoopSettings, fit
-from polytask.runtime.rundir import RunDir, existing_run, jsonable
+from polytask.runtime.rundir import CHECKPOINTS_DIR, RunDir, existing_run, jsonable
 
 BASELINES = ("independent",)
 
@@ -109,8 +109,8 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
                            f"{spec.training.steps} steps asked for",
                            hint=f"pass --steps above {done} to train further; "
                            f"`polytask evaluate {run.root}` reads the run as it is")
-    elif (run.checkpoints / "checkpoint").exists():
-        raise RunError(f"{run.root} already holds a run (checkpoints/)",
+    elif run.checkpoint_state.exists():
+        raise RunError(f"{run.root} already holds a run ({CHECKPOINTS_DIR}/)",
                        hint="continue it with --resume, or choose a new --out directory")
     content = resolved_spec(loaded)
     if resume and run.spec_file.exists():
@@ -198,7 +198,7 @@ def independent_baseline(loaded, run: RunDir, report: dict, *, strategy, allow_c
         program = compile_program(single, strategy=strategy, seed=spec.seed, allow_code=allow_code,
                                   steps=spec.training.steps, tables={dataset: tables[dataset]})
         settings = loop_settings(single.spec, steps=spec.training.steps, quiet=True, export=False)
-        alone = fit(program, run.root / "baseline" / name, settings)
+        alone = fit(program, run.baseline(name), settings)
         metric = primary_metric(program.plan.tasks[name])
         key = f"{name}/{metric}"
         mt, ind = multi.get(key), (alone["metrics"].get("test") or {}).get(key)
@@ -207,7 +207,7 @@ def independent_baseline(loaded, run: RunDir, report: dict, *, strategy, allow_c
         better = None if mt is None or ind is None or mt == ind else (mt > ind if higher else mt < ind)
         rows[name] = {"metric": metric, "higher_is_better": higher, "multi_task": mt, "independent": ind,
                       "relative_change": change, "multi_task_better": better,
-                      "independent_steps": alone["steps"], "independent_run": str(run.root / "baseline" / name)}
+                      "independent_steps": alone["steps"], "independent_run": str(run.baseline(name))}
     return {"kind": "independent", "split": "test", "tasks": rows}
 
 

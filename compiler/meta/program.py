@@ -34,6 +34,7 @@ from polytask.compiler.meta.functional import FunctionalModel, initial_values
 from polytask.compiler.meta.losses import TaskLoss
 from polytask.compiler.optimizers import make_optimizer
 from polytask.compiler.meta.plan import MetaPlan, default_loss, meta_plan, resolve
+from polytask.compiler.program import META_EXPORT_INFO_FILE
 from polytask.errors import PolytaskError
 
 #: Validation during training uses at most this many episodes (the final test uses
@@ -41,7 +42,6 @@ from polytask.errors import PolytaskError
 VALIDATION_EPISODES = 200
 #: Examples per evaluation chunk: episodes are evaluated this many images at a time.
 EVAL_CHUNK_EXAMPLES = 1024
-META_FILE = "polytask_meta.json"
 #: Meta-iterations per graph call when episodes are sampled in-graph (see the module doc).
 STEPS_PER_CALL = 10
 
@@ -216,7 +216,7 @@ class MetaProgram:
         module.adapt_and_predict = adapt_and_predict
         with self.strategy.scope():
             tf.saved_model.save(module, directory, signatures={"adapt_and_predict": adapt_and_predict})
-        (Path(directory) / META_FILE).write_text(json.dumps(self.describe_for_evaluation(), indent=2) + "\n")
+        (Path(directory) / META_EXPORT_INFO_FILE).write_text(json.dumps(self.describe_for_evaluation(), indent=2) + "\n")
 
     def report(self) -> Mapping[str, Any]:
         test = self._last_test or self.evaluate_episodes("test", int(self.spec.training.eval_episodes))

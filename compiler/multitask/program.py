@@ -29,6 +29,7 @@ from polytask.compiler.metrics import compute as compute_metrics
 from polytask.compiler.multitask.data import MultiTaskData, sampling_rates, train_dataset
 from polytask.compiler.multitask.model import HardSharingNet, PooledNet
 from polytask.compiler.optimizers import make_optimizer
+from polytask.compiler.program import EXPORT_INFO_FILE
 from polytask.compiler.weighting import StepInputs, WeightingChain, WeightingContext
 
 EVAL_BATCH = 4096
@@ -261,7 +262,7 @@ class MultiTaskProgram:
             setattr(module, f"serve_{name}", fn)
             signatures[name] = fn.get_concrete_function()
         tf.saved_model.save(module, directory, signatures=signatures)
-        (Path(directory) / "polytask.json").write_text(json.dumps(self.describe(), indent=2) + "\n", encoding="utf-8")
+        (Path(directory) / EXPORT_INFO_FILE).write_text(json.dumps(self.describe(), indent=2) + "\n", encoding="utf-8")
 
     def describe(self) -> dict:
         """What `evaluate` and `predict` need besides the SavedModel: tasks, shapes, class names."""

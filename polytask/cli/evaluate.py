@@ -15,9 +15,12 @@ from polytask.cli._common import user_errors
 
 
 def _is_meta_run(run_dir: Path) -> bool:
-    if (run_dir / "saved_model" / "polytask_meta.json").exists():
+    from polytask.runtime.rundir import RunDir
+
+    run = RunDir(run_dir, writer=False)
+    if run.meta_export_info_file.exists():
         return True
-    program = run_dir / "program.json"
+    program = run.program_file
     if program.exists():
         try:
             return json.loads(program.read_text(encoding="utf-8")).get("sharing") == "meta"

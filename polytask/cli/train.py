@@ -61,6 +61,8 @@ def train(spec, out, steps, seed, resume, baseline, allow_code, strategy, precis
 
 
 def summary_text(report: dict, run_dir: Path) -> str:
+    from polytask.runtime.rundir import METRICS_FILE, REPORT_FILE, SAVED_MODEL_DIR, TENSORBOARD_DIR
+
     lines = [f"trained {report.get('name', '')}: {report['steps']} steps in {report['wall_time_seconds']:.1f}s"
              + (" (stopped early)" if report.get("stopped_early") else "")
              + (f", {report['steady_state_steps_per_second']:.1f} steps/s" if report.get("steady_state_steps_per_second") else "")]
@@ -80,5 +82,5 @@ def summary_text(report: dict, run_dir: Path) -> str:
     if (report.get("strategy") or {}).get("chief") is False:
         lines.append(f"run directory: {run_dir}  (written by the chief worker; this worker wrote nothing)")
     else:
-        lines.append(f"run directory: {run_dir}  (report.json, metrics.jsonl, tensorboard/, saved_model/)")
+        lines.append(f"run directory: {run_dir}  ({REPORT_FILE}, {METRICS_FILE}, {TENSORBOARD_DIR}/, {SAVED_MODEL_DIR}/)")
     return "\n".join(lines)
