@@ -11,13 +11,12 @@ Counts follow Keras' `count_params` (every weight, including batch-norm moving s
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from math import prod
 from typing import Any, Optional
 
 from polytask.compiler.data import default_input_columns
-from polytask.compiler.layers import LAYERS, flat_size, infer_shapes
-from polytask.compiler.losses import LOSSES
+from polytask.compiler.layers import LayerStackError, final_shape, flat_size, infer_layers, output_layer
 from polytask.errors import PolytaskError
+from polytask.spec.registry import LOSSES
 
 
 @dataclass
@@ -26,6 +25,7 @@ class TaskPlan:
     dataset: str
     target: str
     loss: str
+    loss_params: dict
     metrics: list[str]
     weight: float
     input_columns: list[str]
@@ -148,22 +148,25 @@ def resolve_task(loaded, name: str, task, info: dict) -> TaskPlan:
         if column not in info:
             raise PolytaskError(f"task '{name}': input column '{column}' is not in dataset '{task.dataset}'",
                                 hint=f"columns are: {', '.join(info)}")
-    loss = LOSSES.get(task.loss)
+    loss, params = LOSSES.get(task.loss_name), task.loss_params
     target_info = info[task.target]
-    loss.check_target(target_info, name, task.target)
-    units = loss.output_units(target_info)
+    problem = loss.target_problem(params, target_info, task.target)
+    if problem is not None:
+        raise PolytaskError(f"task '{name}': {problem[0]}", hint=problem[1])
+    units = loss.output_units(params, target_info)
     return TaskPlan(
         name=name,
         dataset=task.dataset,
         target=task.target,
-        loss=task.loss,
+        loss=task.loss_name,
+        loss_params=params.model_dump(mode="json"),
         metrics=list(task.metrics),
         weight=float(task.weight),
         input_columns=columns,
         input_shape=input_shape_of(columns, info),
         output_units=units,
         output_shape=(units,),
-        label_width=loss.label_width(target_info),
+        label_width=loss.label_width(params, target_info),
         head_group="",
         sampling_rate=task.sampling_rate,
     )
@@ -172,19 +175,25 @@ def resolve_task(loaded, name: str, task, info: dict) -> TaskPlan:
 # --------------------------------------------------------------------------- plans
 
 
-def _output_layer(units: int):
-    from polytask.spec.layers import Layer
-
-    return Layer.model_validate({"dense": {"units": units}})
-
-
 def head_signature(head_layers, units: int) -> str:
     """Tasks whose heads have this same signature are stacked into one parameter tensor."""
     return "|".join(f"{l.kind}:{l.params.model_dump_json()}" for l in head_layers) + f"|out:{units}"
 
 
-def _layer_plans(shapes) -> list[LayerPlan]:
-    return [LayerPlan(kind, tuple(shape), params) for kind, shape, params in shapes]
+def _layers(layers, input_shape: tuple, where: str, form: str = "keras") -> list:
+    """The one shape inference (`polytask.compiler.layers.infer_layers`), its errors as PolytaskErrors."""
+    try:
+        return infer_layers(layers, input_shape, where, form)
+    except LayerStackError as exc:
+        raise PolytaskError(exc.message, hint=exc.hint) from None
+
+
+def _layer_plans(plans) -> list[LayerPlan]:
+    return [LayerPlan(p.kind, tuple(p.output_shape), p.param_count) for p in plans]
+
+
+def _count(plans) -> int:
+    return sum(p.param_count for p in plans)
 
 
 def build_plan(loaded, *, allow_code: bool = False, column_info: Optional[dict] = None) -> Plan:
@@ -211,26 +220,20 @@ def build_plan(loaded, *, allow_code: bool = False, column_info: Optional[dict] 
     notes: list[str] = []
 
     if structure.sharing == "hard":
-        trunk = infer_shapes(structure.trunk, input_shape, "trunk")
-        trunk_out = trunk[-1][1] if trunk else input_shape
-        groups.append(ParamGroup("trunk", names, True, sum(p for _, _, p in trunk), _layer_plans(trunk)))
+        trunk = _layers(structure.trunk, input_shape, "structure.trunk")
+        trunk_out = final_shape(trunk, input_shape)
+        groups.append(ParamGroup("trunk", names, True, _count(trunk), _layer_plans(trunk)))
         head_in = (flat_size(trunk_out),)
         if len(trunk_out) > 1:
             notes.append(f"the trunk output {list(trunk_out)} is flattened to {list(head_in)} for the heads")
-        for index, layer in enumerate(structure.head):
-            if not LAYERS.get(layer.kind).stackable:
-                raise PolytaskError(
-                    f"head layer {index + 1} is `{layer.kind}`, which cannot be stacked per task",
-                    hint="heads take dense, layer_norm, dropout, activation and flatten layers; "
-                    "put other layers in the trunk",
-                )
         signatures: dict[str, list[str]] = {}
         for name, t in tasks.items():
             signatures.setdefault(head_signature(structure.head, t.output_units), []).append(name)
         for group_index, members in enumerate(signatures.values()):
             first = tasks[members[0]]
-            head = infer_shapes(list(structure.head) + [_output_layer(first.output_units)], head_in, "head")
-            per_head = sum(p for _, _, p in head)
+            head = _layers(list(structure.head) + [output_layer(first.output_units)], head_in, "structure.head",
+                           "stacked")
+            per_head = _count(head)
             label = f"heads/{group_index}"
             for name in members:
                 tasks[name].head_group = label
@@ -261,12 +264,12 @@ def build_plan(loaded, *, allow_code: bool = False, column_info: Optional[dict] 
                 [LayerPlan("embedding", (structure.embedding_dim,), len(names) * structure.embedding_dim)],
                 note=f"one learned {structure.embedding_dim}-vector per task, appended to the input",
             ))
-        body = infer_shapes(structure.model, model_in, "model")
-        body_out = body[-1][1] if body else model_in
+        body = _layers(structure.model, model_in, "structure.model")
+        body_out = final_shape(body, model_in)
         if len(body_out) > 1:
             notes.append(f"the model output {list(body_out)} is flattened before the output layer")
-        out = infer_shapes([_output_layer(next(iter(units)))], (flat_size(body_out),), "output")
-        groups.insert(0, ParamGroup("model", names, True, sum(p for _, _, p in body + out), _layer_plans(body + out)))
+        out = _layers([output_layer(next(iter(units)))], (flat_size(body_out),), "output")
+        groups.insert(0, ParamGroup("model", names, True, _count(body + out), _layer_plans(body + out)))
         for t in tasks.values():
             t.head_group = "model"
     weighting = [w.kind for w in spec.training.weighting]
@@ -278,17 +281,9 @@ def build_plan(loaded, *, allow_code: bool = False, column_info: Optional[dict] 
 
 
 def _meta_plan(loaded) -> Plan:
-    spec = loaded.spec
-    try:
-        from polytask.compiler.meta.plan import meta_plan
-    except ImportError:
-        structure = spec.structure.model_dump(mode="json", exclude_none=True)
-        family = spec.family.model_dump(mode="json") if spec.family else None
-        content = {"algorithm": spec.structure.algorithm, "structure": structure, "family": family,
-                   "note": "meta plan details are not available in this build"}
-    else:
-        content = dict(meta_plan(loaded))
-    return Plan(name=spec.name, sharing="meta", tasks={}, groups=[], meta=content)
+    from polytask.compiler.meta.plan import meta_plan
+
+    return Plan(name=loaded.spec.name, sharing="meta", tasks={}, groups=[], meta=dict(meta_plan(loaded)))
 
 
 # --------------------------------------------------------------------------- text

@@ -64,8 +64,8 @@ def run_signature(model, task: str, x: np.ndarray, batch: int = 4096) -> dict[st
 
 def evaluate_run(run_dir, split: str = "test") -> dict:
     """Per-task loss and metrics of the exported model on a split of the run's data."""
-    from polytask.compiler.losses import LOSSES
     from polytask.compiler.metrics import compute
+    from polytask.spec.registry import LOSSES
     from polytask.compiler.multitask.data import assemble, load_tables
     from polytask.compiler.plan import build_plan
     from polytask.spec.loader import load_spec
@@ -99,7 +99,7 @@ def evaluate_run(run_dir, split: str = "test") -> dict:
         task = info["tasks"][name]
         predictions = run_signature(model, name, arrays.task_inputs(i))
         labels = arrays.labels[i]
-        loss = float(np.mean(LOSSES.get(task["loss"]).numpy_loss(labels, predictions)))
+        loss = float(np.mean(LOSSES.get(task["loss"]).bound(task.get("loss_params")).numpy_loss(labels, predictions)))
         values = {"loss": loss, **compute(task["metrics"], labels, predictions)}
         per_task[name] = {"examples": int(arrays.size(i)), **values}
         metrics.update({f"{name}/{k}": v for k, v in values.items()})

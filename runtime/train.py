@@ -179,7 +179,7 @@ def primary_metric(task_plan) -> str:
 def independent_baseline(loaded, run: RunDir, report: dict, *, strategy, allow_code: bool, quiet, echo=None) -> dict:
     """Train each task alone (same architecture, steps, batch size) and compare on the test split."""
     from polytask.compiler.compile import compile_program
-    from polytask.compiler.metrics import METRICS
+    from polytask.spec.registry import METRICS
     from polytask.compiler.multitask.data import load_tables
 
     spec = loaded.spec

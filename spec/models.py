@@ -8,49 +8,44 @@ structure); every model forbids unknown keys. This module never imports TensorFl
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from polytask.spec.layers import LayerList
+from polytask.spec.registry import LOSSES, METRICS, WEIGHTINGS
+from polytask.spec.types import (MAX_INT, FiniteFloat, Fraction, Identifier, NonNegativeFloat, PositiveFloat,
+                                 PositiveInt, StrictModel)
 
 SPEC_VERSION = 1
 
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
-MAX_INT = 2**31 - 1  # counts and sizes must fit TensorFlow's int32
-PositiveInt = Annotated[int, Field(ge=1, le=MAX_INT)]
-NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class StrictModel(BaseModel):
-    """Base for every spec node: unknown keys are errors, values are not coerced silently."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-
-def _exactly_one(model: BaseModel, what: str) -> BaseModel:
-    chosen = [name for name in type(model).model_fields if getattr(model, name) is not None]
-    if len(chosen) != 1:
-        names = ", ".join(type(model).model_fields)
-        raise ValueError(f"{what} takes exactly one of: {names} (got {len(chosen) or 'none'})")
-    return model
-
 
 class OneOf(StrictModel):
-    """A single-key mapping such as `{adam: {learning_rate: 0.001}}`: exactly one field set."""
+    """A single-key mapping such as `{adam: {learning_rate: 0.001}}`: exactly one field set.
+
+    A bare name (`optimizer: adam`) and a null value (`{adam: }`) mean the defaults.
+    Subclasses set `noun` (for "unknown optimizer 'x'") and `what` (for "X takes exactly one of").
+    """
+
+    noun: ClassVar[str] = ""
+    what: ClassVar[str] = ""
 
     @model_validator(mode="before")
     @classmethod
     def _from_name(cls, value: Any) -> Any:
-        # `optimizer: adam` and `optimizer: {adam: }` mean `optimizer: {adam: {}}` (defaults).
         if isinstance(value, str):
             return {value: {}}
         if isinstance(value, dict):
             return {k: ({} if v is None else v) for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "OneOf":
+        chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            names = ", ".join(type(self).model_fields)
+            raise ValueError(f"{self.what} takes exactly one of: {names} (got {len(chosen) or 'none'})")
+        return self
 
     @property
     def kind(self) -> str:
@@ -271,8 +266,29 @@ Dataset = Annotated[
 
 # --------------------------------------------------------------------------- tasks
 
-LossName = Literal["cross_entropy", "binary_cross_entropy", "mse", "mae", "huber"]
-MetricName = Literal["accuracy", "top5_accuracy", "auc", "mse", "mae", "rmse", "r2"]
+class LossBase(OneOf):
+    """A loss with parameters, as a single-key mapping: `{focal: {gamma: 3}}`."""
+
+    noun: ClassVar[str] = "loss"
+    what: ClassVar[str] = "a loss"
+
+
+LossName = LOSSES.literal()
+LossChoice = Union[LossName, LOSSES.single_key_model("Loss", LossBase)]
+"""A loss by name (`mse`), or by name with parameters (`{focal: {gamma: 3}}`)."""
+MetricName = METRICS.literal()
+
+
+def loss_name(choice) -> Optional[str]:
+    """The loss's name, whichever way it was written (None when no loss is set)."""
+    return choice if choice is None or isinstance(choice, str) else choice.kind
+
+
+def loss_params(choice):
+    """The loss's params model, with defaults when it was written by name alone."""
+    if choice is None:
+        return None
+    return LOSSES.get(choice).default_params() if isinstance(choice, str) else choice.params
 
 
 class Task(StrictModel):
@@ -282,7 +298,7 @@ class Task(StrictModel):
     """Name of a dataset under `datasets`."""
     target: str = Field(min_length=1)
     """The column (or array) to predict; image folders: `label`."""
-    loss: LossName
+    loss: LossChoice
     """Also fixes the output layer: cross_entropy -> softmax over classes, binary_cross_entropy -> one sigmoid unit, mse/mae/huber -> linear units."""
     metrics: list[MetricName] = []
     """Reported per task on validation and test."""
@@ -291,6 +307,14 @@ class Task(StrictModel):
         None, description="Relative share of batches drawn from this task (separate from weight)."
     )
     features: Optional[list[str]] = Field(None, description="Override the dataset's input columns.")
+
+    @property
+    def loss_name(self) -> str:
+        return loss_name(self.loss)
+
+    @property
+    def loss_params(self):
+        return loss_params(self.loss)
 
 
 # --------------------------------------------------------------------------- task families
@@ -455,14 +479,13 @@ class RmspropParams(StrictModel):
 
 
 class Optimizer(OneOf):
+    noun: ClassVar[str] = "optimizer"
+    what: ClassVar[str] = "optimizer"
+
     adam: Optional[AdamParams] = None
     adamw: Optional[AdamParams] = None
     sgd: Optional[SgdParams] = None
     rmsprop: Optional[RmspropParams] = None
-
-    @model_validator(mode="after")
-    def _one(self) -> "Optimizer":
-        return _exactly_one(self, "optimizer")
 
 
 class Schedule(StrictModel):
@@ -489,37 +512,14 @@ SamplingName = Literal["uniform", "proportional"]
 Sampling = Union[SamplingName, TemperatureSampling]
 
 
-class GradNormParams(StrictModel):
-    alpha: NonNegativeFloat = 1.5
-    """Restoring-force strength (Chen et al. 2018)."""
-    learning_rate: PositiveFloat = 0.025
-    """Step size of the task weights."""
-
-
-class DwaParams(StrictModel):
-    temperature: PositiveFloat = 2.0
-    """Softness of the dynamic weights (Liu et al. 2019)."""
-
-
-class StaticParams(StrictModel):
-    weights: Optional[dict[Identifier, NonNegativeFloat]] = Field(
-        None, description="Per-task weights; default: each task's `weight`."
-    )
-
-
-class Weighting(OneOf):
+class WeightingBase(OneOf):
     """One loss-weighting / gradient transform. Several compose in order (a list)."""
 
-    equal: Optional[dict] = None
-    static: Optional[StaticParams] = None
-    uncertainty: Optional[dict] = None
-    gradnorm: Optional[GradNormParams] = None
-    pcgrad: Optional[dict] = None
-    dwa: Optional[DwaParams] = None
+    noun: ClassVar[str] = "weighting"
+    what: ClassVar[str] = "a weighting"
 
-    @model_validator(mode="after")
-    def _one(self) -> "Weighting":
-        return _exactly_one(self, "a weighting")
+
+Weighting = WEIGHTINGS.single_key_model("Weighting", WeightingBase)
 
 
 class EarlyStopping(StrictModel):
@@ -597,7 +597,7 @@ class Spec(StrictModel):
     """Named tasks T_i = (dataset, target, loss) for multi-task learning (pooled or hard sharing)."""
     family: Optional[Family] = None
     """A task family p(T) for meta-learning (meta sharing)."""
-    loss: Optional[LossName] = Field(None, description="The family's loss (meta only).")
+    loss: Optional[LossChoice] = Field(None, description="The family's loss (meta only).")
     metrics: list[MetricName] = []
     """The family's metrics (meta only)."""
     structure: Structure = Field(
@@ -616,3 +616,12 @@ class Spec(StrictModel):
     @property
     def is_meta(self) -> bool:
         return self.structure.sharing == "meta"
+
+    @property
+    def loss_name(self) -> Optional[str]:
+        """The family's loss name (meta only)."""
+        return loss_name(self.loss)
+
+    @property
+    def loss_params(self):
+        return loss_params(self.loss)

@@ -21,8 +21,27 @@ from pydantic_core import PydanticUndefined
 
 from polytask.spec import layers, models
 from polytask.spec.diagnostics import CODES
+from polytask.spec.registry import LAYERS, LOSSES, METRICS, REGISTRIES, WEIGHTINGS
+from polytask.spec.types import NoParams
 
-SECTIONS: list[tuple[str, list[tuple[str, type[BaseModel]]]]] = [
+def _params_entries(registry, prefix: str) -> list[tuple[str, type[BaseModel]]]:
+    """One table per params model of a registry's concepts (concepts sharing a model share a table)."""
+    by_model: dict[type, list[str]] = {}
+    for name, descriptor in registry.items():
+        if descriptor.Params is not NoParams and descriptor.Params.model_fields:
+            by_model.setdefault(descriptor.Params, []).append(name)
+    return [(prefix + ", ".join(names), model) for model, names in by_model.items()]
+
+
+def _entries(entries) -> list[tuple[str, type[BaseModel]]]:
+    """A section's entries: (label, model) pairs, and callables that generate them from a registry."""
+    out = []
+    for entry in entries() if callable(entries) else entries:
+        out.extend(entry() if callable(entry) else [entry])
+    return out
+
+
+SECTIONS: list = [
     ("Top level", [("spec", models.Spec)]),
     ("Datasets (`datasets.<name>`)", [
         ("every source: `split`", models.Split),
@@ -50,14 +69,8 @@ SECTIONS: list[tuple[str, list[tuple[str, type[BaseModel]]]]] = [
         ("sharing: meta", models.MetaStructure),
         ("`inner`", models.InnerLoop),
     ]),
-    ("Layers (items of `model`, `trunk`, `head`)", [
-        ("dense", layers.DenseParams),
-        ("conv2d", layers.Conv2dParams),
-        ("max_pool2d", layers.Pool2dParams),
-        ("batch_norm, layer_norm", layers.NormParams),
-        ("dropout", layers.DropoutParams),
-        ("activation", layers.ActivationParams),
-    ]),
+    ("Layers (items of `model`, `trunk`, `head`)", lambda: _params_entries(LAYERS, "")),
+    ("Losses (`loss`, with parameters: `{NAME: {...}}`)", lambda: _params_entries(LOSSES, "loss: ")),
     ("Training (`training`)", [
         ("training", models.Training),
         ("optimizer: adam, adamw", models.AdamParams),
@@ -65,9 +78,7 @@ SECTIONS: list[tuple[str, list[tuple[str, type[BaseModel]]]]] = [
         ("optimizer: rmsprop", models.RmspropParams),
         ("`schedule`", models.Schedule),
         ("sampling: {temperature: T}", models.TemperatureSampling),
-        ("weighting: static", models.StaticParams),
-        ("weighting: gradnorm", models.GradNormParams),
-        ("weighting: dwa", models.DwaParams),
+        lambda: _params_entries(WEIGHTINGS, "weighting: "),
         ("`early_stopping`", models.EarlyStopping),
     ]),
     ("Runtime (`runtime`)", [("runtime", models.Runtime)]),
@@ -78,6 +89,7 @@ _NAMES = {
     models.Optimizer: "optimizer", models.Schedule: "schedule", models.EarlyStopping: "early_stopping",
     models.InnerLoop: "inner", models.ClassSplit: "class_split", models.TfRecordFeature: "feature",
     models.Weighting: "weighting", layers.Layer: "layer", models.TemperatureSampling: "{temperature: T}",
+    NoParams: "no parameters",
 }
 
 
@@ -180,6 +192,9 @@ def model_table(model: type[BaseModel]) -> str:
 def fields_markdown() -> str:
     parts = []
     for title, entries in SECTIONS:
+        entries = _entries(entries)
+        if not entries:
+            continue
         parts.append(f"### {title}\n")
         for label, model in entries:
             doc = (model.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
@@ -197,7 +212,36 @@ def codes_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
-GENERATED = {"fields": fields_markdown, "codes": codes_markdown}
+def _form(descriptor, form: str) -> str:
+    missing = descriptor.supports(form)
+    return "yes" if missing is None else f"no: {missing}"
+
+
+_CONCEPT_COLUMNS = {
+    "layer": {"in per-task heads": lambda d: _form(d, "stacked"), "in meta-learning": lambda d: _form(d, "functional")},
+    "loss": {"measures": lambda d: d.measures},
+    "metric": {"measures": lambda d: d.measures},
+}
+
+
+def concepts_markdown() -> str:
+    """Every registered concept, by kind: name, what it is, where it comes from."""
+    parts = []
+    for kind, registry in REGISTRIES.items():
+        extra = _CONCEPT_COLUMNS.get(kind, {})
+        rows = [f"**{registry.plural.capitalize()}** (`{kind}`)\n",
+                "| name | what it is | parameters | " + "".join(f"{title} | " for title in extra) + "from |",
+                "|---|---|---|" + "---|" * len(extra) + "---|"]
+        for name, descriptor in registry.items():
+            fields = ", ".join(f"`{f}`" for f in descriptor.Params.model_fields) or "none"
+            origin = "built in" if descriptor.origin.builtin else f"plugin `{descriptor.origin.plugin}`"
+            cells = [descriptor.summary(), fields, *(column(descriptor) for column in extra.values()), origin]
+            rows.append(f"| `{name}` | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        parts.append("\n".join(rows) + "\n")
+    return "\n".join(parts)
+
+
+GENERATED = {"fields": fields_markdown, "codes": codes_markdown, "concepts": concepts_markdown}
 
 
 def update(text: str) -> str:

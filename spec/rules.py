@@ -20,18 +20,14 @@ from typing import Any, Callable, Optional
 
 from polytask.spec.catalog import Column, Facts, image_shape
 from polytask.spec.diagnostics import MAX_REPORTS, Diagnostic
+from polytask.spec.registry import LAYERS, LOSSES, METRICS, WEIGHTINGS
 from polytask.spec.source import SourceMap, dotted
 from polytask.spec.splits import split_sizes
 from polytask.spec.suggest import closest, did_you_mean, one_of
 
 RULES: list[tuple[Callable[["RuleContext"], None], tuple]] = []
 
-CLASSIFICATION_LOSSES = {"cross_entropy", "binary_cross_entropy"}
-REGRESSION_LOSSES = {"mse", "mae", "huber"}
-CLASSIFICATION_METRICS = {"accuracy", "top5_accuracy", "auc"}
-REGRESSION_METRICS = {"mse", "mae", "rmse", "r2"}
-MULTI_TASK_WEIGHTINGS = {"uncertainty", "gradnorm", "pcgrad", "dwa"}
-PARAMETERLESS_WEIGHTINGS = {"equal", "uncertainty", "pcgrad"}
+UNKNOWN_COLUMN = Column(shape=None)
 
 
 def rule(*needs: str):
@@ -136,15 +132,9 @@ class RuleContext:
         return (sum(math.prod(s) for s in shapes),)
 
     def output_units(self, task) -> Optional[int]:
-        """Width of the inferred output layer, when the target is known."""
-        if task.loss == "binary_cross_entropy":
-            return 1
-        column = self.column(task.dataset, task.target)
-        if column is None:
-            return None
-        if task.loss == "cross_entropy":
-            return column.num_classes
-        return math.prod(column.shape) if column.shape is not None else None
+        """Width of the inferred output layer, when the target is known well enough."""
+        column = self.column(task.dataset, task.target) or UNKNOWN_COLUMN
+        return LOSSES.get(task.loss_name).output_units(task.loss_params, column)
 
 
 # --------------------------------------------------------------------------- names and references
@@ -312,9 +302,6 @@ def hard_trunk_inputs(ctx: RuleContext) -> None:
                            "them into separate specs")
 
 
-STACKABLE_HEAD_LAYERS = ("dense", "layer_norm", "dropout", "activation", "flatten")
-
-
 @rule("structure")
 def hard_heads(ctx: RuleContext) -> None:
     """Heads of the same shape are stacked into one parameter tensor; only some layers stack."""
@@ -322,10 +309,11 @@ def hard_heads(ctx: RuleContext) -> None:
     if structure.sharing != "hard":
         return
     for i, layer in enumerate(structure.head):
-        if layer.kind not in STACKABLE_HEAD_LAYERS:
+        if LAYERS.get(layer.kind).supports("stacked") is not None:
+            stackable = LAYERS.where(lambda d: d.supports("stacked") is None)
             ctx.report("PT220", f"head layer {i + 1} is `{layer.kind}`, which cannot be stacked per task",
                        ("structure", "head", i),
-                       hint=f"heads take {one_of(STACKABLE_HEAD_LAYERS)} layers; put other layers in the trunk")
+                       hint=f"heads take {one_of(stackable)} layers; put other layers in the trunk")
 
 
 # --------------------------------------------------------------------------- tasks: target, loss, metrics
@@ -365,55 +353,32 @@ def task_targets_and_losses(ctx: RuleContext) -> None:
                 ctx.report("PT214", f"task '{name}': target '{task.target}' is also an input feature "
                            "(the model would see the answer)", where, hint="remove it from the features")
         column = ctx.column(task.dataset, task.target)
+        loss = LOSSES.get(task.loss_name)
         if column is not None:
-            _loss_fits(ctx, f"task '{name}'", task.loss, column, base + ("loss",), task.target)
-        _metrics_fit(ctx, f"task '{name}'", task.loss, task.metrics, base + ("metrics",), column)
+            problem = loss.target_problem(task.loss_params, column, task.target)
+            if problem is not None:
+                ctx.report("PT205", f"task '{name}': {problem[0]}", base + ("loss",), hint=problem[1])
+        _metrics_fit(ctx, f"task '{name}'", task.loss_name, task.loss_params, task.metrics, base + ("metrics",),
+                     column)
     if ctx.invalid & {"structure", "family", "loss", "metrics"}:
         return
     if ctx.spec.family is not None and ctx.spec.loss is not None and ctx.spec.structure.sharing == "meta":
-        _metrics_fit(ctx, "the family", ctx.spec.loss, ctx.spec.metrics, ("metrics",), None)
+        _metrics_fit(ctx, "the family", ctx.spec.loss_name, ctx.spec.loss_params, ctx.spec.metrics, ("metrics",),
+                     None)
 
 
-def _loss_fits(ctx, who: str, loss: str, column: Column, path, target: str) -> None:
-    if column.dtype == "string":
-        ctx.report("PT205", f"{who}: '{target}' holds text; loss {loss} needs numbers", path,
-                   hint="encode the labels as integers 0..K-1 (cross_entropy) or numbers (mse, mae, huber)")
-    elif loss == "cross_entropy":
-        if column.categorical is False and column.not_labels_because:
-            ctx.report("PT205", f"{who}: cross_entropy needs class labels 0..K-1, but '{target}' holds "
-                       f"{column.not_labels_because}", path,
-                       hint="number the classes 0..K-1 in that column (an empty cell is a missing label)")
-        elif column.categorical is False:
-            ctx.report("PT205", f"{who}: cross_entropy needs a categorical target (class labels 0..K-1), but "
-                       f"'{target}' holds " + ("continuous values" if not column.shape else
-                                              f"values of shape {list(column.shape)}"), path,
-                       hint="use mse, mae or huber for a continuous target")
-    elif loss == "binary_cross_entropy":
-        if column.shape not in (None, (), (1,)):
-            ctx.report("PT205", f"{who}: binary_cross_entropy needs one 0/1 value per example, but '{target}' has "
-                       f"shape {list(column.shape)}", path)
-        elif column.categorical and column.num_classes is not None and column.num_classes > 2:
-            ctx.report("PT205", f"{who}: binary_cross_entropy needs a 0/1 target, but '{target}' has "
-                       f"{column.num_classes} classes", path, hint="use cross_entropy for more than two classes")
-
-
-def _metrics_fit(ctx, who: str, loss: str, metrics: list, path, column: Optional[Column]) -> None:
-    for i, metric in enumerate(metrics):
-        if loss in REGRESSION_LOSSES and metric in CLASSIFICATION_METRICS:
-            ctx.report("PT206", f"{who}: metric {metric} measures classification, but the loss {loss} is a "
-                       "regression loss", path + (i,), hint=f"use one of {one_of(sorted(REGRESSION_METRICS))}")
-        elif loss in CLASSIFICATION_LOSSES and metric in REGRESSION_METRICS:
-            ctx.report("PT206", f"{who}: metric {metric} measures regression, but the loss {loss} is a "
-                       "classification loss", path + (i,), hint=f"use one of {one_of(sorted(CLASSIFICATION_METRICS))}")
-        elif metric == "auc" and loss == "cross_entropy" and not (column and column.num_classes == 2):
-            ctx.report("PT206", f"{who}: auc is for binary classification (binary_cross_entropy, or two classes)",
-                       path + (i,), hint="use accuracy for more than two classes")
-        elif metric == "top5_accuracy":
-            if loss == "binary_cross_entropy":
-                ctx.report("PT206", f"{who}: top5_accuracy needs more than 5 classes; this is binary", path + (i,))
-            elif column is not None and column.num_classes is not None and column.num_classes <= 5:
-                ctx.report("PT206", f"{who}: top5_accuracy needs more than 5 classes; the target has "
-                           f"{column.num_classes}", path + (i,), hint="use accuracy")
+def _metrics_fit(ctx, who: str, loss_name: str, loss_params, metrics: list, path, column: Optional[Column]) -> None:
+    loss = LOSSES.get(loss_name)
+    for i, name in enumerate(metrics):
+        metric = METRICS.get(name)
+        if metric.measures != loss.measures:
+            fitting = sorted(METRICS.where(lambda m: m.measures == loss.measures))
+            ctx.report("PT206", f"{who}: metric {name} measures {metric.measures}, but the loss {loss_name} is a "
+                       f"{loss.measures} loss", path + (i,), hint=f"use one of {one_of(fitting)}")
+            continue
+        problem = metric.problem(loss, loss_params, column)
+        if problem is not None:
+            ctx.report("PT206", f"{who}: {problem[0]}", path + (i,), hint=problem[1])
     duplicates = {m for m, n in Counter(metrics).items() if n > 1}
     for metric in sorted(duplicates):
         ctx.report("PT215", f"{who}: metric {metric} is listed more than once", path, prefer="key")
@@ -451,9 +416,9 @@ def family_fits(ctx: RuleContext) -> None:
     family, spec = ctx.spec.family, ctx.spec
     if family is None:
         return
-    loss = spec.loss
+    loss = spec.loss_name
     if family.source == "sinusoid":
-        if loss is not None and loss not in REGRESSION_LOSSES:
+        if loss is not None and LOSSES.get(loss).measures != "regression":
             ctx.report("PT205", f"the sinusoid family is regression; loss {loss} does not fit", ("loss",),
                        hint="use mse")
         return
@@ -478,9 +443,10 @@ def family_fits(ctx: RuleContext) -> None:
     if len(set(names)) != len(names):
         ctx.report("PT107", "the family lists the same dataset more than once", ("family", "extra_datasets"),
                    prefer="key")
-    if loss is not None and loss != "cross_entropy":
+    episode_labels = Column((), categorical=True, num_classes=family.ways, dtype="int64")
+    if loss is not None and LOSSES.get(loss).output_kind(spec.loss_params, episode_labels) != "softmax":
         ctx.report("PT205", f"a classes family is N-way classification; loss {loss} does not fit", ("loss",),
-                   hint="use cross_entropy")
+                   hint="use a loss with one output per class, such as cross_entropy")
     if len(set(family.rotations)) != len(family.rotations):
         ctx.report("PT107", "rotations are listed more than once", ("family", "rotations"),
                    hint="list each of 0, 90, 180, 270 at most once")
@@ -574,16 +540,10 @@ def weighting(ctx: RuleContext) -> None:
     kinds = [w.kind for w in training.weighting]
     for i, item in enumerate(training.weighting):
         path = ("training", "weighting", i) if list_form else ("training", "weighting")
-        if item.kind in PARAMETERLESS_WEIGHTINGS and item.params:
-            ctx.report("PT213", f"weighting {item.kind} takes no parameters (got {', '.join(map(str, item.params))})",
-                       path + (item.kind,), hint=f"write `- {item.kind}`")
-        if item.kind == "static" and item.static.weights:
-            for task in item.static.weights:
-                if task not in task_names:
-                    ctx.report("PT213", f"static weighting names task '{task}', which is not declared"
-                               f"{did_you_mean(task, task_names)}", path + ("static", "weights", task),
-                               prefer="key", hint=f"tasks: {one_of(task_names)}")
-        if item.kind in MULTI_TASK_WEIGHTINGS and 0 < _task_count(ctx) < 2:
+        transform = WEIGHTINGS.get(item.kind)
+        for message, below, hint in transform.spec_problems(item.params, task_names):
+            ctx.report("PT213", message, path + (item.kind, *below), prefer="key", hint=hint)
+        if transform.multi_task and 0 < _task_count(ctx) < 2:
             ctx.report("PT215", f"weighting {item.kind} balances several tasks; with one task it does nothing",
                        path, prefer="key" if list_form else "value")
     for kind in sorted(k for k, n in Counter(kinds).items() if n > 1):
@@ -630,7 +590,7 @@ def early_stopping(ctx: RuleContext) -> None:
     if meta:
         reported.update(ctx.spec.metrics)
         if ctx.spec.loss:
-            reported.add(ctx.spec.loss)
+            reported.add(ctx.spec.loss_name)
     for name, task in ctx.spec.tasks.items():
         reported.add(f"{name}/loss")
         reported.update(f"{name}/{m}" for m in task.metrics)
@@ -638,7 +598,8 @@ def early_stopping(ctx: RuleContext) -> None:
         ctx.report("PT216", f"early stopping watches '{stopping.metric}', which is not reported"
                    f"{did_you_mean(stopping.metric, sorted(reported))}", ("training", "early_stopping", "metric"),
                    hint=f"reported: {one_of(sorted(reported))}")
-    higher_better = stopping.metric.rsplit("/", 1)[-1] in ("accuracy", "top5_accuracy", "auc", "r2")
+    watched = stopping.metric.rsplit("/", 1)[-1]
+    higher_better = watched in METRICS and METRICS.get(watched).higher_is_better
     if higher_better and stopping.mode == "min":
         ctx.report("PT215", f"'{stopping.metric}' is better when higher, but early stopping mode is min",
                    ("training", "early_stopping", "mode") if ("training", "early_stopping", "mode") in ctx.source_map

@@ -16,8 +16,10 @@ import functools
 import json
 import typing
 
-from polytask.spec.layers import Activation, Layer
+from polytask.spec.layers import Layer
 from polytask.spec.models import SPEC_VERSION, Optimizer, Spec, Weighting
+from polytask.spec.registry import LAYERS
+from polytask.spec.types import Activation
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = f"urn:polytask:spec:{SPEC_VERSION}"  # an identifier, not a download location
@@ -39,9 +41,13 @@ def _schema() -> dict:
     bare = sorted(
         name for name, info in Layer.model_fields.items() if not _required_params(info.annotation)
     )
-    layer["properties"]["activation"]["anyOf"].insert(
-        0, {"enum": list(typing.get_args(Activation)), "description": "Shorthand for {function: NAME}."}
-    )
+    for kind, descriptor in LAYERS.items():
+        if descriptor.shorthand:
+            annotation = descriptor.Params.model_fields[descriptor.shorthand].annotation
+            choices = list(typing.get_args(annotation)) if typing.get_origin(annotation) is typing.Literal else None
+            shorthand = {"enum": choices} if choices else {"type": "string"}
+            layer["properties"][kind]["anyOf"].insert(
+                0, {**shorthand, "description": f"Shorthand for {{{descriptor.shorthand}: VALUE}}."})
     defs["Layer"] = {
         "description": layer.get("description", ""),
         "anyOf": [{"enum": bare, "description": "A layer without parameters, by name."}, layer],
@@ -54,6 +60,8 @@ def _schema() -> dict:
         "anyOf": [{"$ref": "#/$defs/Weighting"}, training_weighting],
     }
     _name_or_single_key(defs, "Optimizer", Optimizer, "An optimizer with default parameters.")
+    defs["Loss"]["minProperties"] = 1
+    defs["Loss"]["maxProperties"] = 1
 
     schema["patternProperties"] = {"^x-": {"description": "Free-form; ignored (a place for YAML anchors)."}}
 

@@ -46,7 +46,6 @@ _RANGE = {
     "multiple_of": "a multiple of {multiple_of}",
 }
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_NOUNS = {"Optimizer": "optimizer", "Weighting": "weighting", "Layer": "layer kind"}
 
 
 def shown(value: Any) -> str:
@@ -288,9 +287,13 @@ class Translator:
             parent = model_at(loc[:-1], self.model)
             key = loc[-1]
             choices = allowed_keys(parent) if parent else []
-            noun = _NOUNS.get(parent.__name__) if parent else None
+            noun = getattr(parent, "noun", None) if parent else None
             found_key = bool(path) and path[-1] == key
             parent_where = dotted(path[:-1] if found_key else path) or "the spec"
+            if parent is not None and not parent.model_fields and found_key:
+                name = path[-2] if len(path) >= 2 and isinstance(path[-2], str) else "it"
+                return self._diag("PT102", f"{parent_where} takes no parameters (got '{key}')", path, "key",
+                                  hint=f"write `{name}` alone")
             if noun:
                 message = f"unknown {noun} '{key}' in {parent_where}{did_you_mean(key, choices)}"
             elif parent_where == "the spec":
@@ -417,6 +420,11 @@ def _is_union_tag(part: Any) -> bool:
 _TYPE_MISMATCH = set(_TYPE_WORDS) - {"literal_error"}
 
 
+def _is_model_tag(tag: str) -> bool:
+    """A union branch that is a model: `Loss`, or `function-after[_exactly_one(), Loss]` when it has validators."""
+    return tag[:1].isupper() or tag.startswith(("function-after[", "function-before[", "function-wrap["))
+
+
 def _resolve_unions(errors: list[dict], data: Any) -> list[dict]:
     """Keep, for a value that failed every branch of a plain union, only the branch it meant.
 
@@ -438,7 +446,7 @@ def _resolve_unions(errors: list[dict], data: Any) -> list[dict]:
         path, complete = data_path(prefix, data)
         value = value_at(data, path) if complete else None
         if isinstance(value, dict):
-            keep = {t for t in branches if t[:1].isupper() or t.startswith("dict[")}
+            keep = {t for t in branches if _is_model_tag(t) or t.startswith("dict[")}
         elif isinstance(value, str):
             keep = {t for t in branches if t.startswith(("literal[", "str"))}
         else:
@@ -452,7 +460,7 @@ def _resolve_unions(errors: list[dict], data: Any) -> list[dict]:
             for tag, errs in branches.items():
                 if tag.startswith("literal["):
                     expected.append(one_of(_literals((errs[0].get("ctx") or {}).get("expected", ""))))
-                elif tag[:1].isupper():
+                elif _is_model_tag(tag):
                     expected.append("a mapping")
                 else:
                     expected.append(tag)

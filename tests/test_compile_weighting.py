@@ -5,9 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from polytask.compiler.weighting import TRANSFORMS, StepInputs, WeightingChain, WeightingContext
+from polytask.compiler.weighting import StepInputs, WeightingChain, WeightingContext
+from polytask.spec.registry import WEIGHTINGS
 from polytask.compiler.weighting.pcgrad import project_conflicting
-from polytask.spec.models import DwaParams, GradNormParams, StaticParams, Weighting
+from polytask.compiler.weighting.dwa import DwaParams
+from polytask.compiler.weighting.gradnorm import GradNormParams
+from polytask.compiler.weighting.static import StaticParams
+from polytask.spec.models import Weighting
 
 TASKS = ["x", "y"]
 
@@ -34,9 +38,9 @@ def _repeat(body, start, stop):
 
 def test_equal_keeps_the_declared_weights_and_static_replaces_them():
     base = tf.constant([2.0, 0.5])
-    weights, extra = TRANSFORMS.get("equal").weigh(None, _inputs([1.0, 1.0]), base)
+    weights, extra = WEIGHTINGS.get("equal").weigh(None, _inputs([1.0, 1.0]), base)
     assert weights.numpy().tolist() == [2.0, 0.5] and float(extra) == 0.0
-    static = TRANSFORMS.get("static")
+    static = WEIGHTINGS.get("static")
     state = static.init(_context(StaticParams(weights={"y": 3.0})))
     weights, _ = static.weigh(state, _inputs([1.0, 1.0]), base)
     assert weights.numpy().tolist() == [1.0, 3.0]  # x keeps its declared weight (1 in the context)
@@ -44,7 +48,7 @@ def test_equal_keeps_the_declared_weights_and_static_replaces_them():
 
 def test_uncertainty_learns_log_variance_equal_to_log_loss():
     """Kendall et al.: minimising 0.5 exp(-s) L + 0.5 s over s gives s = log L (noisy tasks down-weighted)."""
-    transform = TRANSFORMS.get("uncertainty")
+    transform = WEIGHTINGS.get("uncertainty")
     state = transform.init(_context())
     losses = [0.2, 5.0]
     @tf.function
@@ -62,7 +66,7 @@ def test_uncertainty_learns_log_variance_equal_to_log_loss():
 
 
 def test_dwa_weights_follow_the_loss_ratio_of_the_last_two_periods():
-    transform = TRANSFORMS.get("dwa")
+    transform = WEIGHTINGS.get("dwa")
     temperature = 2.0
     state = transform.init(_context(DwaParams(temperature=temperature), period=5))
     # Before two periods are complete the weights are 1.
@@ -81,7 +85,7 @@ def test_dwa_weights_follow_the_loss_ratio_of_the_last_two_periods():
 
 def test_gradnorm_equalises_weighted_gradient_norms():
     """Equal training rates: GradNorm drives w_i * ||grad L_i|| to a common value, weights summing to T."""
-    transform = TRANSFORMS.get("gradnorm")
+    transform = WEIGHTINGS.get("gradnorm")
     state = transform.init(_context(GradNormParams(alpha=1.5, learning_rate=0.01)))
     _repeat(lambda step: transform.update(state, _inputs([1.0, 1.0], step, norms=[10.0, 1.0]), tf.ones(2)), 0, 800)
     w = state.task_weights.numpy()
@@ -90,7 +94,7 @@ def test_gradnorm_equalises_weighted_gradient_norms():
 
 
 def test_gradnorm_gives_the_slower_task_more_weight():
-    transform = TRANSFORMS.get("gradnorm")
+    transform = WEIGHTINGS.get("gradnorm")
     state = transform.init(_context(GradNormParams(alpha=1.5, learning_rate=0.01)))
     transform.update(state, _inputs([1.0, 1.0], 0, norms=[1.0, 1.0]), tf.ones(2))  # records L(0)
     # x's loss has fallen to 20% of its start, y's only to 80%

@@ -78,7 +78,7 @@ def test_weighting_rules():
     assert codes(two + "training: {weighting: [gradnorm, pcgrad]}\n") == []
     assert codes(two + "training: {weighting: [equal, dwa]}\n") == ["PT107"]
     assert codes(two + "training: {weighting: [pcgrad, pcgrad]}\n") == ["PT107"]
-    assert codes(two + "training: {weighting: {uncertainty: {init: 1}}}\n") == ["PT213"]
+    assert codes(two + "training: {weighting: {uncertainty: {init: 1}}}\n") == ["PT102"]  # takes no parameters
     one = HEAD + DIGITS + TASK + "training: {weighting: gradnorm}\n"
     assert codes(one) == ["PT215"]
 

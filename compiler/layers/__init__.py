@@ -1,56 +1,204 @@
-"""Layer builders: one module per layer kind of `polytask.spec.layers`.
+"""Layer kinds: one module per kind, each owning everything about that layer.
 
-A builder knows, in pure Python, the output shape and parameter count of its layer for an
-input shape (used by `polytask plan` without TensorFlow), and builds the Keras layer:
+A layer descriptor declares, in one file:
+- `name` and `Params` (its pydantic params model: the `{dense: {units: 64}}` of the spec);
+- TensorFlow-free plan facts: `output_shape` (raising `LayerShapeError` when the input
+  cannot take it) and `weights` (every weight's role, shape, initializer; counts follow
+  Keras' `count_params`, batch-norm moving statistics included);
+- its TensorFlow forms, importing TensorFlow only when called: `keras` (a Keras layer, for
+  pooled models and trunks), `stacked` (the per-task stacked-head form; layers that lack
+  it set `stackable = False`) and `functional` (parameters in, outputs out, with a leading
+  task axis, for meta-learning; layers that lack it say why in `meta_unsupported`).
 
-    @LAYERS.register("dense")
-    class Dense(LayerBuilder):
-        def output_shape(self, params, input_shape): ...
-        def count_params(self, params, input_shape): ...
-        def build(self, params, name): ...   # imports keras lazily
+`infer_layers` is the one shape inference of the project: `polytask check`, `polytask
+plan`, the Keras models and the meta-learning architecture all use it. Registering:
+
+    @LAYERS.register
+    class Dense(Layer):
+        name = "dense"
+        Params = DenseParams
+        ...
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import prod
+from typing import Any, ClassVar, Optional
 
-from polytask.compiler.registry import Registry
-from polytask.errors import PolytaskError
+from polytask.spec.registry import LAYERS, Concept
+
+FORMS = ("keras", "stacked", "functional")
 
 
-class LayerBuilder:
-    name = ""
-    has_params = True
-    stackable = False  # may appear in a stacked (per-task) head
+class LayerShapeError(ValueError):
+    """A layer cannot take an input of this shape; `hint` says how to fix the spec."""
 
-    def output_shape(self, params, input_shape: tuple) -> tuple:
+    def __init__(self, message: str, hint: Optional[str] = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Weight:
+    """One weight tensor of a layer: role (`kernel`, `bias`, ...), shape, initializer, trained or not."""
+
+    role: str
+    shape: tuple[int, ...]
+    initializer: str = "glorot_uniform"  # glorot_uniform | zeros | ones
+    trainable: bool = True
+
+    @property
+    def size(self) -> int:
+        return int(prod(self.shape)) if self.shape else 1
+
+
+class Layer(Concept):
+    """Base of every layer descriptor; the defaults describe a shape-preserving, weightless layer."""
+
+    shorthand: ClassVar[Optional[str]] = None  # `- {activation: relu}` sets this field to `relu`
+    stackable: ClassVar[bool] = False  # has a `stacked` form (may appear in a per-task head)
+    meta_unsupported: ClassVar[Optional[str]] = None  # why there is no `functional` form
+
+    # ---- plan facts (no TensorFlow)
+    def output_shape(self, params, input_shape: tuple, form: str = "keras") -> tuple:
         return tuple(input_shape)
 
+    def weights(self, params, input_shape: tuple) -> list[Weight]:
+        return []
+
     def count_params(self, params, input_shape: tuple) -> int:
-        return 0
+        return sum(w.size for w in self.weights(params, input_shape))
 
-    def build(self, params, name: str):
-        raise NotImplementedError
+    def supports(self, form: str) -> Optional[str]:
+        """None when the layer has this form, else the reason it does not."""
+        if form == "stacked" and not self.stackable:
+            return "it cannot be stacked per task"
+        if form == "functional" and self.meta_unsupported:
+            return self.meta_unsupported
+        return None
+
+    # ---- TensorFlow forms (import TensorFlow inside)
+    def keras(self, params, name: str):
+        raise NotImplementedError(f"layer {self.name} has no Keras form")
+
+    def stacked(self, head, params, width: int, prefix: str):
+        """Create this layer's weights for `head.count` tasks on `head` (a StackedHead).
+
+        Returns `(apply, out_width)`, `apply(h, index, training)` applying row b's own task
+        `index[b]`. The default is a weightless per-row op built from the Keras form.
+        """
+        layer = self.keras(params, prefix)
+        setattr(head, f"layer_{prefix}", layer)  # tracked by Keras (e.g. dropout's seed state)
+        return (lambda h, index, training: layer(h, training=training)), width
+
+    def functional(self, params, weights: dict, x, context: "FunctionalContext"):
+        """Apply the layer to `x` with per-task `weights` (role -> tensor with a leading task axis)."""
+        raise NotImplementedError(f"layer {self.name} has no functional form")
 
 
-LAYERS: Registry[LayerBuilder] = Registry("layer kind", __name__)
+@dataclass
+class FunctionalContext:
+    """What a layer's functional form needs to know about the batch it is applied to.
+
+    `folded`: x is laid out [B, H, W, T, C] (spatial, tasks folded next to the channels),
+    else [T, B, ...]. `stats_count`: batch statistics from the first n examples only.
+    `compute`: casts a tensor to the compute dtype (mixed precision) for matmuls and convs.
+    """
+
+    folded: bool
+    output_shape: tuple
+    stats_count: Optional[int] = None
+    compute: Any = None
 
 
-def infer_shapes(layers, input_shape: tuple, where: str = "model") -> list[tuple[str, tuple, int]]:
-    """(kind, output shape, parameter count) per layer, checking that each layer fits its input."""
-    out, shape = [], tuple(input_shape)
+@dataclass(frozen=True)
+class LayerPlan:
+    """One layer resolved against its input: shapes and weights (per example, no batch axis)."""
+
+    index: int
+    kind: str
+    params: Any
+    input_shape: tuple
+    output_shape: tuple
+    weights: tuple[Weight, ...] = ()
+    inferred: bool = False  # the output layer the compiler adds
+
+    @property
+    def descriptor(self) -> Layer:
+        return LAYERS.get(self.kind)
+
+    @property
+    def param_count(self) -> int:
+        return sum(w.size for w in self.weights)
+
+
+def output_layer(units: int):
+    """The spec form of the inferred output layer: a linear dense layer with `units` units."""
+    from polytask.spec.layers import Layer as LayerSpec
+
+    return LayerSpec.model_validate({"dense": {"units": int(units)}})
+
+
+class LayerStackError(LayerShapeError):
+    """A layer list does not fit its input; `index` is the layer's position in its list."""
+
+    def __init__(self, message: str, hint: Optional[str], index: int, where: str):
+        super().__init__(message, hint)
+        self.index = index
+        self.where = where
+
+
+def infer_layers(layers, input_shape: tuple, where: str = "model", form: str = "keras",
+                 inferred_from: Optional[int] = None) -> list[LayerPlan]:
+    """Resolve `layers` (spec layer models) against `input_shape` for one form.
+
+    Layers at and after position `inferred_from` are marked as added by the compiler.
+    Raises LayerStackError naming the layer (`where[index]`), what does not fit and how to fix it.
+    """
+    plans, shape = [], tuple(int(d) for d in input_shape)
     for index, layer in enumerate(layers):
-        builder = LAYERS.get(layer.kind)
+        descriptor = LAYERS.get(layer.kind)
+        missing = descriptor.supports(form)
+        if missing is not None:
+            usable = [n for n, d in LAYERS.items() if d.supports(form) is None]
+            raise LayerStackError(f"{where}[{index}] ({layer.kind}): {FORM_WORDS[form]} take no `{layer.kind}` "
+                                  f"layer: {missing}", f"use {', '.join(usable)}", index, where)
         try:
-            new_shape = builder.output_shape(layer.params, shape)
-        except ValueError as exc:
-            raise PolytaskError(
-                f"{where} layer {index + 1} ({layer.kind}) does not fit its input of shape {list(shape)}: {exc}",
-                hint="check the layer order (e.g. add `flatten` before dense layers on images)",
-            ) from None
-        out.append((layer.kind, new_shape, builder.count_params(layer.params, shape)))
+            new_shape = tuple(descriptor.output_shape(layer.params, shape, form))
+        except LayerShapeError as exc:
+            raise LayerStackError(
+                f"{where}[{index}] ({layer.kind}) does not fit its input of shape {list(shape)}: {exc.message}",
+                exc.hint or "check the layer order (e.g. add `flatten` before dense layers on images)",
+                index, where) from None
+        plans.append(LayerPlan(index, layer.kind, layer.params, shape, new_shape,
+                               tuple(descriptor.weights(layer.params, shape)),
+                               inferred=inferred_from is not None and index >= inferred_from))
         shape = new_shape
-    return out
+    return plans
+
+
+FORM_WORDS = {"keras": "models", "stacked": "per-task heads", "functional": "meta-learning models"}
 
 
 def flat_size(shape: tuple) -> int:
     return int(prod(shape)) if shape else 1
+
+
+def final_shape(plans: list[LayerPlan], input_shape: tuple) -> tuple:
+    return plans[-1].output_shape if plans else tuple(input_shape)
+
+
+def tf_activation(name: str):
+    """The TensorFlow function of a spec activation name (functional and stacked forms)."""
+    import tensorflow as tf
+
+    return {
+        "linear": lambda x: x, "relu": tf.nn.relu, "gelu": tf.nn.gelu, "tanh": tf.tanh, "sigmoid": tf.sigmoid,
+        "elu": tf.nn.elu, "selu": tf.nn.selu, "swish": tf.nn.silu, "softplus": tf.nn.softplus,
+    }[name]
+
+
+def per_task(value, folded: bool):
+    """Per-task [T, C] scale/offset broadcast against [B, H, W, T, C] (folded) or [T, B, C]."""
+    return value[None, None, None] if folded else value[:, None, :]

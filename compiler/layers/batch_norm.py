@@ -1,17 +1,51 @@
 """`batch_norm`: batch normalization over the last axis (Keras `BatchNormalization`).
 
 Counts 4 weights per channel like Keras: gamma, beta (trained) and the moving mean and
-variance (updated, not trained).
+variance (updated, not trained). In meta-learning models statistics always come from the
+task's own examples (no running averages; see `FunctionalContext.stats_count`).
 """
-from polytask.compiler.layers import LAYERS, LayerBuilder
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from polytask.compiler.layers import Layer, Weight, per_task
+from polytask.spec.registry import LAYERS
+from polytask.spec.types import StrictModel
 
 
-@LAYERS.register("batch_norm")
-class BatchNorm(LayerBuilder):
-    def count_params(self, params, input_shape):
-        return 4 * input_shape[-1]
+class NormParams(StrictModel):
+    epsilon: Annotated[float, Field(gt=0.0)] = 1e-3
+    """Added to the variance."""
 
-    def build(self, params, name):
+
+@LAYERS.register
+class BatchNorm(Layer):
+    """Batch normalization over the last axis."""
+
+    name = "batch_norm"
+    Params = NormParams
+
+    def weights(self, params, input_shape):
+        channels = input_shape[-1]
+        return [Weight("gamma", (channels,), "ones"), Weight("beta", (channels,), "zeros"),
+                Weight("moving_mean", (channels,), "zeros", trainable=False),
+                Weight("moving_variance", (channels,), "ones", trainable=False)]
+
+    def keras(self, params, name):
         import keras
 
         return keras.layers.BatchNormalization(epsilon=params.epsilon, name=name)
+
+    def functional(self, params, weights, x, context):
+        """Statistics per task and channel, from each task's batch (or its first `stats_count` examples)."""
+        import tensorflow as tf
+
+        axes = [0, 1, 2] if context.folded else [1]
+        reference = x
+        if context.stats_count is not None:
+            reference = x[: context.stats_count] if context.folded else x[:, : context.stats_count]
+        mean, variance = tf.nn.moments(reference, axes=axes, keepdims=True)
+        x = (x - mean) * tf.math.rsqrt(variance + params.epsilon)
+        return x * per_task(weights["gamma"], context.folded) + per_task(weights["beta"], context.folded)

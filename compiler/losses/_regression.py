@@ -1,37 +1,28 @@
-"""Shared parts of the regression losses: output = one unit per target value."""
-import numpy as np
+"""Shared parts of the regression losses: output = one linear unit per target value."""
+from __future__ import annotations
 
-from polytask.compiler.losses import Loss
-from polytask.errors import PolytaskError
+from polytask.compiler.losses import Loss, loss_dtype
 
 
 class RegressionLoss(Loss):
-    kind = "numeric"
+    measures = "regression"
 
-    def check_target(self, info, task, target):
-        super().check_target(info, task, target)
+    def label_width(self, params, column):
+        return self.output_units(params, column) or 1
 
-    def output_units(self, info):
-        return int(np.prod(info.shape)) if info.shape else 1
-
-    def label_width(self, info):
-        return self.output_units(info)
-
-    def elementwise(self, error, xp):
+    def elementwise(self, params, error, xp):
+        """The loss of each error element; `xp` is `tf.math` or `numpy`."""
         raise NotImplementedError
 
-    def per_example(self, labels, outputs):
+    def per_example(self, params, labels, outputs):
         import tensorflow as tf
 
-        width = outputs.shape[-1]
-        error = tf.cast(outputs, tf.float32) - labels[:, :width]
-        return tf.reduce_mean(self.elementwise(error, tf.math), axis=-1)
+        outputs = loss_dtype(outputs)
+        error = outputs - tf.cast(labels[:, : outputs.shape[-1]], outputs.dtype)
+        return tf.reduce_mean(self.elementwise(params, error, tf.math), axis=-1)
 
-    def predictions(self, outputs):
-        import tensorflow as tf
+    def numpy_loss(self, params, labels, predictions):
+        import numpy as np
 
-        return {"prediction": tf.cast(outputs, tf.float32)}
-
-    def numpy_loss(self, labels, predictions):
         prediction = predictions["prediction"].reshape(len(labels), -1)
-        return np.mean(self.elementwise(prediction - labels[:, : prediction.shape[1]], np), axis=-1)
+        return np.mean(self.elementwise(params, prediction - labels[:, : prediction.shape[1]], np), axis=-1)

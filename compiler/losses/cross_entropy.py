@@ -1,39 +1,49 @@
 """`cross_entropy`: softmax cross-entropy over K classes; output = K logits."""
-import numpy as np
-
-from polytask.compiler.losses import EPSILON, LOSSES, Loss
-from polytask.errors import PolytaskError
+from polytask.compiler.losses import EPSILON, Loss, loss_dtype
+from polytask.spec.registry import LOSSES
 
 
-@LOSSES.register("cross_entropy")
+@LOSSES.register
 class CrossEntropy(Loss):
-    kind = "categorical"
+    """Softmax cross-entropy over K classes; output = K logits."""
 
-    def check_target(self, info, task, target):
-        super().check_target(info, task, target)
-        if not info.categorical or not info.num_classes:
-            raise PolytaskError(
-                f"task '{task}': cross_entropy needs a categorical target, but column '{target}' "
-                f"holds {info.dtype} values of shape {list(info.shape)}",
-                hint="use integer class labels 0..K-1, or a regression loss (mse, mae, huber)",
-            )
+    name = "cross_entropy"
+    measures = "classification"
 
-    def output_units(self, info):
-        return int(info.num_classes)
+    def target_problem(self, params, column, target):
+        problem = super().target_problem(params, column, target)
+        if problem is not None:
+            return problem
+        if column.categorical is False and getattr(column, "not_labels_because", None):
+            return (f"cross_entropy needs class labels 0..K-1, but '{target}' holds {column.not_labels_because}",
+                    "number the classes 0..K-1 in that column (an empty cell is a missing label)")
+        if column.categorical is False or (column.categorical and not column.num_classes):
+            shape = "continuous values" if not column.shape else f"values of shape {list(column.shape)}"
+            return (f"cross_entropy needs a categorical target (class labels 0..K-1), but '{target}' holds {shape}",
+                    "use mse, mae or huber for a continuous target")
+        return None
 
-    def per_example(self, labels, outputs):
+    def output_units(self, params, column):
+        return column.num_classes
+
+    def output_kind(self, params, column):
+        return "softmax"
+
+    def per_example(self, params, labels, outputs):
         import tensorflow as tf
 
         return tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tf.cast(labels[:, 0], tf.int32), logits=tf.cast(outputs, tf.float32))
+            labels=tf.cast(labels[:, 0], tf.int32), logits=loss_dtype(outputs))
 
-    def predictions(self, outputs):
+    def predictions(self, params, outputs):
         import tensorflow as tf
 
         probabilities = tf.nn.softmax(tf.cast(outputs, tf.float32), axis=-1)
         return {"probabilities": probabilities, "class": tf.argmax(probabilities, axis=-1)}
 
-    def numpy_loss(self, labels, predictions):
+    def numpy_loss(self, params, labels, predictions):
+        import numpy as np
+
         p = predictions["probabilities"]
         picked = p[np.arange(len(p)), labels[:, 0].astype(np.int64)]
         return -np.log(np.clip(picked, EPSILON, 1.0))

@@ -1,9 +1,13 @@
 """`mse`: mean squared error."""
-from polytask.compiler.losses import LOSSES
 from polytask.compiler.losses._regression import RegressionLoss
+from polytask.spec.registry import LOSSES
 
 
-@LOSSES.register("mse")
+@LOSSES.register
 class MeanSquaredError(RegressionLoss):
-    def elementwise(self, error, xp):
+    """Mean squared error; output = one linear unit per target value."""
+
+    name = "mse"
+
+    def elementwise(self, params, error, xp):
         return error * error

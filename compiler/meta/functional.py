@@ -3,18 +3,11 @@
 Inner-loop adaptation needs the model as a pure function `f(params, x)` whose parameters
 can be replaced by adapted tensors (theta' = theta - alpha * grad). Here every parameter
 carries a leading *task axis* T, so one call evaluates T tasks, each with its own
-parameters, as one batch of ordinary TensorFlow ops:
-
-- dense: a batched matmul [T, B, I] x [T, I, O];
-- conv2d: one grouped convolution -- the tasks are folded into the channel axis,
-  activations are laid out [B, H, W, T*C] and the kernel [k, k, C, T*O], so each task's
-  channels only see that task's filters;
-- max_pool2d: per channel, so the folded layout pools every task at once;
-- batch_norm: statistics per task and channel, always from the task's own examples (no
-  running averages): by default over the whole batch passed in; with `stats_count=n` over
-  the first n examples only, so a query set can be normalised with its support set's
-  statistics (non-transductive evaluation, see `MetaStructure.transductive_batch_norm`);
-- layer_norm: per example, with per-task scale and offset.
+parameters, as one batch of ordinary TensorFlow ops. Each layer's `functional` form lives
+with its descriptor (`polytask.compiler.layers.<kind>`); this module owns the layout:
+activations are [T, B, ...], and spatial ones are *folded* as [B, H, W, T, C] so that a
+convolution for all tasks is one grouped convolution (dense: a batched matmul; batch
+norm: statistics per task and channel from the task's own examples).
 
 Meta-parameters (one copy, no task axis) are broadcast to T copies with `tile_params`;
 the gradient of a sum of per-task losses through the broadcast is the meta-gradient, and
@@ -27,19 +20,8 @@ from typing import Mapping, Optional
 
 import tensorflow as tf
 
-from polytask.compiler.meta.architecture import Architecture, LayerPlan
-
-_ACTIVATIONS = {
-    "linear": lambda x: x,
-    "relu": tf.nn.relu,
-    "gelu": tf.nn.gelu,
-    "tanh": tf.tanh,
-    "sigmoid": tf.sigmoid,
-    "elu": tf.nn.elu,
-    "selu": tf.nn.selu,
-    "swish": tf.nn.silu,
-    "softplus": tf.nn.softplus,
-}
+from polytask.compiler.layers import FunctionalContext
+from polytask.compiler.meta.architecture import Architecture, layer_name
 
 Params = Mapping[str, tf.Tensor]
 
@@ -78,85 +60,28 @@ class FunctionalModel:
         `stats_count`: batch norm statistics come from the first `stats_count` examples of
         each task's batch only (default: all B). Returns [T, B, *output_shape].
         """
-        self._stats_count = stats_count
-        layers = self.architecture.layers[start:stop]
         folded = False  # True while x is laid out [B, H, W, T, C] (spatial, tasks folded)
-        for layer in layers:
+        for layer in self.architecture.layers[start:stop]:
             spatial = len(layer.input_shape) == 3
             if spatial and not folded:
                 x = tf.transpose(x, [1, 2, 3, 0, 4])
                 folded = True
-            x = self._apply(layer, params, x, folded)
-            if layer.kind == "flatten":
-                folded = False
+            prefix = layer_name(layer) + "/"
+            weights = {name[len(prefix):]: value for name, value in params.items() if name.startswith(prefix)}
+            context = FunctionalContext(folded=folded, output_shape=layer.output_shape, stats_count=stats_count,
+                                        compute=self._compute)
+            x = layer.descriptor.functional(layer.params, weights, x, context)
+            if len(layer.output_shape) != 3:
+                folded = False  # the layer left the folded layout (flatten)
         if folded:
             x = tf.transpose(x, [3, 0, 1, 2, 4])
         return x
-
-    # ------------------------------------------------------------------ layers
-
-    def _apply(self, layer: LayerPlan, params: Params, x: tf.Tensor, folded: bool) -> tf.Tensor:
-        kind, config = layer.kind, layer.config
-        if kind == "dense":
-            dtype = x.dtype
-            kernel = self._compute(params[f"{layer.name}/kernel"])
-            x = tf.matmul(self._compute(x), kernel)
-            if f"{layer.name}/bias" in params:
-                x = x + self._compute(params[f"{layer.name}/bias"])[:, None, :]
-            return tf.cast(_ACTIVATIONS[config["activation"]](x), dtype)
-        if kind == "conv2d":
-            return tf.cast(_ACTIVATIONS[config["activation"]](self._conv(layer, params, x)), x.dtype)
-        if kind == "max_pool2d":
-            b, h, w, t, c = _dims(x)
-            size = config["pool_size"]
-            pooled = tf.nn.max_pool2d(tf.reshape(x, [b, h, w, t * c]), size, size, "VALID")
-            return tf.reshape(pooled, [b, h // size, w // size, t, c])
-        if kind == "batch_norm":
-            return self._batch_norm(layer, params, x, folded)
-        if kind == "layer_norm":
-            gamma, beta = params[f"{layer.name}/gamma"], params[f"{layer.name}/beta"]
-            axes = [1, 2, 4] if folded else [-1]
-            mean, variance = tf.nn.moments(x, axes=axes, keepdims=True)
-            x = (x - mean) * tf.math.rsqrt(variance + config["epsilon"])
-            return x * _per_task(gamma, folded) + _per_task(beta, folded)
-        if kind == "flatten":
-            if folded:
-                b, h, w, t, c = _dims(x)
-                return tf.reshape(tf.transpose(x, [3, 0, 1, 2, 4]), [t, b, h * w * c])
-            shape = tf.shape(x)
-            return tf.reshape(x, [shape[0], shape[1], -1])
-        if kind == "activation":
-            return _ACTIVATIONS[config["function"]](x)
-        raise ValueError(f"unsupported layer kind {kind}")
 
     def _compute(self, value: tf.Tensor) -> tf.Tensor:
         """Mixed precision: dense and conv layers compute in the policy's dtype; all else stays float32."""
         if self.compute_dtype == "float32" or value.dtype != tf.float32:
             return value
         return tf.cast(value, self.compute_dtype)
-
-    def _conv(self, layer: LayerPlan, params: Params, x: tf.Tensor) -> tf.Tensor:
-        kernel, bias = self._compute(params[f"{layer.name}/kernel"]), self._compute(params[f"{layer.name}/bias"])
-        x = self._compute(x)
-        b, h, w, t, c = _dims(x)
-        k, filters = layer.config["kernel_size"], layer.config["filters"]
-        # [T, k, k, C, O] -> [k, k, C, T*O]: output channel group g belongs to task g.
-        grouped = tf.reshape(tf.transpose(kernel, [1, 2, 3, 0, 4]), [k, k, c, t * filters])
-        y = tf.nn.conv2d(tf.reshape(x, [b, h, w, t * c]), grouped, layer.config["strides"],
-                         layer.config["padding"].upper())
-        out_h, out_w = layer.output_shape[0], layer.output_shape[1]
-        y = tf.reshape(y, [b, out_h, out_w, t, filters])
-        return y + bias[None, None, None, :, :]
-
-    def _batch_norm(self, layer: LayerPlan, params: Params, x: tf.Tensor, folded: bool) -> tf.Tensor:
-        gamma, beta = params[f"{layer.name}/gamma"], params[f"{layer.name}/beta"]
-        axes = [0, 1, 2] if folded else [1]  # one task's batch (and positions), per channel
-        reference = x
-        if self._stats_count is not None:
-            reference = x[: self._stats_count] if folded else x[:, : self._stats_count]
-        mean, variance = tf.nn.moments(reference, axes=axes, keepdims=True)
-        x = (x - mean) * tf.math.rsqrt(variance + layer.config["epsilon"])
-        return x * _per_task(gamma, folded) + _per_task(beta, folded)
 
 
 def _compute_dtype() -> str:
@@ -176,12 +101,7 @@ def _compute_dtype() -> str:
     return policy.compute_dtype
 
 
-def _per_task(value: tf.Tensor, folded: bool) -> tf.Tensor:
-    """Per-task [T, C] scale/offset broadcast against [B, H, W, T, C] or [T, B, C]."""
-    return value[None, None, None] if folded else value[:, None, :]
-
-
-def _dims(x: tf.Tensor):
+def dims(x: tf.Tensor):
     """Dimensions of a folded activation; static where known (XLA likes static shapes)."""
     dynamic = tf.shape(x)
     return [s if s is not None else dynamic[i] for i, s in enumerate(x.shape.as_list())]

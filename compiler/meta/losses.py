@@ -1,17 +1,27 @@
-"""Per-task losses and metrics for meta-learning: predictions [T, B, ...] -> one value per task."""
+"""Per-task losses and metrics for meta-learning: predictions [T, B, ...] -> one value per task.
+
+The loss itself is the loss descriptor's (`polytask.compiler.losses.<name>`), the same
+per-example function multi-task training uses, reduced over each task's examples (never
+over tasks). Classifier outputs are restricted to the episode's `ways` first (a head may
+have more units than an evaluation episode has classes).
+"""
 from __future__ import annotations
 
 from typing import Optional
 
 import tensorflow as tf
 
+from polytask.spec.registry import LOSSES
+
 
 class TaskLoss:
-    """The family's loss, reduced over each task's examples (never over tasks)."""
+    """The family's loss: `loss(outputs, targets, ways)` -> [T]."""
 
-    def __init__(self, name: str, kind: str):
+    def __init__(self, name: str, kind: str, params=None):
         self.name = name
-        self.kind = kind  # regression | classification
+        self.kind = kind  # regression | classification (the family's)
+        self.descriptor = LOSSES.get(name)
+        self.params = params if params is not None else self.descriptor.default_params()
 
     def logits(self, outputs: tf.Tensor, ways: Optional[int]) -> tf.Tensor:
         """Classifier outputs restricted to the episode's `ways` (a head may have more units)."""
@@ -19,18 +29,8 @@ class TaskLoss:
 
     def __call__(self, outputs: tf.Tensor, targets: tf.Tensor, ways: Optional[int] = None) -> tf.Tensor:
         if self.kind == "classification":
-            logits = self.logits(outputs, ways)
-            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-            return tf.reduce_mean(per_example, axis=1)
-        error = outputs - targets
-        if self.name == "mae":
-            per_example = tf.abs(error)
-        elif self.name == "huber":
-            absolute = tf.abs(error)
-            per_example = tf.where(absolute < 1.0, 0.5 * tf.square(error), absolute - 0.5)
-        else:
-            per_example = tf.square(error)
-        return tf.reduce_mean(per_example, axis=list(range(1, per_example.shape.rank)))
+            outputs = self.logits(outputs, ways)
+        return self.descriptor.per_task(self.params, outputs, targets)
 
     def metrics(self, outputs: tf.Tensor, targets: tf.Tensor, ways: Optional[int] = None) -> dict[str, tf.Tensor]:
         """Per-task metrics ([T] each): loss plus accuracy (classification) or mse (regression)."""

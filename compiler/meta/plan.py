@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from polytask.compiler.meta.architecture import Architecture, build_architecture
+from polytask.compiler.meta.architecture import Architecture, build_architecture, layer_name
 from polytask.compiler.meta.families import get_family
 from polytask.errors import PolytaskError
 
@@ -38,13 +38,6 @@ def resolve(loaded):
     if structure.algorithm in METRIC_BASED and description.kind != "classification":
         raise PolytaskError(f"{structure.algorithm} needs a class family (family.source: classes)",
                             hint="use maml, fomaml, reptile, anil or metasgd for regression families")
-    loss = spec.loss or default_loss(description)
-    if description.kind == "classification" and loss != "cross_entropy":
-        raise PolytaskError(f"loss '{loss}' does not fit a classification family",
-                            hint="use loss: cross_entropy (or leave it out)")
-    if description.kind == "regression" and loss not in ("mse", "mae", "huber"):
-        raise PolytaskError(f"loss '{loss}' does not fit a regression family",
-                            hint="use loss: mse, mae or huber")
     architecture = build_architecture(structure.model, description.input_shape,
                                       output_units(structure.algorithm, description))
     return description, architecture
@@ -84,7 +77,7 @@ def meta_plan(loaded) -> dict[str, Any]:
         "algorithm": algorithm,
         "second_order": SECOND_ORDER[algorithm],
         "family": spec.family.source,
-        "loss": spec.loss or default_loss(description),
+        "loss": spec.loss_name or default_loss(description),
         "inner_loop": None if algorithm == "protonet" else {
             "steps": inner.steps,
             "eval_steps": inner.eval_steps or inner.steps,
@@ -96,8 +89,8 @@ def meta_plan(loaded) -> dict[str, Any]:
         "transductive_batch_norm": structure.transductive_batch_norm,
         "episode": episode,
         "layers": [
-            {"name": layer.name, "kind": layer.kind, "output_shape": list(layer.output_shape),
-             "parameters": layer.param_count, "inferred": layer.inferred}
+            {"name": layer_name(layer), "kind": layer.kind, "output_shape": list(layer.output_shape),
+             "parameters": sum(p.size for p in architecture.layer_params(layer)), "inferred": layer.inferred}
             for layer in architecture.layers
         ],
         "parameters": {

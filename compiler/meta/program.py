@@ -97,7 +97,8 @@ class MetaProgram:
         self.sampler = get_family(spec.family.source).build(spec.family, loaded, seed=self.seed,
                                                             allow_code=allow_code)
         self.model = FunctionalModel(self.architecture)
-        self.loss = TaskLoss(spec.loss or default_loss(self.description), self.description.kind)
+        self.loss = TaskLoss(spec.loss_name or default_loss(self.description), self.description.kind,
+                             spec.loss_params)
         self.algorithm = get_algorithm(self.structure.algorithm)(self.model, self.structure, self.loss,
                                                                  self.description)
         self.meta_batch = int(spec.training.meta_batch)

@@ -1,6 +1,11 @@
 """Shared by the regression metrics: labels and predictions as matching [n, d] arrays."""
+from polytask.compiler.metrics import Metric
 
 
-def pair(metric, labels, predictions):
-    prediction = metric.need(predictions, "prediction", metric.name).reshape(len(labels), -1)
-    return labels[:, : prediction.shape[1]], prediction
+class RegressionMetric(Metric):
+    measures = "regression"
+    higher_is_better = False
+
+    def pair(self, labels, predictions):
+        prediction = self.need(predictions, "prediction", self.name).reshape(len(labels), -1)
+        return labels[:, : prediction.shape[1]], prediction

@@ -1,11 +1,22 @@
 """`auc`: area under the ROC curve (binary; one-vs-rest macro average for K classes)."""
 import numpy as np
 
-from polytask.compiler.metrics import METRICS, Metric
+from polytask.compiler.metrics import Metric
+from polytask.spec.registry import METRICS
 
 
-@METRICS.register("auc")
+@METRICS.register
 class Auc(Metric):
+    """Area under the ROC curve (binary classification, or two classes)."""
+
+    name = "auc"
+
+    def problem(self, loss, loss_params, column):
+        if loss.output_kind(loss_params, column) == "softmax" and not (column and column.num_classes == 2):
+            return ("auc is for binary classification (binary_cross_entropy, or two classes)",
+                    "use accuracy for more than two classes")
+        return None
+
     def __call__(self, labels, predictions):
         from sklearn.metrics import roc_auc_score
 

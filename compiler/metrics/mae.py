@@ -1,14 +1,16 @@
 """`mae`: mean absolute error."""
 import numpy as np
 
-from polytask.compiler.metrics import METRICS, Metric
-from polytask.compiler.metrics._pair import pair as _pair
+from polytask.compiler.metrics._pair import RegressionMetric
+from polytask.spec.registry import METRICS
 
 
-@METRICS.register("mae")
-class Mae(Metric):
-    higher_is_better = False
+@METRICS.register
+class Mae(RegressionMetric):
+    """Mean absolute error."""
+
+    name = "mae"
 
     def __call__(self, labels, predictions):
-        y, p = _pair(self, labels, predictions)
+        y, p = self.pair(labels, predictions)
         return float(np.mean(np.abs(p - y)))

@@ -1,14 +1,16 @@
 """`rmse`: root mean squared error."""
 import numpy as np
 
-from polytask.compiler.metrics import METRICS, Metric
-from polytask.compiler.metrics._pair import pair as _pair
+from polytask.compiler.metrics._pair import RegressionMetric
+from polytask.spec.registry import METRICS
 
 
-@METRICS.register("rmse")
-class Rmse(Metric):
-    higher_is_better = False
+@METRICS.register
+class Rmse(RegressionMetric):
+    """Root mean squared error."""
+
+    name = "rmse"
 
     def __call__(self, labels, predictions):
-        y, p = _pair(self, labels, predictions)
+        y, p = self.pair(labels, predictions)
         return float(np.sqrt(np.mean((p - y) ** 2)))

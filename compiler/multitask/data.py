@@ -19,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from polytask.compiler.losses import LOSSES
+from polytask.spec.registry import LOSSES
 from polytask.errors import DataError
 
 SHUFFLE_BUFFER_LIMIT = 100_000
@@ -86,7 +86,8 @@ def assemble(plan, spec, tables: dict) -> MultiTaskData:
                 else:  # an empty validation/test split (Table.features cannot reshape zero rows)
                     pools.append(np.zeros((0,) + tuple(t.input_shape), np.float32))
             pool_of_task.append(pool_keys[key])
-            encoded = LOSSES.get(t.loss).encode_labels(table.column(t.target, task=name)[split_rows], table.info[t.target])
+            encoded = LOSSES.get(t.loss).bound(t.loss_params).encode_labels(
+                table.column(t.target, task=name)[split_rows], table.info[t.target])
             valid = np.isfinite(encoded).all(axis=1)
             padded = np.zeros((len(encoded), width), np.float32)
             padded[:, : encoded.shape[1]] = encoded

@@ -13,12 +13,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from polytask.compiler.layers import LAYERS
 from polytask.compiler.multitask.heads import StackedHead
 
 
 def build_layers(layers, prefix: str) -> list:
-    return [LAYERS.get(layer.kind).build(layer.params, f"{prefix}_{i}_{layer.kind}") for i, layer in enumerate(layers)]
+    return [layer.descriptor.keras(layer.params, f"{prefix}_{i}_{layer.kind}") for i, layer in enumerate(layers)]
 
 
 def run_layers(layers, h, training):

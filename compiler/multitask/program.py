@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from polytask.compiler.distribute import global_batch_size, prepare_optimizer, scale_loss
-from polytask.compiler.losses import LOSSES
+from polytask.spec.registry import LOSSES
 from polytask.compiler.metrics import compute as compute_metrics
 from polytask.compiler.multitask.data import MultiTaskData, sampling_rates, train_dataset
 from polytask.compiler.multitask.model import HardSharingNet, PooledNet
@@ -46,7 +46,7 @@ class MultiTaskProgram:
         self.num_tasks = len(self.tasks)
         self.replicas = int(strategy.num_replicas_in_sync)
         self.batch_size = global_batch_size(strategy, global_batch=spec.training.batch_size)
-        self.losses = [LOSSES.get(plan.tasks[t].loss) for t in self.tasks]
+        self.losses = [LOSSES.get(plan.tasks[t].loss).bound(plan.tasks[t].loss_params) for t in self.tasks]
 
         # Head groups: tasks that share a stacked head (hard) or the one pooled output.
         group_labels = list(dict.fromkeys(plan.tasks[t].head_group for t in self.tasks))
@@ -54,10 +54,12 @@ class MultiTaskProgram:
         groups = [(plan.tasks[self.tasks[int(np.flatnonzero(self.group_of_task == g)[0])]].output_units,
                    [int(i) for i in np.flatnonzero(self.group_of_task == g)]) for g in range(len(group_labels))]
         # (group, loss) pairs: each computes its loss once over the batch; examples pick theirs.
-        pair_keys = list(dict.fromkeys((int(self.group_of_task[i]), plan.tasks[t].loss) for i, t in enumerate(self.tasks)))
-        self.pairs = [(g, LOSSES.get(loss)) for g, loss in pair_keys]
-        self.pair_of_task = tf.constant(
-            [pair_keys.index((int(self.group_of_task[i]), plan.tasks[t].loss)) for i, t in enumerate(self.tasks)], tf.int32)
+        def pair_key(i: int, task: str):
+            return int(self.group_of_task[i]), self.losses[i]
+
+        pair_keys = list(dict.fromkeys(pair_key(i, t) for i, t in enumerate(self.tasks)))
+        self.pairs = list(pair_keys)
+        self.pair_of_task = tf.constant([pair_keys.index(pair_key(i, t)) for i, t in enumerate(self.tasks)], tf.int32)
         self.base_weights = np.array([plan.tasks[t].weight for t in self.tasks], np.float32)
 
         keras.utils.set_random_seed(self.seed)
@@ -271,7 +273,7 @@ class MultiTaskProgram:
             "input_shape": list(self.data.input_shape),
             "tasks": {
                 name: {
-                    "dataset": t.dataset, "target": t.target, "loss": t.loss, "metrics": t.metrics,
+                    "dataset": t.dataset, "target": t.target, "loss": t.loss, "loss_params": t.loss_params, "metrics": t.metrics,
                     "input_columns": t.input_columns, "output_units": t.output_units, "label_width": t.label_width,
                     "class_names": self.data.class_names.get(name), "weight": t.weight,
                 }

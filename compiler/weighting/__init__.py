@@ -12,16 +12,17 @@ so L = sum_i weights_i * L_i + extra. Starting weights are the tasks' declared `
 Everything is expressed over per-task vectors [T], so equal/static/uncertainty/dwa add no
 graph size per task; gradnorm and pcgrad need one gradient per task (meant for a few tasks).
 
-Adding a transform is adding one module here that registers a `Transform` subclass.
+A transform's descriptor also owns its `Params` model and its TensorFlow-free plan facts:
+`multi_task` (it balances several tasks, so one task makes it pointless) and
+`spec_problems` (cross-field checks such as static weights naming undeclared tasks), which
+`polytask check` reports with positions. Adding a transform is adding one module here.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
-import numpy as np
-
-from polytask.compiler.registry import Registry
+from polytask.spec.registry import WEIGHTINGS, Concept
 
 
 @dataclass
@@ -29,7 +30,7 @@ class WeightingContext:
     """What a transform may know when it creates its state."""
 
     tasks: list[str]
-    base_weights: np.ndarray  # the tasks' declared weights, float32 [T]
+    base_weights: Any  # the tasks' declared weights, NumPy float32 [T]
     params: Any = None  # the transform's params from the spec (pydantic model or dict)
     period: int = 50  # steps per averaging period (DWA), training.log_every
     seed: int = 0
@@ -59,10 +60,20 @@ class StepInputs:
     grad_norms: Any = None  # [T] norms of dL_i/dW for the last shared weight (needs_gradient_norms)
 
 
-class Transform:
-    name = ""
-    needs_task_gradients = False
-    needs_gradient_norms = False
+class Transform(Concept):
+    """Base of every weighting descriptor: no reweighting and no gradient surgery by default."""
+
+    needs_task_gradients: ClassVar[bool] = False
+    needs_gradient_norms: ClassVar[bool] = False
+    multi_task: ClassVar[bool] = True  # balances several tasks: with one task it does nothing
+
+    def spec_problems(self, params, task_names: list[str]) -> list[tuple[str, tuple, Optional[str]]]:
+        """Plan-time problems: (message, path below this weighting's params, hint) each."""
+        return []
+
+    def params_of(self, context: WeightingContext):
+        """The spec's params for this transform, or its defaults when none were given."""
+        return context.params if context.params is not None else self.default_params()
 
     def init(self, context: WeightingContext):
         """Create and return this transform's state (a tf.Module or Keras layer, or None)."""
@@ -80,9 +91,6 @@ class Transform:
     def transform_gradients(self, state, task_gradients, inputs: StepInputs):
         """Per-task gradients of the shared parameters, flattened [T, P] -> [T, P]."""
         return task_gradients
-
-
-TRANSFORMS: Registry[Transform] = Registry("weighting", __name__)
 
 
 def replica_variable(initial, name: str, dtype=None):
@@ -107,7 +115,7 @@ class WeightingChain:
 
         transforms, states, names = [], [], []
         for spec in weighting_specs:
-            transform = TRANSFORMS.get(spec.kind)
+            transform = WEIGHTINGS.get(spec.kind)
             transforms.append(transform)
             states.append(transform.init(dataclasses.replace(context, params=spec.params)))
             names.append(spec.kind)

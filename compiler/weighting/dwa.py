@@ -6,17 +6,29 @@ where L_i(t) is task i's average loss over period t. The paper's periods are epo
 period is `training.log_every` steps (multi-task runs mix tasks and have no common epoch).
 Until two periods are complete the weights are 1. Tasks whose loss falls slowly get more weight.
 """
-from polytask.compiler.weighting import TRANSFORMS, Transform, replica_variable
+from polytask.compiler.weighting import Transform, replica_variable
+from polytask.spec.registry import WEIGHTINGS
+from polytask.spec.types import PositiveFloat, StrictModel
 
 
-@TRANSFORMS.register("dwa")
+class DwaParams(StrictModel):
+    temperature: PositiveFloat = 2.0
+    """Softness of the dynamic weights (Liu et al. 2019)."""
+
+
+@WEIGHTINGS.register
 class DynamicWeightAverage(Transform):
+    """Dynamic Weight Average (Liu et al. 2019): weights from the ratio of recent losses."""
+
+    name = "dwa"
+    Params = DwaParams
+
     def init(self, context):
         import tensorflow as tf
 
         count = context.num_tasks
         module = tf.Module(name="dwa_weighting")
-        module.temperature = float(getattr(context.params, "temperature", 2.0))
+        module.temperature = float(self.params_of(context).temperature)
         module.period = int(context.period)
         module.previous = replica_variable(tf.zeros([count]), "previous")  # L(t-1)
         module.before = replica_variable(tf.zeros([count]), "before")  # L(t-2)

@@ -1,7 +1,12 @@
 """`equal`: no reweighting; L = sum_i w_i L_i with the tasks' declared weights (default 1)."""
-from polytask.compiler.weighting import TRANSFORMS, Transform
+from polytask.compiler.weighting import Transform
+from polytask.spec.registry import WEIGHTINGS
 
 
-@TRANSFORMS.register("equal")
+@WEIGHTINGS.register
 class Equal(Transform):
+    """No reweighting: L = sum_i w_i L_i with the tasks' declared weights."""
+
+    name = "equal"
+    multi_task = False
     pass

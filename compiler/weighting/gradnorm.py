@@ -8,13 +8,26 @@ slowly (high r_i) get larger gradients. Since G_i = w_i ||grad_W L_i||, only the
 gradient norms are needed (no second-order terms). The weights are updated with Adam at
 `learning_rate` (the paper trains them with the model's optimizer).
 """
-from polytask.compiler.weighting import TRANSFORMS, Transform, replica_variable
+from polytask.compiler.weighting import Transform, replica_variable
+from polytask.spec.registry import WEIGHTINGS
+from polytask.spec.types import NonNegativeFloat, PositiveFloat, StrictModel
 
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-8
 
 
-@TRANSFORMS.register("gradnorm")
+class GradNormParams(StrictModel):
+    alpha: NonNegativeFloat = 1.5
+    """Restoring-force strength (Chen et al. 2018)."""
+    learning_rate: PositiveFloat = 0.025
+    """Step size of the task weights."""
+
+
+@WEIGHTINGS.register
 class GradNorm(Transform):
+    """GradNorm (Chen et al. 2018): learned weights that balance per-task gradient norms."""
+
+    name = "gradnorm"
+    Params = GradNormParams
     needs_gradient_norms = True
 
     def init(self, context):
@@ -22,8 +35,9 @@ class GradNorm(Transform):
 
         count = context.num_tasks
         module = tf.Module(name="gradnorm_weighting")
-        module.alpha = float(getattr(context.params, "alpha", 1.5))
-        module.learning_rate = float(getattr(context.params, "learning_rate", 0.025))
+        params = self.params_of(context)
+        module.alpha = float(params.alpha)
+        module.learning_rate = float(params.learning_rate)
         module.task_weights = replica_variable(tf.ones([count]), "task_weights")
         module.initial_losses = replica_variable(tf.zeros([count]), "initial_losses")
         module.first_moment = replica_variable(tf.zeros([count]), "first_moment")

@@ -5,7 +5,8 @@ the normal plane of g_j: g_i <- g_i - (g_i . g_j / ||g_j||^2) g_j. The shared up
 sum of the projected gradients; task-specific parameters are untouched. The order is drawn
 from the seed and the step (stateless), so resumed runs repeat it exactly.
 """
-from polytask.compiler.weighting import TRANSFORMS, Transform
+from polytask.compiler.weighting import Transform
+from polytask.spec.registry import WEIGHTINGS
 
 
 def project_conflicting(gradients, order):
@@ -26,8 +27,11 @@ def project_conflicting(gradients, order):
     return tf.stack(projected)
 
 
-@TRANSFORMS.register("pcgrad")
+@WEIGHTINGS.register
 class PCGrad(Transform):
+    """PCGrad gradient surgery (Yu et al. 2020): project away conflicting task gradients."""
+
+    name = "pcgrad"
     needs_task_gradients = True
 
     def init(self, context):

@@ -1,20 +1,38 @@
 """`static`: fixed per-task weights from the spec (`weights: {task: w}`), else each task's `weight`."""
-import numpy as np
+from typing import Optional
 
-from polytask.compiler.weighting import TRANSFORMS, Transform
-from polytask.errors import PolytaskError
+from pydantic import Field
+
+from polytask.compiler.weighting import Transform
+from polytask.spec.registry import WEIGHTINGS
+from polytask.spec.suggest import did_you_mean, one_of
+from polytask.spec.types import Identifier, NonNegativeFloat, StrictModel
 
 
-@TRANSFORMS.register("static")
+class StaticParams(StrictModel):
+    weights: Optional[dict[Identifier, NonNegativeFloat]] = Field(
+        None, description="Per-task weights; default: each task's `weight`."
+    )
+
+
+@WEIGHTINGS.register
 class Static(Transform):
+    """Fixed per-task weights from the spec, else each task's `weight`."""
+
+    name = "static"
+    Params = StaticParams
+    multi_task = False
+
+    def spec_problems(self, params, task_names):
+        return [(f"static weighting names task '{task}', which is not declared{did_you_mean(task, task_names)}",
+                 ("weights", task), f"tasks: {one_of(task_names)}")
+                for task in (params.weights or {}) if task not in task_names]
+
     def init(self, context):
+        import numpy as np
         import tensorflow as tf
 
-        given = getattr(context.params, "weights", None) or {}
-        unknown = sorted(set(given) - set(context.tasks))
-        if unknown:
-            raise PolytaskError(f"weighting static names unknown task '{unknown[0]}'",
-                                hint=f"tasks are: {', '.join(context.tasks)}")
+        given = self.params_of(context).weights or {}  # names checked by spec_problems
         values = np.array([given.get(t, context.base_weights[i]) for i, t in enumerate(context.tasks)], np.float32)
         module = tf.Module(name="static_weighting")
         module.weights_value = tf.constant(values)

@@ -6,11 +6,16 @@ the form of eq. (7)/(10) used by most implementations (e.g. LibMTL). Minimising 
 gives s_i = log(w_i L_i): noisy (high-loss) tasks are down-weighted. The s_i are trained by
 the main optimizer together with the model.
 """
-from polytask.compiler.weighting import TRANSFORMS, Transform
+from polytask.compiler.weighting import Transform
+from polytask.spec.registry import WEIGHTINGS
 
 
-@TRANSFORMS.register("uncertainty")
+@WEIGHTINGS.register
 class Uncertainty(Transform):
+    """Homoscedastic uncertainty weighting (Kendall et al. 2018): a learned log-variance per task."""
+
+    name = "uncertainty"
+
     def init(self, context):
         import keras
 

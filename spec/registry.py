@@ -1,0 +1,270 @@
+"""One registry mechanism for every open set of the spec language, and plugins.
+
+A *concept* is one named member of an open set: a layer kind, a loss, a metric, a loss
+weighting. Each is described by one class in one module, a *descriptor*, that owns
+everything about it: its name, its pydantic params model, its TensorFlow-free plan facts
+(shapes, parameter counts, which targets it fits) and its TensorFlow builders, which
+import TensorFlow only when called. Everything else is generated from the registries:
+
+- the spec's choice types (`Literal` names and single-key mappings such as
+  `{dense: {units: 64}}`) in `polytask.spec.models`, hence the JSON Schema, the
+  did-you-mean candidates and the reference tables of docs/spec-language.md;
+- the cross-field rules and the planner, which ask the descriptors, never a list of names.
+
+Built-in descriptors live in the compiler's packages (`polytask.compiler.losses`, ...),
+which this module imports *by name* when a registry is first used, the way pytest loads
+its default plugins; the spec layer never imports the compiler statically. Other installed
+packages add concepts through the entry-point group `polytask.plugins`: each entry point
+names a module whose descriptors register themselves on import, exactly like the built-in
+ones. Plugin modules must import without TensorFlow, so `polytask check` stays TF-free.
+
+A plugin that fails to import, registers a name twice or collides with a built-in does not
+stop anything: the problem is recorded (`plugin_problems()`), `polytask check` reports it
+as a diagnostic naming the plugin and its distribution, and the first registration wins.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import pkgutil
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Iterator, Optional, TypeVar
+
+from pydantic import BaseModel, Field, create_model
+
+from polytask.errors import PolytaskError
+from polytask.spec.suggest import did_you_mean, one_of
+from polytask.spec.types import NoParams
+
+PLUGIN_GROUP = "polytask.plugins"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a descriptor came from: a built-in module, or a plugin of an installed distribution."""
+
+    module: str
+    plugin: Optional[str] = None  # the entry point's name
+    distribution: Optional[str] = None  # "polytask-focal 0.1.0"
+
+    @property
+    def builtin(self) -> bool:
+        return self.plugin is None
+
+    def describe(self) -> str:
+        if self.builtin:
+            return "built in"
+        return f"plugin '{self.plugin}' (distribution {self.distribution or 'unknown'})"
+
+
+@dataclass(frozen=True)
+class PluginProblem:
+    """A plugin that could not be used as it is, in words a user can act on."""
+
+    plugin: str
+    distribution: str
+    message: str
+    hint: str
+
+
+class Concept:
+    """Base of every descriptor. Subclasses set `name` and, if they take parameters, `Params`."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = NoParams
+    origin: Origin
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first paragraph of the descriptor's docstring, on one line (for schema and docs)."""
+        doc = (cls.__doc__ or "").strip().split("\n\n")[0]
+        return " ".join(doc.split())
+
+    def default_params(self) -> BaseModel:
+        return self.Params()
+
+
+C = TypeVar("C", bound=Concept)
+
+
+class Registry(Generic[C]):
+    """Name -> descriptor for one kind of concept (`layer`, `loss`, ...)."""
+
+    def __init__(self, kind: str, noun: str, plural: str, builtin_package: str):
+        self.kind = kind
+        self.noun = noun  # in messages: "unknown layer kind 'x'"
+        self.plural = plural
+        self.builtin_package = builtin_package
+        self._entries: dict[str, C] = {}
+        REGISTRIES[kind] = self
+
+    # ------------------------------------------------------------------ registration
+
+    def register(self, cls: type[C]) -> type[C]:
+        """Class decorator: register one descriptor under `cls.name`."""
+        name = cls.name
+        if not name or not name.isidentifier():
+            raise TypeError(f"{cls.__qualname__}: a {self.noun} needs a `name` that is an identifier")
+        origin = _current_origin(cls)
+        existing = self._entries.get(name)
+        if existing is not None:
+            if type(existing).__qualname__ == cls.__qualname__ and existing.origin == origin:
+                return cls  # the same module imported twice
+            if origin.builtin:
+                raise TypeError(f"built-in {self.noun} '{name}' is defined twice "
+                                f"({existing.origin.module} and {origin.module})")
+            _problems.append(PluginProblem(
+                origin.plugin, origin.distribution or "unknown",
+                f"plugin '{origin.plugin}' (distribution {origin.distribution}) registers {self.noun} '{name}', "
+                f"which is {'built in' if existing.origin.builtin else 'registered by ' + existing.origin.describe()}"
+                "; that one is kept",
+                "rename the plugin's concept, or uninstall one of the two distributions"))
+            return cls
+        instance = cls()
+        instance.origin = origin
+        self._entries[name] = instance
+        return cls
+
+    # ------------------------------------------------------------------ lookup
+
+    def get(self, name: str) -> C:
+        load_all()
+        if name not in self._entries:
+            names = self.names()
+            raise PolytaskError(f"unknown {self.noun} '{name}'{did_you_mean(name, names)}",
+                                hint=f"available: {one_of(names, limit=40)}")
+        return self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        load_all()
+        return name in self._entries
+
+    def names(self) -> list[str]:
+        """Built-in names first (alphabetical), then plugins' (alphabetical)."""
+        load_all()
+        return sorted(self._entries, key=lambda n: (not self._entries[n].origin.builtin, n))
+
+    def items(self) -> Iterator[tuple[str, C]]:
+        for name in self.names():
+            yield name, self._entries[name]
+
+    def where(self, predicate) -> list[str]:
+        """Names of the descriptors for which `predicate(descriptor)` is true."""
+        return [name for name, d in self.items() if predicate(d)]
+
+    # ------------------------------------------------------------------ generated spec types
+
+    def literal(self) -> Any:
+        """`Literal[name, ...]` of every registered name."""
+        return typing.Literal[tuple(self.names())]
+
+    def single_key_model(self, model_name: str, base: type[BaseModel]) -> type[BaseModel]:
+        """A model with one optional field per name, holding that concept's params (`{adam: {...}}`).
+
+        `base` supplies the shorthand and the exactly-one check (see `polytask.spec.models.OneOf`).
+        """
+        fields = {
+            name: (Optional[d.Params], Field(None, description=d.summary() or None))
+            for name, d in self.items()
+        }
+        model = create_model(model_name, __base__=base, __doc__=base.__doc__, **fields)
+        model.registry = self
+        return model
+
+
+REGISTRIES: dict[str, Registry] = {}
+
+LAYERS: Registry = Registry("layer", "layer kind", "layer kinds", "polytask.compiler.layers")
+LOSSES: Registry = Registry("loss", "loss", "losses", "polytask.compiler.losses")
+METRICS: Registry = Registry("metric", "metric", "metrics", "polytask.compiler.metrics")
+WEIGHTINGS: Registry = Registry("weighting", "weighting", "weightings", "polytask.compiler.weighting")
+
+
+# --------------------------------------------------------------------------- loading
+
+_loaded = False
+_loading: Optional[Origin] = None
+_problems: list[PluginProblem] = []
+
+
+def _current_origin(cls: type) -> Origin:
+    if _loading is not None:
+        return Origin(cls.__module__, _loading.plugin, _loading.distribution)
+    return Origin(cls.__module__)
+
+
+def _import_builtins(registry: Registry) -> None:
+    package = importlib.import_module(registry.builtin_package)
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{registry.builtin_package}.{info.name}")
+
+
+def _distribution(entry_point) -> str:
+    dist = getattr(entry_point, "dist", None)
+    if dist is None:
+        return "unknown"
+    return f"{dist.metadata['Name']} {dist.version}"
+
+
+def _import_plugins() -> None:
+    global _loading
+    try:
+        entry_points = importlib.metadata.entry_points(group=PLUGIN_GROUP)
+    except Exception as exc:  # a broken metadata directory must not break `check`
+        _problems.append(PluginProblem("?", "?", f"installed plugins cannot be listed: {exc}",
+                                       "repair or reinstall the broken distribution"))
+        return
+    seen: set[str] = set()
+    for entry_point in sorted(entry_points, key=lambda e: (e.name, e.value)):
+        distribution = _distribution(entry_point)
+        if entry_point.name in seen:
+            _problems.append(PluginProblem(
+                entry_point.name, distribution,
+                f"plugin name '{entry_point.name}' is used by two installed distributions; "
+                f"the one from {distribution} is skipped", "uninstall one of them"))
+            continue
+        seen.add(entry_point.name)
+        _loading = Origin(entry_point.value, entry_point.name, distribution)
+        try:
+            entry_point.load()
+        except Exception as exc:
+            _problems.append(PluginProblem(
+                entry_point.name, distribution,
+                f"plugin '{entry_point.name}' (distribution {distribution}) failed to import "
+                f"{entry_point.value}: {type(exc).__name__}: {exc}; its concepts are not available",
+                f"fix or reinstall {distribution.split(' ')[0]}, or uninstall it"))
+        finally:
+            _loading = None
+
+
+def load_all() -> None:
+    """Import every built-in descriptor module, then every plugin (once per process).
+
+    Built-ins come first so that a plugin reusing a built-in name is reported, whatever
+    the order in which registries are first used.
+    """
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for registry in list(REGISTRIES.values()):
+        _import_builtins(registry)
+    _import_plugins()
+
+
+def plugin_problems() -> list[PluginProblem]:
+    load_all()
+    return list(_problems)
+
+
+def plugins() -> list[dict]:
+    """Every concept that plugins added: kind, name, plugin, distribution (for `polytask schema` and docs)."""
+    out = []
+    for kind, registry in REGISTRIES.items():
+        for name, descriptor in registry.items():
+            if not descriptor.origin.builtin:
+                out.append({"kind": kind, "name": name, "plugin": descriptor.origin.plugin,
+                            "distribution": descriptor.origin.distribution})
+    return out

@@ -1,0 +1,31 @@
+"""Value types shared by the spec models and by every concept's params model.
+
+Descriptor modules (layers, losses, weightings, ... in the compiler and in plugins) build
+their params models from these, without importing `polytask.spec.models` (which is itself
+generated from those descriptors). Nothing here imports TensorFlow.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+MAX_INT = 2**31 - 1  # counts and sizes must fit TensorFlow's int32
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_INT)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+Activation = Literal["relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear"]
+
+
+class StrictModel(BaseModel):
+    """Base for every spec node: unknown keys are errors, values are not coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class NoParams(StrictModel):
+    """A concept without parameters (`- flatten`, `loss: mse`)."""
