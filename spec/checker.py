@@ -98,8 +98,16 @@ def check_source(data: bytes | str, filename: str = "<spec>", base_dir: Optional
         result.spec = None
         result.diagnostics.append(Diagnostic("PT900", f"internal error: {type(exc).__name__}: {exc}", file=filename,
                                              hint="this is a bug in polytask; please report it with the spec"))
-    result.diagnostics = _dedupe(result.diagnostics)
+    result.diagnostics = _dedupe(result.diagnostics + plugin_diagnostics(filename))
     return result
+
+
+def plugin_diagnostics(filename: str) -> list[Diagnostic]:
+    """A PT020 warning per installed plugin that could not be used (it may be why a name is unknown)."""
+    from polytask.spec.registry import plugin_problems
+
+    return [Diagnostic("PT020", problem.message, file=filename, line=None, column=None, hint=problem.hint)
+            for problem in plugin_problems()]
 
 
 def _check(data, filename: str, base: Path, want_data: bool, allow_code: bool, result: CheckResult) -> None:

@@ -46,6 +46,7 @@ CODES: Mapping[str, Code] = _codes(
     ("PT009", ERROR, "document is not a mapping"),
     ("PT010", ERROR, "more than one YAML document"),
     ("PT011", ERROR, "key is not a plain scalar"),
+    ("PT020", WARNING, "an installed plugin cannot be used (failed to import, or reuses a name)"),
     ("PT099", INFO, "more problems than listed (the first 200 per stage are shown)"),
     # PT1xx: schema (types, names, ranges)
     ("PT101", ERROR, "required key missing"),

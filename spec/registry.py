@@ -107,6 +107,14 @@ class Registry(Generic[C]):
         if not name or not name.isidentifier():
             raise TypeError(f"{cls.__qualname__}: a {self.noun} needs a `name` that is an identifier")
         origin = _current_origin(cls)
+        if not (isinstance(cls.Params, type) and issubclass(cls.Params, BaseModel)):
+            if origin.builtin:
+                raise TypeError(f"{cls.__qualname__}.Params must be a pydantic model")
+            _problems.append(PluginProblem(
+                origin.plugin, origin.distribution or "unknown",
+                f"plugin '{origin.plugin}' (distribution {origin.distribution}) registers {self.noun} '{name}' "
+                "whose Params is not a pydantic model; it is skipped", "derive Params from polytask.spec.types.StrictModel"))
+            return cls
         existing = self._entries.get(name)
         if existing is not None:
             if type(existing).__qualname__ == cls.__qualname__ and existing.origin == origin:
@@ -229,7 +237,7 @@ def _import_plugins() -> None:
         _loading = Origin(entry_point.value, entry_point.name, distribution)
         try:
             entry_point.load()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             _problems.append(PluginProblem(
                 entry_point.name, distribution,
                 f"plugin '{entry_point.name}' (distribution {distribution}) failed to import "
