@@ -137,7 +137,7 @@ def test_pooled_with_a_task_descriptor_learns_task_dependent_outputs(tmp_path, d
     assert test["up/r2"] > 0.8 and test["down/r2"] > 0.8
 
 
-@pytest.mark.parametrize("weighting", ["uncertainty", "dwa", "gradnorm", "pcgrad", ["static", "pcgrad"]])
+@pytest.mark.parametrize("weighting", ["uncertainty", "dwa", "gradnorm", "pcgrad", "rlw", ["static", "pcgrad"]])
 def test_training_with_each_weighting_lowers_the_loss(tmp_path, weighting):
     names = weighting if isinstance(weighting, list) else [weighting]
     spec = spec_dict(steps=60, log_every=10, eval_every=60, checkpoint_every=60, weighting=names)

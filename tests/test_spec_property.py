@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from polytask.cli import main
 from polytask.cli.init import starter_spec
+from polytask.spec.registry import LOSSES
 from polytask.spec.checker import check_source
 from polytask.spec.diagnostics import has_errors
 
@@ -174,7 +175,7 @@ def test_nan_and_huge_numbers_are_diagnostics():
 # Schema-valid recombinations: swap values for other *allowed* ones, so most cases reach the
 # cross-field rules and data checks (the mutations above mostly stop at YAML or schema level).
 CHOICES = {
-    "loss": ["cross_entropy", "binary_cross_entropy", "mse", "mae", "huber"],
+    "loss": LOSSES.names(),
     "sharing": ["pooled", "hard", "meta"],
     "target": ["target", "task_0", "task_1", "label", "score", "y", "z", "image", "x"],
     "dataset": ["digits", "table", "arrays", "shapes", "mmoe", "waves", "nope"],

@@ -19,8 +19,9 @@ class CrossEntropy(Loss):
                     "number the classes 0..K-1 in that column (an empty cell is a missing label)")
         if column.categorical is False or (column.categorical and not column.num_classes):
             shape = "continuous values" if not column.shape else f"values of shape {list(column.shape)}"
+            regression = LOSSES.where(lambda d: d.measures == "regression")
             return (f"cross_entropy needs a categorical target (class labels 0..K-1), but '{target}' holds {shape}",
-                    "use mse, mae or huber for a continuous target")
+                    f"use a regression loss ({', '.join(regression)}) for a continuous target")
         return None
 
     def output_units(self, params, column):
