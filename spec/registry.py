@@ -180,6 +180,20 @@ class Registry(Generic[C]):
         model.registry = self
         return model
 
+    def tagged_union(self, tag: str) -> Any:
+        """`Annotated[Union[Params, ...], Field(discriminator=tag)]` of every registered params model.
+
+        For concepts written as a mapping with a tag key (`source: csv`, `sharing: hard`):
+        each descriptor's `Params` declares `tag: Literal["<name>"]`.
+        """
+        members = tuple(d.Params for _, d in self.items())
+        for name, d in self.items():
+            field_info = d.Params.model_fields.get(tag)
+            if field_info is None or typing.get_args(field_info.annotation) != (name,):
+                raise TypeError(f"{type(d).__qualname__}.Params needs `{tag}: Literal[{name!r}]`")
+        union = typing.Union[members] if len(members) > 1 else members[0]
+        return typing.Annotated[union, Field(discriminator=tag)]
+
 
 REGISTRIES: dict[str, Registry] = {}
 
