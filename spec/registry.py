@@ -91,8 +91,9 @@ C = TypeVar("C", bound=Concept)
 class Registry(Generic[C]):
     """Name -> descriptor for one kind of concept (`layer`, `loss`, ...)."""
 
-    def __init__(self, kind: str, noun: str, plural: str, builtin_package: str):
+    def __init__(self, kind: str, noun: str, plural: str, builtin_package: str, tag: Optional[str] = None):
         self.kind = kind
+        self.tag = tag  # concepts written as a mapping with this key naming them (`source: csv`)
         self.noun = noun  # in messages: "unknown layer kind 'x'"
         self.plural = plural
         self.builtin_package = builtin_package
@@ -107,13 +108,14 @@ class Registry(Generic[C]):
         if not name or not name.isidentifier():
             raise TypeError(f"{cls.__qualname__}: a {self.noun} needs a `name` that is an identifier")
         origin = _current_origin(cls)
-        if not (isinstance(cls.Params, type) and issubclass(cls.Params, BaseModel)):
+        problem = self._params_problem(cls)
+        if problem is not None:
             if origin.builtin:
-                raise TypeError(f"{cls.__qualname__}.Params must be a pydantic model")
+                raise TypeError(f"{cls.__qualname__}: {problem}")
             _problems.append(PluginProblem(
                 origin.plugin, origin.distribution or "unknown",
                 f"plugin '{origin.plugin}' (distribution {origin.distribution}) registers {self.noun} '{name}' "
-                "whose Params is not a pydantic model; it is skipped", "derive Params from polytask.spec.types.StrictModel"))
+                f"whose {problem}; it is skipped", "derive Params from polytask.spec.types.StrictModel"))
             return cls
         existing = self._entries.get(name)
         if existing is not None:
@@ -133,6 +135,15 @@ class Registry(Generic[C]):
         instance.origin = origin
         self._entries[name] = instance
         return cls
+
+    def _params_problem(self, cls) -> Optional[str]:
+        if not (isinstance(cls.Params, type) and issubclass(cls.Params, BaseModel)):
+            return "Params is not a pydantic model"
+        if self.tag is not None:
+            field_info = cls.Params.model_fields.get(self.tag)
+            if field_info is None or typing.get_args(field_info.annotation) != (cls.name,):
+                return f"Params lacks the field `{self.tag}: Literal['{cls.name}']`"
+        return None
 
     # ------------------------------------------------------------------ lookup
 
@@ -180,19 +191,16 @@ class Registry(Generic[C]):
         model.registry = self
         return model
 
-    def tagged_union(self, tag: str) -> Any:
+    def tagged_union(self) -> Any:
         """`Annotated[Union[Params, ...], Field(discriminator=tag)]` of every registered params model.
 
         For concepts written as a mapping with a tag key (`source: csv`, `sharing: hard`):
-        each descriptor's `Params` declares `tag: Literal["<name>"]`.
+        each descriptor's `Params` declares `<tag>: Literal["<name>"]` (checked at registration).
         """
         members = tuple(d.Params for _, d in self.items())
-        for name, d in self.items():
-            field_info = d.Params.model_fields.get(tag)
-            if field_info is None or typing.get_args(field_info.annotation) != (name,):
-                raise TypeError(f"{type(d).__qualname__}.Params needs `{tag}: Literal[{name!r}]`")
-        union = typing.Union[members] if len(members) > 1 else members[0]
-        return typing.Annotated[union, Field(discriminator=tag)]
+        if len(members) == 1:
+            return members[0]
+        return typing.Annotated[typing.Union[members], Field(discriminator=self.tag)]
 
 
 REGISTRIES: dict[str, Registry] = {}
