@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from polytask.compiler.data import default_input_columns
-from polytask.compiler.layers import LayerStackError, final_shape, flat_size, infer_layers, output_layer
+from polytask.compiler.layers import LayerStackError, flat_size, infer_layers
 from polytask.errors import PolytaskError
-from polytask.spec.registry import LOSSES
+from polytask.spec.registry import LOSSES, SHARING, WEIGHTINGS
 
 
 @dataclass
@@ -175,12 +175,7 @@ def resolve_task(loaded, name: str, task, info: dict) -> TaskPlan:
 # --------------------------------------------------------------------------- plans
 
 
-def head_signature(head_layers, units: int) -> str:
-    """Tasks whose heads have this same signature are stacked into one parameter tensor."""
-    return "|".join(f"{l.kind}:{l.params.model_dump_json()}" for l in head_layers) + f"|out:{units}"
-
-
-def _layers(layers, input_shape: tuple, where: str, form: str = "keras") -> list:
+def infer(layers, input_shape: tuple, where: str, form: str = "keras") -> list:
     """The one shape inference (`polytask.compiler.layers.infer_layers`), its errors as PolytaskErrors."""
     try:
         return infer_layers(layers, input_shape, where, form)
@@ -188,18 +183,58 @@ def _layers(layers, input_shape: tuple, where: str, form: str = "keras") -> list
         raise PolytaskError(exc.message, hint=exc.hint) from None
 
 
-def _layer_plans(plans) -> list[LayerPlan]:
+def layer_plans(plans) -> list[LayerPlan]:
     return [LayerPlan(p.kind, tuple(p.output_shape), p.param_count) for p in plans]
 
 
-def _count(plans) -> int:
+def param_count(plans) -> int:
     return sum(p.param_count for p in plans)
 
 
+class PlanView:
+    """What a sharing pattern's `check` sees when planning: the resolved tasks; errors raise.
+
+    The same `check` runs in `polytask check` over data facts (`polytask.spec.rules.RuleView`),
+    so a rule and its message exist once; here the first error stops the plan, with its position.
+    """
+
+    def __init__(self, loaded, tasks: dict[str, TaskPlan]):
+        self.loaded, self.tasks = loaded, tasks
+        self.spec = loaded.spec
+        self.task_names = list(tasks)
+
+    def input_shape(self, name: str) -> tuple:
+        return self.tasks[name].input_shape
+
+    def output_units(self, name: str) -> int:
+        return self.tasks[name].output_units
+
+    def target(self, name: str) -> str:
+        return self.tasks[name].target
+
+    def same_inputs(self, a: str, b: str) -> bool:
+        ta, tb = self.tasks[a], self.tasks[b]
+        return ta.dataset == tb.dataset and ta.input_columns == tb.input_columns
+
+    def declared(self, *path) -> bool:
+        return self.loaded.source_map is not None and tuple(path) in self.loaded.source_map
+
+    def report(self, code, message, path, hint=None, prefer="value", severity=None) -> None:
+        from polytask.spec.diagnostics import CODES, ERROR
+
+        if (severity or CODES[code].severity) == ERROR:
+            raise PolytaskError(message, hint=hint, where=self.loaded.where(*path))
+
+
 def build_plan(loaded, *, allow_code: bool = False, column_info: Optional[dict] = None) -> Plan:
-    """Resolve `loaded.spec` into a Plan. `column_info` (dataset -> {column: ColumnInfo}) skips describe_table."""
+    """Resolve `loaded.spec` into a Plan. `column_info` (dataset -> {column: ColumnInfo}) skips describe_table.
+
+    The sharing pattern plans itself (`polytask.compiler.sharing`): its `check` first, as
+    `polytask check` runs it, then its parameter groups.
+    """
     spec = loaded.spec
-    if spec.is_meta:
+    pattern = SHARING.get(spec.structure.sharing)
+    if pattern.learns_from == "family":
         return _meta_plan(loaded)
     if not spec.tasks:
         raise PolytaskError("the spec declares no tasks", hint="add at least one entry under `tasks:`")
@@ -207,75 +242,13 @@ def build_plan(loaded, *, allow_code: bool = False, column_info: Optional[dict] 
     tasks = {name: resolve_task(loaded, name, task, _column_info(loaded, task.dataset, allow_code, cache))
              for name, task in spec.tasks.items()}
     names = list(tasks)
-    shapes = {t.input_shape for t in tasks.values()}
     structure = spec.structure
-    if len(shapes) > 1:
-        listing = ", ".join(f"{n}: {list(t.input_shape)}" for n, t in tasks.items())
-        raise PolytaskError(
-            f"{structure.sharing} sharing needs one input space, but the tasks' inputs differ ({listing})",
-            hint="give every task inputs of the same shape (`features:`), or train them separately",
-        )
-    input_shape = next(iter(shapes))
-    groups: list[ParamGroup] = []
-    notes: list[str] = []
-
-    if structure.sharing == "hard":
-        trunk = _layers(structure.trunk, input_shape, "structure.trunk")
-        trunk_out = final_shape(trunk, input_shape)
-        groups.append(ParamGroup("trunk", names, True, _count(trunk), _layer_plans(trunk)))
-        head_in = (flat_size(trunk_out),)
-        if len(trunk_out) > 1:
-            notes.append(f"the trunk output {list(trunk_out)} is flattened to {list(head_in)} for the heads")
-        signatures: dict[str, list[str]] = {}
-        for name, t in tasks.items():
-            signatures.setdefault(head_signature(structure.head, t.output_units), []).append(name)
-        for group_index, members in enumerate(signatures.values()):
-            first = tasks[members[0]]
-            head = _layers(list(structure.head) + [output_layer(first.output_units)], head_in, "structure.head",
-                           "stacked")
-            per_head = _count(head)
-            label = f"heads/{group_index}"
-            for name in members:
-                tasks[name].head_group = label
-                groups.append(ParamGroup(f"head[{name}]", [name], False, per_head, _layer_plans(head),
-                                         note=f"stacked in {label} ({len(members)} x {per_head:,})"))
-    else:  # pooled
-        units = {t.output_units for t in tasks.values()}
-        if len(units) > 1:
-            listing = ", ".join(f"{n}: {t.output_units}" for n, t in tasks.items())
-            raise PolytaskError(
-                f"pooled sharing needs one output space, but the tasks' outputs differ ({listing})",
-                hint="use `sharing: hard` (one head per task), or tasks with the same target type",
-            )
-        model_in = input_shape
-        descriptor = structure.descriptor
-        if descriptor != "none" and len(input_shape) != 1:
-            raise PolytaskError(
-                f"a task descriptor ({descriptor}) is joined to vector inputs, but the input has shape {list(input_shape)}",
-                hint="use descriptor: none for image inputs, or flatten them in the data",
-            )
-        if descriptor == "onehot":
-            model_in = (input_shape[0] + len(names),)
-            notes.append(f"a one-hot task id ({len(names)} values) is appended to the input")
-        elif descriptor == "embedding":
-            model_in = (input_shape[0] + structure.embedding_dim,)
-            groups.append(ParamGroup(
-                "task_embedding", names, False, len(names) * structure.embedding_dim,
-                [LayerPlan("embedding", (structure.embedding_dim,), len(names) * structure.embedding_dim)],
-                note=f"one learned {structure.embedding_dim}-vector per task, appended to the input",
-            ))
-        body = _layers(structure.model, model_in, "structure.model")
-        body_out = final_shape(body, model_in)
-        if len(body_out) > 1:
-            notes.append(f"the model output {list(body_out)} is flattened before the output layer")
-        out = _layers([output_layer(next(iter(units)))], (flat_size(body_out),), "output")
-        groups.insert(0, ParamGroup("model", names, True, _count(body + out), _layer_plans(body + out)))
-        for t in tasks.values():
-            t.head_group = "model"
-    weighting = [w.kind for w in spec.training.weighting]
-    if "uncertainty" in weighting:
-        groups.append(ParamGroup("weighting/uncertainty", names, False, len(names), [],
-                                 note="one learned log-variance per task (Kendall et al. 2018)"))
+    pattern.check(structure, PlanView(loaded, tasks))
+    groups, notes = pattern.plan(structure, tasks, next(iter(tasks.values())).input_shape)
+    for item in spec.training.weighting:
+        learned = WEIGHTINGS.get(item.kind).plan_params(len(names))
+        if learned is not None:
+            groups.append(ParamGroup(f"weighting/{item.kind}", names, False, learned[0], [], note=learned[1]))
     return Plan(name=spec.name, sharing=structure.sharing, tasks=tasks, groups=groups,
                 descriptor=getattr(structure, "descriptor", "none"), notes=notes)
 

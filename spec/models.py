@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 from pydantic import ConfigDict, Field, model_validator
 
 from polytask.spec.layers import LayerList
-from polytask.spec.registry import LOSSES, METRICS, WEIGHTINGS
+from polytask.spec.registry import LOSSES, METRICS, SHARING, WEIGHTINGS
 from polytask.spec.types import (MAX_INT, FiniteFloat, Fraction, Identifier, NonNegativeFloat, PositiveFloat,
                                  PositiveInt, StrictModel)
 
@@ -387,65 +387,7 @@ Family = Annotated[Union[SinusoidFamily, ClassEpisodeFamily], Field(discriminato
 # --------------------------------------------------------------------------- structure
 
 
-class PooledStructure(StrictModel):
-    """One model over D = U D_i with L = sum_i w_i L_i, optionally conditioned on z_i."""
-
-    sharing: Literal["pooled"]
-    """`pooled`"""
-    model: LayerList = []
-    """Hidden layers; the output layer is inferred."""
-    descriptor: Literal["none", "onehot", "embedding"] = "none"
-    """How the model is told the task: none, a one-hot vector, or a learned embedding."""
-    embedding_dim: PositiveInt = 8
-    """Width of the task embedding (descriptor: embedding)."""
-
-
-class HardStructure(StrictModel):
-    """A shared trunk with one head per task (hard parameter sharing)."""
-
-    sharing: Literal["hard"]
-    """`hard`"""
-    trunk: LayerList
-    """Shared layers."""
-    head: LayerList = []
-    """Per-task hidden layers after the trunk; the output layer is inferred."""
-
-
-class InnerLoop(StrictModel):
-    steps: PositiveInt = 1
-    """Adaptation steps per task in training."""
-    learning_rate: PositiveFloat = 0.01
-    """Inner-loop step size (metasgd: its initial value)."""
-    eval_steps: Optional[PositiveInt] = Field(
-        None, description="Inner steps at evaluation (default: steps)."
-    )
-
-
-class MetaStructure(StrictModel):
-    """Meta-learning over a task family with a named algorithm."""
-
-    sharing: Literal["meta"]
-    """`meta`"""
-    algorithm: Literal["maml", "fomaml", "reptile", "anil", "metasgd", "protonet"]
-    """Meta-learning algorithm."""
-    inner: InnerLoop = InnerLoop()
-    """The inner (adaptation) loop."""
-    model: LayerList
-    """Hidden layers; the output layer is inferred from `loss` (and `ways`)."""
-    reptile_step_size: PositiveFloat = Field(
-        1.0, description="Reptile's outer interpolation rate epsilon (reptile only)."
-    )
-    transductive_batch_norm: bool = Field(
-        False,
-        description="Batch norm on query examples: false (default) normalises them with their task's "
-        "support-set statistics, so each query prediction is independent of the other queries; true "
-        "uses the query batch's own statistics, as in the MAML reference code (transductive).",
-    )
-
-
-Structure = Annotated[
-    Union[PooledStructure, HardStructure, MetaStructure], Field(discriminator="sharing")
-]
+Structure = SHARING.tagged_union()
 
 
 # --------------------------------------------------------------------------- training
@@ -601,7 +543,7 @@ class Spec(StrictModel):
     metrics: list[MetricName] = []
     """The family's metrics (meta only)."""
     structure: Structure = Field(
-        default_factory=lambda: PooledStructure(sharing="pooled"),
+        default_factory=lambda: SHARING.get("pooled").Params(sharing="pooled"),
         description="How parameters are shared; default pooled.",
     )
     training: Training = Training()
@@ -615,7 +557,8 @@ class Spec(StrictModel):
 
     @property
     def is_meta(self) -> bool:
-        return self.structure.sharing == "meta"
+        """True when the sharing pattern learns from a task family (meta-learning)."""
+        return SHARING.get(self.structure.sharing).learns_from == "family"
 
     @property
     def loss_name(self) -> Optional[str]:

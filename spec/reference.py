@@ -21,7 +21,7 @@ from pydantic_core import PydanticUndefined
 
 from polytask.spec import layers, models
 from polytask.spec.diagnostics import CODES
-from polytask.spec.registry import LAYERS, LOSSES, METRICS, REGISTRIES, WEIGHTINGS
+from polytask.spec.registry import LAYERS, LOSSES, METRICS, REGISTRIES, SHARING, WEIGHTINGS
 from polytask.spec.types import NoParams
 
 def _params_entries(registry, prefix: str) -> list[tuple[str, type[BaseModel]]]:
@@ -31,6 +31,19 @@ def _params_entries(registry, prefix: str) -> list[tuple[str, type[BaseModel]]]:
         if descriptor.Params is not NoParams and descriptor.Params.model_fields:
             by_model.setdefault(descriptor.Params, []).append(name)
     return [(prefix + ", ".join(names), model) for model, names in by_model.items()]
+
+
+def _tagged_entries(registry) -> list[tuple[str, type[BaseModel]]]:
+    """One table per tagged params model (`sharing: hard`), then one per mapping nested in it (`inner`)."""
+    out = []
+    for name, descriptor in registry.items():
+        out.append((f"{registry.tag}: {name}", descriptor.Params))
+        for field, info in descriptor.Params.model_fields.items():
+            nested = info.annotation
+            if isinstance(nested, type) and issubclass(nested, BaseModel) and nested is not NoParams:
+                _NAMES.setdefault(nested, field)
+                out.append((f"`{field}`", nested))
+    return out
 
 
 def _entries(entries) -> list[tuple[str, type[BaseModel]]]:
@@ -64,10 +77,7 @@ SECTIONS: list = [
         ("`class_split`", models.ClassSplit),
     ]),
     ("Structure (`structure`)", [
-        ("sharing: pooled", models.PooledStructure),
-        ("sharing: hard", models.HardStructure),
-        ("sharing: meta", models.MetaStructure),
-        ("`inner`", models.InnerLoop),
+        lambda: _tagged_entries(SHARING),
     ]),
     ("Layers (items of `model`, `trunk`, `head`)", lambda: _params_entries(LAYERS, "")),
     ("Losses (`loss`, with parameters: `{NAME: {...}}`)", lambda: _params_entries(LOSSES, "loss: ")),
@@ -87,7 +97,7 @@ SECTIONS: list = [
 _NAMES = {
     models.Split: "split", models.Task: "task", models.Training: "training", models.Runtime: "runtime",
     models.Optimizer: "optimizer", models.Schedule: "schedule", models.EarlyStopping: "early_stopping",
-    models.InnerLoop: "inner", models.ClassSplit: "class_split", models.TfRecordFeature: "feature",
+    models.ClassSplit: "class_split", models.TfRecordFeature: "feature",
     models.Weighting: "weighting", layers.Layer: "layer", models.TemperatureSampling: "{temperature: T}",
     NoParams: "no parameters",
 }

@@ -157,7 +157,7 @@ class Registry(Generic[C]):
 
     def __contains__(self, name: object) -> bool:
         load_all()
-        return name in self._entries
+        return isinstance(name, str) and name in self._entries
 
     def names(self) -> list[str]:
         """Built-in names first (alphabetical), then plugins' (alphabetical)."""
@@ -184,7 +184,7 @@ class Registry(Generic[C]):
         `base` supplies the shorthand and the exactly-one check (see `polytask.spec.models.OneOf`).
         """
         fields = {
-            name: (Optional[d.Params], Field(None, description=d.summary() or None))
+            name: (Optional[_complete(d.Params)], Field(None, description=d.summary() or None))
             for name, d in self.items()
         }
         model = create_model(model_name, __base__=base, __doc__=base.__doc__, **fields)
@@ -197,13 +197,29 @@ class Registry(Generic[C]):
         For concepts written as a mapping with a tag key (`source: csv`, `sharing: hard`):
         each descriptor's `Params` declares `<tag>: Literal["<name>"]` (checked at registration).
         """
-        members = tuple(d.Params for _, d in self.items())
+        members = tuple(_complete(d.Params) for _, d in self.items())
         if len(members) == 1:
             return members[0]
         return typing.Annotated[typing.Union[members], Field(discriminator=self.tag)]
 
 
+def _complete(params: type[BaseModel]) -> type[BaseModel]:
+    """Resolve a params model's references to generated spec types (`LayerList`).
+
+    Descriptors of composite concepts (a sharing pattern holds layer lists) name those types
+    under `if TYPE_CHECKING:`, since the types are generated from the registries they are
+    loaded with; the model is completed here, once the spec models are being built.
+    """
+    if not getattr(params, "__pydantic_complete__", True):
+        from polytask.spec import layers
+
+        params.model_rebuild(_types_namespace={"LayerList": layers.LayerList, "Layer": layers.Layer})
+    return params
+
+
 REGISTRIES: dict[str, Registry] = {}
+
+SHARING: Registry = Registry("sharing", "sharing pattern", "sharing patterns", "polytask.compiler.sharing", tag="sharing")
 
 LAYERS: Registry = Registry("layer", "layer kind", "layer kinds", "polytask.compiler.layers")
 LOSSES: Registry = Registry("loss", "loss", "losses", "polytask.compiler.losses")

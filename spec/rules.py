@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 from polytask.spec.catalog import Column, Facts, image_shape
 from polytask.spec.diagnostics import MAX_REPORTS, Diagnostic
-from polytask.spec.registry import LAYERS, LOSSES, METRICS, WEIGHTINGS
+from polytask.spec.registry import LOSSES, METRICS, SHARING, WEIGHTINGS
 from polytask.spec.source import SourceMap, dotted
 from polytask.spec.splits import split_sizes
 from polytask.spec.suggest import closest, did_you_mean, one_of
@@ -208,7 +208,7 @@ def sharing_pattern(ctx: RuleContext) -> None:
     has_tasks, has_family = bool(ctx.declared("tasks")), raw.get("family") is not None
     structure = raw.get("structure") if isinstance(raw.get("structure"), dict) else {}
     sharing = structure.get("sharing") if "structure" in raw else "pooled"
-    if sharing not in ("pooled", "hard", "meta"):
+    if sharing not in SHARING:
         sharing = None  # the schema already reported it; only the pattern-free check below applies
     if not has_tasks and not has_family:
         ctx.report("PT203", "the spec declares no `tasks` and no `family`: there is nothing to learn", (),
@@ -217,7 +217,8 @@ def sharing_pattern(ctx: RuleContext) -> None:
     sharing_path = ("structure", "sharing") if "sharing" in structure else ()
     if sharing is None:
         return
-    if sharing == "meta":
+    multi_task = SHARING.where(lambda d: d.learns_from == "tasks")
+    if SHARING.get(sharing).learns_from == "family":
         if not has_family:
             ctx.report("PT209", "meta sharing learns from a task family, and the spec has no `family:`", sharing_path,
                        hint="add `family:` (sinusoid, or classes from an image_folder dataset)")
@@ -226,8 +227,9 @@ def sharing_pattern(ctx: RuleContext) -> None:
                        prefer="key", hint="`loss: mse` for a regression family, `loss: cross_entropy` for classes")
         if has_tasks:
             ctx.report("PT215", "`tasks` are not used with meta sharing (it learns from `family`)", ("tasks",),
-                       prefer="key", hint="remove `tasks:`, or use sharing: pooled / hard for multi-task learning")
-    elif sharing in ("pooled", "hard"):
+                       prefer="key", hint=f"remove `tasks:`, or use sharing: {' / '.join(multi_task)} for "
+                       "multi-task learning")
+    else:
         if has_family:
             ctx.report("PT210", f"a task `family` is meta-learning, but sharing is {sharing}", ("family",),
                        prefer="key", hint="set `structure: {sharing: meta, ...}` or replace `family:` by `tasks:`")
@@ -242,78 +244,38 @@ def sharing_pattern(ctx: RuleContext) -> None:
 
 
 @rule("structure")
-def pooled_spaces(ctx: RuleContext) -> None:
-    """Pooled sharing is one model for all tasks: one input space, one output width.
-
-    Tasks that also share their inputs but predict different targets need a task descriptor,
-    or the model cannot tell them apart. The descriptor is joined to vector inputs only.
-    """
+def sharing_structure(ctx: RuleContext) -> None:
+    """The pattern's own rules (input spaces, output widths, layers that do not fit): its descriptor's `check`."""
     structure = ctx.spec.structure
-    if structure.sharing != "pooled" or not ctx.spec.tasks:
-        return
-    names = list(ctx.spec.tasks)
-    first = names[0]
-    hard_hint = "use `sharing: hard` for a shared trunk with one head per task"
-    inputs = {n: ctx.input_shape(n, ctx.spec.tasks[n]) for n in names}
-    units = {n: ctx.output_units(ctx.spec.tasks[n]) for n in names}
-    for n in names[1:]:
-        a, b = inputs[first], inputs[n]
-        if a is not None and b is not None and a != b:
-            ctx.report("PT207", f"pooled sharing trains one model for all tasks, but task '{first}' has inputs of "
-                       f"shape {list(a)} and task '{n}' {list(b)}", ("tasks", n), prefer="key",
-                       hint="give every task inputs of the same shape (`features:`), or train them separately")
-        ua, ub = units[first], units[n]
-        if ua is not None and ub is not None and ua != ub:
-            ctx.report("PT207", f"pooled sharing has one output layer, but task '{first}' needs {ua} output "
-                       f"unit{'s' if ua != 1 else ''} and task '{n}' {ub}", ("tasks", n), prefer="key",
-                       hint=hard_hint)
-    if structure.descriptor != "none":
-        shape = next((s for s in inputs.values() if s is not None), None)
-        if shape is not None and len(shape) != 1:
-            ctx.report("PT207", f"a task descriptor ({structure.descriptor}) is joined to vector inputs, but the "
-                       f"input has shape {list(shape)}", ("structure", "descriptor"),
-                       hint="use descriptor: none for image inputs, or flatten them in the data")
-        return
-    same_data = len(names) > 1 and all(
-        ctx.spec.tasks[n].dataset == ctx.spec.tasks[first].dataset
-        and ctx.features_of(n, ctx.spec.tasks[n]) == ctx.features_of(first, ctx.spec.tasks[first])
-        for n in names
-    )
-    if same_data and len({ctx.spec.tasks[n].target for n in names}) > 1:
-        ctx.report("PT207", "pooled sharing without a task descriptor sees the same inputs for every task, so it "
-                   "cannot predict different targets for them", ("structure",) if "structure" in ctx.raw else (),
-                   prefer="key", hint="set `descriptor: onehot` (or `embedding`) so the model knows which task "
-                   "an example is for, or " + hard_hint)
+    SHARING.get(structure.sharing).check(structure, RuleView(ctx))
 
 
-@rule("structure")
-def hard_trunk_inputs(ctx: RuleContext) -> None:
-    if ctx.spec.structure.sharing != "hard":
-        return
-    shapes = {n: ctx.input_shape(n, t) for n, t in ctx.spec.tasks.items()}
-    known = {n: s for n, s in shapes.items() if s is not None}
-    if len(set(known.values())) > 1:
-        first = next(iter(known))
-        for n, s in known.items():
-            if s != known[first]:
-                ctx.report("PT208", f"hard sharing feeds every task through one trunk, but task '{first}' has "
-                           f"inputs of shape {list(known[first])} and task '{n}' {list(s)}", ("tasks", n),
-                           prefer="key", hint="give the tasks the same input features (`features:`), or split "
-                           "them into separate specs")
+class RuleView:
+    """What a sharing pattern's `check` sees in `polytask check`: the spec's data facts (None: unknown)."""
 
+    def __init__(self, ctx: RuleContext):
+        self.ctx = ctx
+        self.spec = ctx.spec
+        self.task_names = list(ctx.spec.tasks)
 
-@rule("structure")
-def hard_heads(ctx: RuleContext) -> None:
-    """Heads of the same shape are stacked into one parameter tensor; only some layers stack."""
-    structure = ctx.spec.structure
-    if structure.sharing != "hard":
-        return
-    for i, layer in enumerate(structure.head):
-        if LAYERS.get(layer.kind).supports("stacked") is not None:
-            stackable = LAYERS.where(lambda d: d.supports("stacked") is None)
-            ctx.report("PT220", f"head layer {i + 1} is `{layer.kind}`, which cannot be stacked per task",
-                       ("structure", "head", i),
-                       hint=f"heads take {one_of(stackable)} layers; put other layers in the trunk")
+    def input_shape(self, name: str) -> Optional[tuple]:
+        return self.ctx.input_shape(name, self.spec.tasks[name])
+
+    def output_units(self, name: str) -> Optional[int]:
+        return self.ctx.output_units(self.spec.tasks[name])
+
+    def target(self, name: str) -> str:
+        return self.spec.tasks[name].target
+
+    def same_inputs(self, a: str, b: str) -> bool:
+        ta, tb = self.spec.tasks[a], self.spec.tasks[b]
+        return ta.dataset == tb.dataset and self.ctx.features_of(a, ta) == self.ctx.features_of(b, tb)
+
+    def declared(self, *path) -> bool:
+        return tuple(path) in self.ctx.source_map
+
+    def report(self, code, message, path, hint=None, prefer="value", severity=None) -> None:
+        self.ctx.report(code, message, path, hint=hint, prefer=prefer, severity=severity)
 
 
 # --------------------------------------------------------------------------- tasks: target, loss, metrics

@@ -10,7 +10,8 @@ from polytask.compiler.meta.algorithms import get_algorithm  # noqa: E402
 from polytask.compiler.meta.architecture import build_architecture  # noqa: E402
 from polytask.compiler.meta.functional import FunctionalModel, initial_values, tile_params  # noqa: E402
 from polytask.compiler.meta.losses import TaskLoss  # noqa: E402
-from polytask.spec.models import MetaStructure  # noqa: E402
+import polytask.spec.models  # noqa: E402,F401  (completes the structure models)
+from polytask.compiler.sharing.meta import MetaStructure  # noqa: E402
 
 from meta_helpers import DENSE_MODEL, SMALL_CONV  # noqa: E402
 

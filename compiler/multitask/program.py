@@ -24,10 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from polytask.compiler.distribute import global_batch_size, prepare_optimizer, scale_loss
-from polytask.spec.registry import LOSSES
+from polytask.spec.registry import LOSSES, SHARING
 from polytask.compiler.metrics import compute as compute_metrics
 from polytask.compiler.multitask.data import MultiTaskData, sampling_rates, train_dataset
-from polytask.compiler.multitask.model import HardSharingNet, PooledNet
 from polytask.compiler.optimizers import make_optimizer
 from polytask.compiler.program import EXPORT_INFO_FILE
 from polytask.compiler.weighting import StepInputs, WeightingChain, WeightingContext
@@ -65,11 +64,7 @@ class MultiTaskProgram:
         keras.utils.set_random_seed(self.seed)
         structure = spec.structure
         with strategy.scope():
-            if structure.sharing == "hard":
-                self.net = HardSharingNet(structure.trunk, structure.head, groups, self.num_tasks, data.mean, data.std)
-            else:
-                self.net = PooledNet(structure.model, groups[0][0], self.num_tasks, structure.descriptor,
-                                     structure.embedding_dim, data.mean, data.std)
+            self.net = SHARING.get(structure.sharing).build(structure, groups, self.num_tasks, data.mean, data.std)
             self.net(tf.zeros((1,) + tuple(data.input_shape)), tf.zeros((1,), tf.int32))
             self.chain = WeightingChain.create(
                 spec.training.weighting,

@@ -71,6 +71,10 @@ class Transform(Concept):
         """Plan-time problems: (message, path below this weighting's params, hint) each."""
         return []
 
+    def plan_params(self, num_tasks: int) -> Optional[tuple[int, str]]:
+        """(parameter count, note) when the transform learns parameters of its own, for `polytask plan`."""
+        return None
+
     def params_of(self, context: WeightingContext):
         """The spec's params for this transform, or its defaults when none were given."""
         return context.params if context.params is not None else self.default_params()

@@ -16,6 +16,9 @@ class Uncertainty(Transform):
 
     name = "uncertainty"
 
+    def plan_params(self, num_tasks):
+        return num_tasks, "one learned log-variance per task (Kendall et al. 2018)"
+
     def init(self, context):
         import keras
 

@@ -1,0 +1,54 @@
+"""Sharing patterns (`structure.sharing`): one module per pattern, each planning itself.
+
+A pattern descriptor declares, in one file:
+- `name` and `Params` (the `structure:` mapping, tagged `sharing: <name>`);
+- `learns_from`: `tasks` (multi-task) or `family` (meta-learning);
+- `check(structure, view)`: its cross-field rules (input spaces, output widths, layers that
+  do not fit their input or a form), reported through `view.report(code, message, path, ...)`;
+- `plan(structure, tasks, input_shape)`: its parameter groups and which tasks use each,
+  in pure Python (no TensorFlow);
+- `build(...)`: its TensorFlow network, imported lazily.
+
+`check` is written once and runs in two modes: `polytask check` passes a view over the
+spec's data facts (unknown facts: the rule stays silent) that collects positioned
+diagnostics; `polytask plan`/`train` pass a view over the resolved plan that raises the
+first error. So a rule, its message and its shape arithmetic exist once, and a new pattern
+that has no `plan` cannot silently fall back to another pattern's.
+"""
+from __future__ import annotations
+
+from typing import ClassVar, Optional
+
+from polytask.compiler.layers import LayerStackError, infer_layers
+from polytask.spec.registry import SHARING, Concept
+
+__all__ = ["SHARING", "SharingPattern", "check_layers"]
+
+
+class SharingPattern(Concept):
+    """Base of every sharing-pattern descriptor."""
+
+    learns_from: ClassVar[str] = "tasks"  # or "family"
+
+    def check(self, structure, view) -> None:
+        """Report this pattern's problems through `view` (see the module docstring)."""
+
+    def plan(self, structure, tasks: dict, input_shape: tuple):
+        """(parameter groups, notes) for resolved `tasks` (name -> TaskPlan) over `input_shape`."""
+        raise NotImplementedError(f"sharing pattern {self.name} does not plan multi-task models")
+
+    def build(self, structure, groups, num_tasks: int, mean, std):
+        """The Keras network: `net(x, task_ids)` -> one output tensor per head group."""
+        raise NotImplementedError(f"sharing pattern {self.name} has no multi-task network")
+
+
+def check_layers(view, layers, input_shape: Optional[tuple], path: tuple, form: str = "keras") -> Optional[tuple]:
+    """PT221 when a layer list does not fit `input_shape`; returns the output shape (None: unknown)."""
+    if input_shape is None:
+        return None
+    try:
+        plans = infer_layers(layers, input_shape, ".".join(map(str, path)), form)
+    except LayerStackError as exc:
+        view.report("PT221", exc.message, path + (exc.index,), hint=exc.hint)
+        return None
+    return plans[-1].output_shape if plans else tuple(input_shape)

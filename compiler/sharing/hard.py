@@ -1,0 +1,97 @@
+"""`hard`: hard parameter sharing, a shared trunk with one head per task.
+
+Every task's examples go through one trunk (so the tasks need one input space); each task
+has its own head: the spec's `head` layers plus the inferred output layer. Heads of the
+same shape are stacked into one parameter tensor (`polytask.compiler.multitask.heads`), so
+head layers must have a stacked form; the graph does not grow with the number of tasks.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from polytask.compiler.layers import final_shape, flat_size, output_layer
+from polytask.compiler.sharing import SharingPattern, check_layers
+from polytask.spec.registry import LAYERS, SHARING
+from polytask.spec.suggest import one_of
+from polytask.spec.types import StrictModel
+
+if TYPE_CHECKING:  # resolved when the spec models are built (see Registry.tagged_union)
+    from polytask.spec.layers import LayerList
+
+
+class HardStructure(StrictModel):
+    """A shared trunk with one head per task (hard parameter sharing)."""
+
+    sharing: Literal["hard"]
+    """`hard`"""
+    trunk: LayerList
+    """Shared layers."""
+    head: LayerList = []
+    """Per-task hidden layers after the trunk; the output layer is inferred."""
+
+
+def head_signature(head_layers, units: int) -> str:
+    """Tasks whose heads have this same signature are stacked into one parameter tensor."""
+    return "|".join(f"{l.kind}:{l.params.model_dump_json()}" for l in head_layers) + f"|out:{units}"
+
+
+@SHARING.register
+class Hard(SharingPattern):
+    """A shared trunk with one (stacked) head per task."""
+
+    name = "hard"
+    Params = HardStructure
+
+    def check(self, structure, view):
+        stackable = True
+        for i, layer in enumerate(structure.head):
+            if LAYERS.get(layer.kind).supports("stacked") is not None:
+                stackable = False
+                heads_take = LAYERS.where(lambda d: d.supports("stacked") is None)
+                view.report("PT220", f"head layer {i + 1} is `{layer.kind}`, which cannot be stacked per task",
+                            ("structure", "head", i),
+                            hint=f"heads take {one_of(heads_take)} layers; put other layers in the trunk")
+        shapes = {n: view.input_shape(n) for n in view.task_names}
+        known = {n: s for n, s in shapes.items() if s is not None}
+        if len(set(known.values())) > 1:
+            first = next(iter(known))
+            for n, s in known.items():
+                if s != known[first]:
+                    view.report("PT208", f"hard sharing feeds every task through one trunk, but task '{first}' has "
+                                f"inputs of shape {list(known[first])} and task '{n}' {list(s)}", ("tasks", n),
+                                prefer="key", hint="give the tasks the same input features (`features:`), or split "
+                                "them into separate specs")
+            return
+        shape = next(iter(known.values()), None)
+        trunk_out = check_layers(view, structure.trunk, shape, ("structure", "trunk"))
+        if trunk_out is not None and stackable:
+            check_layers(view, structure.head, (flat_size(trunk_out),), ("structure", "head"), "stacked")
+
+    def plan(self, structure, tasks, input_shape):
+        from polytask.compiler.plan import ParamGroup, infer, layer_plans, param_count
+
+        names, notes, groups = list(tasks), [], []
+        trunk = infer(structure.trunk, input_shape, "structure.trunk")
+        trunk_out = final_shape(trunk, input_shape)
+        groups.append(ParamGroup("trunk", names, True, param_count(trunk), layer_plans(trunk)))
+        head_in = (flat_size(trunk_out),)
+        if len(trunk_out) > 1:
+            notes.append(f"the trunk output {list(trunk_out)} is flattened to {list(head_in)} for the heads")
+        signatures: dict[str, list[str]] = {}
+        for name, task in tasks.items():
+            signatures.setdefault(head_signature(structure.head, task.output_units), []).append(name)
+        for group_index, members in enumerate(signatures.values()):
+            units = tasks[members[0]].output_units
+            head = infer(list(structure.head) + [output_layer(units)], head_in, "structure.head", "stacked")
+            per_head = param_count(head)
+            label = f"heads/{group_index}"
+            for name in members:
+                tasks[name].head_group = label
+                groups.append(ParamGroup(f"head[{name}]", [name], False, per_head, layer_plans(head),
+                                         note=f"stacked in {label} ({len(members)} x {per_head:,})"))
+        return groups, notes
+
+    def build(self, structure, groups, num_tasks, mean, std):
+        from polytask.compiler.multitask.model import HardSharingNet
+
+        return HardSharingNet(structure.trunk, structure.head, groups, num_tasks, mean, std)

@@ -1,0 +1,59 @@
+"""`meta`: learn from a distribution of tasks (a `family`) so a new task is learned from a few examples.
+
+The model is adapted to each task by an inner loop (or, for metric-based algorithms,
+classifies by distance to class prototypes); the outer loop learns what adapts well.
+Algorithms, the episode families and the functional model live in `polytask.compiler.meta`.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, Optional
+
+from pydantic import Field
+
+from polytask.compiler.sharing import SharingPattern
+from polytask.spec.registry import SHARING
+from polytask.spec.types import PositiveFloat, PositiveInt, StrictModel
+
+if TYPE_CHECKING:  # resolved when the spec models are built (see Registry.tagged_union)
+    from polytask.spec.layers import LayerList
+
+
+class InnerLoop(StrictModel):
+    steps: PositiveInt = 1
+    """Adaptation steps per task in training."""
+    learning_rate: PositiveFloat = 0.01
+    """Inner-loop step size (metasgd: its initial value)."""
+    eval_steps: Optional[PositiveInt] = Field(
+        None, description="Inner steps at evaluation (default: steps)."
+    )
+
+
+class MetaStructure(StrictModel):
+    """Meta-learning over a task family with a named algorithm."""
+
+    sharing: Literal["meta"]
+    """`meta`"""
+    algorithm: Literal["maml", "fomaml", "reptile", "anil", "metasgd", "protonet"]
+    """Meta-learning algorithm."""
+    inner: InnerLoop = InnerLoop()
+    """The inner (adaptation) loop."""
+    model: LayerList
+    """Hidden layers; the output layer is inferred from `loss` (and `ways`)."""
+    reptile_step_size: PositiveFloat = Field(
+        1.0, description="Reptile's outer interpolation rate epsilon (reptile only)."
+    )
+    transductive_batch_norm: bool = Field(
+        False,
+        description="Batch norm on query examples: false (default) normalises them with their task's "
+        "support-set statistics, so each query prediction is independent of the other queries; true "
+        "uses the query batch's own statistics, as in the MAML reference code (transductive).",
+    )
+
+
+@SHARING.register
+class Meta(SharingPattern):
+    """Meta-learning: adapt to each task of a family from a few examples."""
+
+    name = "meta"
+    Params = MetaStructure
+    learns_from = "family"
