@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 from pydantic import ConfigDict, Field, model_validator
 
 from polytask.spec.layers import LayerList
-from polytask.spec.registry import LOSSES, METRICS, SHARING, WEIGHTINGS
+from polytask.spec.registry import LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SHARING, WEIGHTINGS
 from polytask.spec.types import (MAX_INT, FiniteFloat, Fraction, Identifier, NonNegativeFloat, PositiveFloat,
                                  PositiveInt, StrictModel)
 
@@ -393,56 +393,16 @@ Structure = SHARING.tagged_union()
 # --------------------------------------------------------------------------- training
 
 
-class AdamParams(StrictModel):
-    learning_rate: PositiveFloat = 1e-3
-    """Step size (> 0)."""
-    beta_1: Fraction = 0.9
-    """First-moment decay."""
-    beta_2: Fraction = 0.999
-    """Second-moment decay."""
-    weight_decay: Optional[NonNegativeFloat] = None
-    """Decoupled weight decay (adamw)."""
+class OptimizerBase(OneOf):
+    """One of the optimizers with its parameters; a bare name means its defaults."""
 
-
-class SgdParams(StrictModel):
-    learning_rate: PositiveFloat = 1e-2
-    """Step size (> 0)."""
-    momentum: Fraction = 0.0
-    """Momentum coefficient."""
-    nesterov: bool = False
-    """Nesterov momentum."""
-
-
-class RmspropParams(StrictModel):
-    learning_rate: PositiveFloat = 1e-3
-    """Step size (> 0)."""
-    rho: Fraction = 0.9
-    """Decay of the squared-gradient average."""
-
-
-class Optimizer(OneOf):
     noun: ClassVar[str] = "optimizer"
     what: ClassVar[str] = "optimizer"
 
-    adam: Optional[AdamParams] = None
-    adamw: Optional[AdamParams] = None
-    sgd: Optional[SgdParams] = None
-    rmsprop: Optional[RmspropParams] = None
 
-
-class Schedule(StrictModel):
-    """Learning-rate schedule applied on top of the optimizer's learning_rate."""
-
-    kind: Literal["constant", "cosine", "exponential"] = "constant"
-    """constant, cosine decay, or exponential decay."""
-    warmup_steps: Annotated[int, Field(ge=0, le=MAX_INT)] = 0
-    """Linear warm-up from 0 over these steps (must be below training.steps)."""
-    decay_rate: Fraction = 0.96
-    """Exponential: factor per decay_steps."""
-    decay_steps: PositiveInt = 1000
-    """Exponential: steps per decay_rate factor."""
-    min_fraction: Fraction = 0.0
-    """Cosine: final learning rate as a fraction of the initial one."""
+Optimizer = OPTIMIZERS.single_key_model("Optimizer", OptimizerBase)
+Schedule = SCHEDULES.tagged_union(default="constant")
+"""Learning-rate schedule applied on top of the optimizer's learning_rate (`kind:`, default constant)."""
 
 
 class TemperatureSampling(StrictModel):
@@ -481,9 +441,9 @@ class Training(StrictModel):
     batch_size: PositiveInt = 64
     """Examples per batch (global, across replicas)."""
     meta_batch: PositiveInt = Field(4, description="Tasks per meta-update (meta only).")
-    optimizer: Optimizer = Optimizer(adam=AdamParams())
+    optimizer: Optimizer = Field(default_factory=lambda: Optimizer(adam={}))
     """One of adam, adamw, sgd, rmsprop with its parameters."""
-    schedule: Schedule = Schedule()
+    schedule: Schedule = Field(default_factory=lambda: SCHEDULES.get("constant").Params())
     """Learning-rate schedule."""
     sampling: Sampling = "proportional"
     """How batches are drawn across tasks: uniform, proportional to task size, or {temperature: T}."""

@@ -21,7 +21,7 @@ from pydantic_core import PydanticUndefined
 
 from polytask.spec import layers, models
 from polytask.spec.diagnostics import CODES
-from polytask.spec.registry import LAYERS, LOSSES, METRICS, REGISTRIES, SHARING, WEIGHTINGS
+from polytask.spec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, REGISTRIES, SCHEDULES, SHARING, WEIGHTINGS
 from polytask.spec.types import NoParams
 
 def _params_entries(registry, prefix: str) -> list[tuple[str, type[BaseModel]]]:
@@ -33,11 +33,11 @@ def _params_entries(registry, prefix: str) -> list[tuple[str, type[BaseModel]]]:
     return [(prefix + ", ".join(names), model) for model, names in by_model.items()]
 
 
-def _tagged_entries(registry) -> list[tuple[str, type[BaseModel]]]:
+def _tagged_entries(registry, prefix: str = "") -> list[tuple[str, type[BaseModel]]]:
     """One table per tagged params model (`sharing: hard`), then one per mapping nested in it (`inner`)."""
     out = []
     for name, descriptor in registry.items():
-        out.append((f"{registry.tag}: {name}", descriptor.Params))
+        out.append((f"{prefix}{registry.tag}: {name}", descriptor.Params))
         for field, info in descriptor.Params.model_fields.items():
             nested = info.annotation
             if isinstance(nested, type) and issubclass(nested, BaseModel) and nested is not NoParams:
@@ -83,10 +83,8 @@ SECTIONS: list = [
     ("Losses (`loss`, with parameters: `{NAME: {...}}`)", lambda: _params_entries(LOSSES, "loss: ")),
     ("Training (`training`)", [
         ("training", models.Training),
-        ("optimizer: adam, adamw", models.AdamParams),
-        ("optimizer: sgd", models.SgdParams),
-        ("optimizer: rmsprop", models.RmspropParams),
-        ("`schedule`", models.Schedule),
+        lambda: _params_entries(OPTIMIZERS, "optimizer: "),
+        lambda: _tagged_entries(SCHEDULES, "schedule "),
         ("sampling: {temperature: T}", models.TemperatureSampling),
         lambda: _params_entries(WEIGHTINGS, "weighting: "),
         ("`early_stopping`", models.EarlyStopping),
@@ -96,7 +94,7 @@ SECTIONS: list = [
 
 _NAMES = {
     models.Split: "split", models.Task: "task", models.Training: "training", models.Runtime: "runtime",
-    models.Optimizer: "optimizer", models.Schedule: "schedule", models.EarlyStopping: "early_stopping",
+    models.Optimizer: "optimizer", models.EarlyStopping: "early_stopping",
     models.ClassSplit: "class_split", models.TfRecordFeature: "feature",
     models.Weighting: "weighting", layers.Layer: "layer", models.TemperatureSampling: "{temperature: T}",
     NoParams: "no parameters",

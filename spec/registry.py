@@ -31,7 +31,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Iterator, Optional, TypeVar
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, BeforeValidator, Field, create_model
 
 from polytask.errors import PolytaskError
 from polytask.spec.suggest import did_you_mean, one_of
@@ -191,7 +191,7 @@ class Registry(Generic[C]):
         model.registry = self
         return model
 
-    def tagged_union(self) -> Any:
+    def tagged_union(self, default: Optional[str] = None) -> Any:
         """`Annotated[Union[Params, ...], Field(discriminator=tag)]` of every registered params model.
 
         For concepts written as a mapping with a tag key (`source: csv`, `sharing: hard`):
@@ -200,7 +200,15 @@ class Registry(Generic[C]):
         members = tuple(_complete(d.Params) for _, d in self.items())
         if len(members) == 1:
             return members[0]
-        return typing.Annotated[typing.Union[members], Field(discriminator=self.tag)]
+        union = typing.Annotated[typing.Union[members], Field(discriminator=self.tag)]
+        if default is None:
+            return union
+        tag = self.tag
+
+        def default_tag(value: Any) -> Any:  # `schedule: {warmup_steps: 100}` means kind: <default>
+            return {tag: default, **value} if isinstance(value, dict) and tag not in value else value
+
+        return typing.Annotated[union, BeforeValidator(default_tag)]
 
 
 def _complete(params: type[BaseModel]) -> type[BaseModel]:
@@ -220,6 +228,8 @@ def _complete(params: type[BaseModel]) -> type[BaseModel]:
 REGISTRIES: dict[str, Registry] = {}
 
 SHARING: Registry = Registry("sharing", "sharing pattern", "sharing patterns", "polytask.compiler.sharing", tag="sharing")
+OPTIMIZERS: Registry = Registry("optimizer", "optimizer", "optimizers", "polytask.compiler.optimizers")
+SCHEDULES: Registry = Registry("schedule", "schedule kind", "schedules", "polytask.compiler.schedules", tag="kind")
 
 LAYERS: Registry = Registry("layer", "layer kind", "layer kinds", "polytask.compiler.layers")
 LOSSES: Registry = Registry("loss", "loss", "losses", "polytask.compiler.losses")

@@ -1,0 +1,33 @@
+"""`adam`: Adam (Kingma & Ba, 2015), optionally with decoupled weight decay."""
+from __future__ import annotations
+
+from typing import Optional
+
+from polytask.compiler.optimizers import Optimizer
+from polytask.spec.registry import OPTIMIZERS
+from polytask.spec.types import Fraction, NonNegativeFloat, PositiveFloat, StrictModel
+
+
+class AdamParams(StrictModel):
+    learning_rate: PositiveFloat = 1e-3
+    """Step size (> 0)."""
+    beta_1: Fraction = 0.9
+    """First-moment decay."""
+    beta_2: Fraction = 0.999
+    """Second-moment decay."""
+    weight_decay: Optional[NonNegativeFloat] = None
+    """Decoupled weight decay (adamw)."""
+
+
+@OPTIMIZERS.register
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015)."""
+
+    name = "adam"
+    Params = AdamParams
+
+    def build(self, params, rate, clip):
+        import keras
+
+        return keras.optimizers.Adam(rate, beta_1=params.beta_1, beta_2=params.beta_2,
+                                     weight_decay=params.weight_decay, **clip)
