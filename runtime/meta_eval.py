@@ -250,7 +250,7 @@ def _adaptation(program) -> str:
     if program.algorithm.metric_based:
         return "class prototypes from the support embeddings"
     steps = program.algorithm.eval_steps
-    what = "head" if program.structure.algorithm == "anil" else "all parameters"
+    what = "head" if program.algorithm.adapts == "head only" else "all parameters"
     return f"{steps} inner gradient step(s) on the support set ({what})"
 
 

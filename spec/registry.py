@@ -221,7 +221,8 @@ def _complete(params: type[BaseModel]) -> type[BaseModel]:
     if not getattr(params, "__pydantic_complete__", True):
         from polytask.spec import layers
 
-        params.model_rebuild(_types_namespace={"LayerList": layers.LayerList, "Layer": layers.Layer})
+        params.model_rebuild(_types_namespace={"LayerList": layers.LayerList, "Layer": layers.Layer,
+                                               "AlgorithmName": ALGORITHMS.literal()})
     return params
 
 
@@ -230,6 +231,8 @@ REGISTRIES: dict[str, Registry] = {}
 SHARING: Registry = Registry("sharing", "sharing pattern", "sharing patterns", "polytask.compiler.sharing", tag="sharing")
 OPTIMIZERS: Registry = Registry("optimizer", "optimizer", "optimizers", "polytask.compiler.optimizers")
 SCHEDULES: Registry = Registry("schedule", "schedule kind", "schedules", "polytask.compiler.schedules", tag="kind")
+ALGORITHMS: Registry = Registry("algorithm", "meta-learning algorithm", "meta-learning algorithms",
+                                "polytask.compiler.meta.algorithms")
 
 LAYERS: Registry = Registry("layer", "layer kind", "layer kinds", "polytask.compiler.layers")
 LOSSES: Registry = Registry("loss", "loss", "losses", "polytask.compiler.losses")

@@ -451,32 +451,6 @@ def _episodes_fit_data(ctx, family, names: list[str]) -> None:
 SPLITS = ("train", "validation", "test")
 
 
-@rule("structure", "family")
-def algorithm_settings(ctx: RuleContext) -> None:
-    structure = ctx.spec.structure
-    if structure.sharing != "meta":
-        return
-    algorithm = structure.algorithm
-    family = ctx.spec.family
-    explicit = structure.model_fields_set
-    if algorithm == "protonet":
-        if family is not None and family.source != "classes":
-            ctx.report("PT212", "protonet classifies by distance to class prototypes; it needs a classes family, "
-                       f"not {family.source}", ("structure", "algorithm"),
-                       hint="use maml, fomaml, reptile, anil or metasgd for regression families")
-        if "inner" in explicit:
-            ctx.report("PT215", "protonet has no inner loop; `inner` is ignored", ("structure", "inner"),
-                       prefer="key")
-    if "reptile_step_size" in explicit and algorithm != "reptile":
-        ctx.report("PT215", f"reptile_step_size is for reptile; it has no effect with {algorithm}",
-                   ("structure", "reptile_step_size"), prefer="key")
-    inner = structure.inner
-    if inner.eval_steps is not None and inner.eval_steps < inner.steps:
-        ctx.report("PT215", f"inner.eval_steps ({inner.eval_steps}) is below inner.steps ({inner.steps}): "
-                   "evaluation adapts less than training did", ("structure", "inner", "eval_steps"),
-                   severity="warning")
-
-
 # --------------------------------------------------------------------------- training
 
 

@@ -6,7 +6,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from polytask.compiler.meta.algorithms import get_algorithm  # noqa: E402
+from polytask.spec.registry import ALGORITHMS  # noqa: E402
 from polytask.compiler.meta.architecture import build_architecture  # noqa: E402
 from polytask.compiler.meta.functional import FunctionalModel, initial_values, tile_params  # noqa: E402
 from polytask.compiler.meta.losses import TaskLoss  # noqa: E402
@@ -62,7 +62,7 @@ def _setup(algorithm, model=DENSE_MODEL, input_shape=(1,), out=1, kind="regressi
     arch = build_architecture(_structure(algorithm, model).model, input_shape, out)
     fmodel = FunctionalModel(arch)
     structure = _structure(algorithm, model, **kw)
-    algo = get_algorithm(algorithm)(fmodel, structure, TaskLoss(loss, kind), None)
+    algo = ALGORITHMS.get(algorithm).build(fmodel, structure, TaskLoss(loss, kind), None)
     return arch, fmodel, algo, initial_values(arch, seed=3)
 
 

@@ -9,14 +9,11 @@ from typing import Any
 from polytask.compiler.meta.architecture import Architecture, build_architecture, layer_name
 from polytask.compiler.meta.families import get_family
 from polytask.errors import PolytaskError
-
-METRIC_BASED = ("protonet",)
-SECOND_ORDER = {"maml": True, "fomaml": False, "reptile": False, "anil": True, "metasgd": True, "protonet": None}
-
+from polytask.spec.registry import ALGORITHMS
 
 def output_units(algorithm: str, description) -> int | None:
-    """The inferred output layer: none for protonet, `ways` for classes, 1 for regression."""
-    if algorithm in METRIC_BASED:
+    """The inferred output layer: none for metric-based algorithms, `ways` for classes, 1 for regression."""
+    if ALGORITHMS.get(algorithm).metric_based:
         return None
     if description.kind == "classification":
         return int(description.ways)
@@ -35,18 +32,15 @@ def resolve(loaded):
                             hint="e.g. family: {source: sinusoid, shots: 10, queries: 10}")
     structure = spec.structure
     description = get_family(spec.family.source).describe(spec.family, loaded)
-    if structure.algorithm in METRIC_BASED and description.kind != "classification":
-        raise PolytaskError(f"{structure.algorithm} needs a class family (family.source: classes)",
-                            hint="use maml, fomaml, reptile, anil or metasgd for regression families")
     architecture = build_architecture(structure.model, description.input_shape,
                                       output_units(structure.algorithm, description))
     return description, architecture
 
 
-def _adapted(algorithm: str, architecture: Architecture) -> int:
-    if algorithm == "protonet":
+def _adapted(algorithm, architecture: Architecture) -> int:
+    if algorithm.adapts is None:
         return 0
-    if algorithm == "anil":
+    if algorithm.adapts == "head only":
         return sum(p.size for p in architecture.head_params())
     return architecture.param_count
 
@@ -56,9 +50,9 @@ def meta_plan(loaded) -> dict[str, Any]:
     spec = loaded.spec
     structure = spec.structure
     description, architecture = resolve(loaded)
-    algorithm = structure.algorithm
+    algorithm = ALGORITHMS.get(structure.algorithm)
     inner = structure.inner
-    meta_learned_lrs = architecture.param_count if algorithm == "metasgd" else 0
+    meta_learned_lrs = architecture.param_count if algorithm.learned_learning_rates else 0
     episode = {
         "kind": description.kind,
         "input_shape": list(description.input_shape),
@@ -74,18 +68,18 @@ def meta_plan(loaded) -> dict[str, Any]:
         episode["class_split"] = spec.family.class_split.model_dump()
     return {
         "sharing": "meta",
-        "algorithm": algorithm,
-        "second_order": SECOND_ORDER[algorithm],
+        "algorithm": algorithm.name,
+        "second_order": algorithm.second_order,
         "family": spec.family.source,
         "loss": spec.loss_name or default_loss(description),
-        "inner_loop": None if algorithm == "protonet" else {
+        "inner_loop": None if algorithm.adapts is None else {
             "steps": inner.steps,
             "eval_steps": inner.eval_steps or inner.steps,
             "learning_rate": inner.learning_rate,
-            "learned_learning_rates": algorithm == "metasgd",
-            "adapts": "head only" if algorithm == "anil" else "all parameters",
+            "learned_learning_rates": algorithm.learned_learning_rates,
+            "adapts": algorithm.adapts,
         },
-        "reptile_step_size": structure.reptile_step_size if algorithm == "reptile" else None,
+        "reptile_step_size": structure.reptile_step_size if algorithm.outer_step_size else None,
         "transductive_batch_norm": structure.transductive_batch_norm,
         "episode": episode,
         "layers": [

@@ -28,11 +28,11 @@ import numpy as np
 import tensorflow as tf
 
 from polytask.compiler.distribute import distribute_dataset
-from polytask.compiler.meta.algorithms import get_algorithm
 from polytask.compiler.meta.families import get_family
 from polytask.compiler.meta.functional import FunctionalModel, initial_values
 from polytask.compiler.meta.losses import TaskLoss
 from polytask.compiler.optimizers import make_optimizer
+from polytask.spec.registry import ALGORITHMS
 from polytask.compiler.meta.plan import MetaPlan, default_loss, meta_plan, resolve
 from polytask.compiler.program import META_EXPORT_INFO_FILE
 from polytask.errors import PolytaskError
@@ -99,7 +99,7 @@ class MetaProgram:
         self.model = FunctionalModel(self.architecture)
         self.loss = TaskLoss(spec.loss_name or default_loss(self.description), self.description.kind,
                              spec.loss_params)
-        self.algorithm = get_algorithm(self.structure.algorithm)(self.model, self.structure, self.loss,
+        self.algorithm = ALGORITHMS.get(self.structure.algorithm).build(self.model, self.structure, self.loss,
                                                                  self.description)
         self.meta_batch = int(spec.training.meta_batch)
         replicas = int(strategy.num_replicas_in_sync)

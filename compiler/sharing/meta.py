@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Literal, Optional
 from pydantic import Field
 
 from polytask.compiler.sharing import SharingPattern
-from polytask.spec.registry import SHARING
+from polytask.spec.registry import ALGORITHMS, SHARING
+from polytask.spec.suggest import one_of
 from polytask.spec.types import PositiveFloat, PositiveInt, StrictModel
 
-if TYPE_CHECKING:  # resolved when the spec models are built (see Registry.tagged_union)
+if TYPE_CHECKING:  # LayerList and AlgorithmName are resolved when the spec models are built (registry._complete)
     from polytask.spec.layers import LayerList
 
 
@@ -33,7 +34,7 @@ class MetaStructure(StrictModel):
 
     sharing: Literal["meta"]
     """`meta`"""
-    algorithm: Literal["maml", "fomaml", "reptile", "anil", "metasgd", "protonet"]
+    algorithm: AlgorithmName
     """Meta-learning algorithm."""
     inner: InnerLoop = InnerLoop()
     """The inner (adaptation) loop."""
@@ -57,3 +58,24 @@ class Meta(SharingPattern):
     name = "meta"
     Params = MetaStructure
     learns_from = "family"
+
+    def check(self, structure, view):
+        algorithm = ALGORITHMS.get(structure.algorithm)
+        name, family, explicit = algorithm.name, view.spec.family, structure.model_fields_set
+        if algorithm.metric_based:
+            if family is not None and family.source != "classes":
+                gradient_based = ALGORITHMS.where(lambda a: not a.metric_based)
+                view.report("PT212", f"{name} classifies by distance to class prototypes; it needs a classes "
+                            f"family, not {family.source}", ("structure", "algorithm"),
+                            hint=f"use {one_of(gradient_based)} for regression families")
+            if "inner" in explicit:
+                view.report("PT215", f"{name} has no inner loop; `inner` is ignored", ("structure", "inner"),
+                            prefer="key")
+        if "reptile_step_size" in explicit and not algorithm.outer_step_size:
+            view.report("PT215", f"reptile_step_size is for reptile; it has no effect with {name}",
+                        ("structure", "reptile_step_size"), prefer="key")
+        inner = structure.inner
+        if inner.eval_steps is not None and inner.eval_steps < inner.steps:
+            view.report("PT215", f"inner.eval_steps ({inner.eval_steps}) is below inner.steps ({inner.steps}): "
+                        "evaluation adapts less than training did", ("structure", "inner", "eval_steps"),
+                        severity="warning")

@@ -1,17 +1,12 @@
-"""Meta-learning algorithms, one module each, registered by their spec name.
+"""Meta-learning algorithms (`structure.algorithm`), one module each.
 
-    from polytask.compiler.meta.algorithms import get_algorithm
-    algorithm = get_algorithm("maml")(model, structure, loss, description)
+A module holds the implementation (a `MetaAlgorithm` subclass; TensorFlow is imported in
+its methods) and its registered descriptor (an `Algorithm`), whose facts -- metric-based,
+second order, what the inner loop adapts -- `polytask check` and `polytask plan` read:
 
-Adding an algorithm is adding one file with a `@register_algorithm("name")` class.
+    from polytask.spec.registry import ALGORITHMS
+    algorithm = ALGORITHMS.get("maml").build(model, structure, loss, description)
 """
-from polytask.compiler.meta.algorithms.base import (
-    GradientBasedAlgorithm,
-    MetaAlgorithm,
-    available_algorithms,
-    get_algorithm,
-    register_algorithm,
-)
+from polytask.compiler.meta.algorithms.base import Algorithm, GradientBasedAlgorithm, MetaAlgorithm
 
-__all__ = ["GradientBasedAlgorithm", "MetaAlgorithm", "available_algorithms", "get_algorithm",
-           "register_algorithm"]
+__all__ = ["Algorithm", "GradientBasedAlgorithm", "MetaAlgorithm"]

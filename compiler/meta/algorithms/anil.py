@@ -3,11 +3,12 @@
 The body's features are computed once per task; the inner loop runs on the head alone
 (second order through the head), and the outer loop trains body and head.
 """
-from polytask.compiler.meta.algorithms.base import GradientBasedAlgorithm, register_algorithm
+from polytask.spec.registry import ALGORITHMS
+from polytask.compiler.meta.algorithms.base import Algorithm, GradientBasedAlgorithm
 
 
-@register_algorithm("anil")
 class ANIL(GradientBasedAlgorithm):
+    adapts = "head only"
     second_order = True
 
     def adapted_names(self):
@@ -15,3 +16,11 @@ class ANIL(GradientBasedAlgorithm):
 
     def body_stop(self):
         return self.model.architecture.head_start
+
+
+@ALGORITHMS.register
+class ANILAlgorithm(Algorithm):
+    """ANIL (Raghu et al. 2020): only the head adapts in the inner loop."""
+
+    name = "anil"
+    implementation = ANIL

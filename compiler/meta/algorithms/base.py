@@ -13,56 +13,62 @@ All of them work on T tasks at once through the functional model's task axis.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from typing import Optional
+from typing import ClassVar, Optional
 
-import tensorflow as tf
 
-from polytask.compiler.meta.functional import FunctionalModel, tile_params
-from polytask.compiler.meta.losses import TaskLoss
 from polytask.errors import PolytaskError
+from polytask.spec.registry import ALGORITHMS, Concept
 
-_ALGORITHMS: dict[str, type] = {}
+class Algorithm(Concept):
+    """Descriptor of a meta-learning algorithm (`structure.algorithm`): facts and the implementation.
 
+    The facts are class attributes of `implementation` (a `MetaAlgorithm` subclass in the
+    same module, whose methods import TensorFlow), so they are written once; `build`
+    instantiates it for a compiled program.
+    """
 
-def register_algorithm(name: str):
-    def decorate(cls):
-        cls.name = name
-        _ALGORITHMS[name] = cls
-        return cls
+    implementation: ClassVar[type]
 
-    return decorate
+    @property
+    def metric_based(self) -> bool:
+        """Classifies by comparing embeddings: no output layer, no inner loop, any number of ways."""
+        return self.implementation.metric_based
 
+    @property
+    def second_order(self) -> Optional[bool]:
+        """Differentiates through the inner gradient steps (None: no inner loop)."""
+        return None if self.metric_based else self.implementation.second_order
 
-def _import_all() -> None:
-    package = importlib.import_module("polytask.compiler.meta.algorithms")
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name != "base" and not info.name.startswith("_"):
-            importlib.import_module(f"{package.__name__}.{info.name}")
+    @property
+    def adapts(self) -> Optional[str]:
+        """What the inner loop adapts (None: no inner loop)."""
+        return None if self.metric_based else self.implementation.adapts
 
+    @property
+    def learned_learning_rates(self) -> bool:
+        return self.implementation.learned_learning_rates
 
-def available_algorithms() -> list[str]:
-    _import_all()
-    return sorted(_ALGORITHMS)
+    @property
+    def outer_step_size(self) -> bool:
+        """Uses `structure.reptile_step_size`."""
+        return self.implementation.outer_step_size
 
-
-def get_algorithm(name: str) -> type:
-    if name not in _ALGORITHMS:
-        _import_all()
-    if name not in _ALGORITHMS:
-        raise PolytaskError(f"unknown meta-learning algorithm '{name}'",
-                            hint=f"available: {', '.join(available_algorithms())}")
-    return _ALGORITHMS[name]
+    def build(self, model, structure, loss, description):
+        return self.implementation(model, structure, loss, description)
 
 
 class MetaAlgorithm:
     """Base class. `theta` holds the model's meta-parameters, `extra` the algorithm's own
     meta-learned tensors (e.g. Meta-SGD's learning rates)."""
 
-    name = ""
-    #: The algorithm classifies by comparing embeddings (no output layer, any number of ways).
+    #: Facts read by the descriptor (`Algorithm`): classifies by comparing embeddings (no
+    #: output layer, any number of ways); what the inner loop adapts; meta-learned inner
+    #: learning rates; an outer interpolation step (`reptile_step_size`).
     metric_based = False
+    second_order = False
+    adapts = "all parameters"
+    learned_learning_rates = False
+    outer_step_size = False
 
     def __init__(self, model: FunctionalModel, structure, loss: TaskLoss, description):
         self.model = model
@@ -80,6 +86,8 @@ class MetaAlgorithm:
 
     def meta_gradients(self, theta, extra, batch, *, ways: Optional[int] = None):
         """(grads for theta, grads for extra, per-task metrics) of the summed meta-objective."""
+        import tensorflow as tf
+
         variables = {**theta, **extra}
         with tf.GradientTape() as tape:
             tape.watch(list(variables.values()))
@@ -104,6 +112,8 @@ class MetaAlgorithm:
 
     def query_outputs(self, params, support_x, query_x, *, start: int = 0) -> tf.Tensor:
         """Query predictions; batch norm uses the support set's statistics unless transductive."""
+        import tensorflow as tf
+
         if self.transductive or not self.model.has_batch_norm:
             return self.model(params, query_x, start=start)
         count = support_x.shape[1] if support_x.shape[1] is not None else tf.shape(support_x)[1]
@@ -131,6 +141,8 @@ class GradientBasedAlgorithm(MetaAlgorithm):
 
     def inner_step(self, fast, extra, x, y, *, ways=None, start: int = 0, first_order: bool = False):
         """One gradient step on the support loss, for every task at once."""
+        import tensorflow as tf
+
         names = self.adapted_names()
         with tf.GradientTape() as tape:
             tape.watch([fast[n] for n in names])
@@ -149,6 +161,10 @@ class GradientBasedAlgorithm(MetaAlgorithm):
 
     def _prepare(self, theta, support_x, query_x):
         """Tile theta per task; for a frozen body, compute its features once (ANIL)."""
+        from polytask.compiler.meta.functional import tile_params
+
+        import tensorflow as tf
+
         tasks = support_x.shape[0] if support_x.shape[0] is not None else tf.shape(support_x)[0]
         fast = tile_params(theta, tasks)
         stop = self.body_stop()

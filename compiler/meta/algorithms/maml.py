@@ -3,9 +3,17 @@
 The meta-gradient differentiates through the inner gradient steps (second order: it
 includes the Hessian-vector products of the support loss).
 """
-from polytask.compiler.meta.algorithms.base import GradientBasedAlgorithm, register_algorithm
+from polytask.spec.registry import ALGORITHMS
+from polytask.compiler.meta.algorithms.base import Algorithm, GradientBasedAlgorithm
 
 
-@register_algorithm("maml")
 class MAML(GradientBasedAlgorithm):
     second_order = True
+
+
+@ALGORITHMS.register
+class MAMLAlgorithm(Algorithm):
+    """MAML (Finn et al. 2017): an initialisation that adapts in a few gradient steps (second order)."""
+
+    name = "maml"
+    implementation = MAML

@@ -4,26 +4,24 @@ The model is an embedding (no output layer). A class prototype is the mean embed
 its support examples; a query's logits are minus its squared Euclidean distances to the
 prototypes. There is no inner loop, so any number of ways works at evaluation time.
 """
-import tensorflow as tf
 
-from polytask.compiler.meta.algorithms.base import MetaAlgorithm, register_algorithm
-from polytask.compiler.meta.functional import tile_params
+from polytask.spec.registry import ALGORITHMS
+from polytask.compiler.meta.algorithms.base import Algorithm, MetaAlgorithm
 from polytask.errors import PolytaskError
 
 
-@register_algorithm("protonet")
 class ProtoNet(MetaAlgorithm):
     metric_based = True
 
-    def __init__(self, model, structure, loss, description):
-        if loss.kind != "classification":
-            raise PolytaskError("protonet classifies by class prototypes and needs a class family",
-                                hint="use `family.source: classes`, or maml/fomaml/reptile/anil/metasgd "
-                                "for regression families")
+    def __init__(self, model, structure, loss, description):  # a class family: check's PT212
         super().__init__(model, structure, loss, description)
         self.eval_steps = 0
 
     def logits(self, theta, support_x, support_y, query_x, ways):
+        from polytask.compiler.meta.functional import tile_params
+
+        import tensorflow as tf
+
         tasks = support_x.shape[0] if support_x.shape[0] is not None else tf.shape(support_x)[0]
         params = tile_params(theta, tasks)
         if self.transductive or not self.model.has_batch_norm:
@@ -56,3 +54,11 @@ class ProtoNet(MetaAlgorithm):
 
     def predict(self, theta, extra, support_x, support_y, query_x, *, steps=None, ways=None):
         return self.logits(theta, support_x, support_y, query_x, self._ways(ways))
+
+
+@ALGORITHMS.register
+class ProtoNetAlgorithm(Algorithm):
+    """Prototypical networks (Snell et al. 2017): nearest class prototype in an embedding."""
+
+    name = "protonet"
+    implementation = ProtoNet

@@ -6,16 +6,18 @@ the meta-update direction is theta - mean_t(theta'_t), scaled by `reptile_step_s
 `optimizer: {sgd: {learning_rate: 1}}` this is exactly Reptile's theta += epsilon *
 (mean theta' - theta); with Adam it is the common "Reptile with an adaptive outer step".
 """
-import tensorflow as tf
 
-from polytask.compiler.meta.algorithms.base import GradientBasedAlgorithm, register_algorithm
+from polytask.spec.registry import ALGORITHMS
+from polytask.compiler.meta.algorithms.base import Algorithm, GradientBasedAlgorithm
 
 
-@register_algorithm("reptile")
 class Reptile(GradientBasedAlgorithm):
+    outer_step_size = True
     second_order = False
 
     def meta_gradients(self, theta, extra, batch, *, ways=None):
+        import tensorflow as tf
+
         fast, sx, qx, start, _ = self.adapt(theta, extra, batch["support_x"], batch["support_y"],
                                             batch["query_x"], self.inner_steps, ways=ways, first_order=True)
         metrics = self.loss.metrics(self._query(fast, sx, qx, start), batch["query_y"], ways)
@@ -23,3 +25,11 @@ class Reptile(GradientBasedAlgorithm):
         grads = {name: epsilon * tf.reduce_sum(value[None] - tf.stop_gradient(fast[name]), axis=0)
                  for name, value in theta.items()}
         return grads, {}, {k: tf.stop_gradient(v) for k, v in metrics.items()}
+
+
+@ALGORITHMS.register
+class ReptileAlgorithm(Algorithm):
+    """Reptile (Nichol et al. 2018): move the initialisation towards each task's adapted weights."""
+
+    name = "reptile"
+    implementation = Reptile
