@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 from pydantic import ConfigDict, Field, model_validator
 
 from polytask.spec.layers import LayerList
-from polytask.spec.registry import LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SHARING, WEIGHTINGS
+from polytask.spec.registry import FAMILIES, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SHARING, WEIGHTINGS
 from polytask.spec.types import (MAX_INT, FiniteFloat, Fraction, Identifier, NonNegativeFloat, PositiveFloat,
                                  PositiveInt, StrictModel)
 
@@ -320,68 +320,7 @@ class Task(StrictModel):
 # --------------------------------------------------------------------------- task families
 
 
-class SinusoidFamily(StrictModel):
-    """The MAML sinusoid family: y = A sin(x - phi), A, phi, x uniform in the given ranges."""
-
-    source: Literal["sinusoid"]
-    """`sinusoid`"""
-    amplitude: tuple[FiniteFloat, FiniteFloat] = (0.1, 5.0)
-    """[low, high] of A."""
-    phase: tuple[FiniteFloat, FiniteFloat] = (0.0, math.pi)
-    """[low, high] of phi."""
-    x: tuple[FiniteFloat, FiniteFloat] = (-5.0, 5.0)
-    """[low, high] of the input."""
-    shots: PositiveInt = 10
-    """Support examples per task (K)."""
-    queries: PositiveInt = 10
-    """Query examples per task."""
-
-
-class ClassSplit(StrictModel):
-    """Fractions of *classes* for meta-train / meta-validation / meta-test (seeded)."""
-
-    train: Fraction = 0.7
-    """Fraction of classes for meta-training."""
-    validation: Fraction = 0.1
-    """Fraction of classes for meta-validation."""
-    test: Fraction = 0.2
-    """Fraction of classes for the meta-test report."""
-
-    @model_validator(mode="after")
-    def _adds_up(self) -> "ClassSplit":
-        total = self.train + self.validation + self.test
-        if not math.isclose(total, 1.0, abs_tol=1e-6):
-            raise ValueError(f"class_split fractions add up to {total:g}, not 1")
-        return self
-
-
-class ClassEpisodeFamily(StrictModel):
-    """N-way K-shot Q-query classification episodes drawn from a class-structured dataset."""
-
-    source: Literal["classes"]
-    """`classes`"""
-    dataset: Identifier
-    """An image_folder dataset whose classes are the episode classes."""
-    ways: Annotated[int, Field(ge=2)] = 5
-    """Classes per episode (N)."""
-    shots: PositiveInt = 1
-    """Support examples per class (K)."""
-    queries: PositiveInt = 15
-    """Query examples per class."""
-    rotations: list[Literal[0, 90, 180, 270]] = Field(
-        [0], description="Each rotation of a class is an extra class (Omniglot: [0, 90, 180, 270])."
-    )
-    class_split: ClassSplit = ClassSplit()
-    """How classes are split into meta-train / meta-validation / meta-test."""
-    extra_datasets: list[Identifier] = Field(
-        [],
-        description="More image_folder datasets whose classes join `dataset`'s pool before the class "
-        "split (e.g. Omniglot's two small background zips). Each must have the same image_size "
-        "and grayscale setting as `dataset`.",
-    )
-
-
-Family = Annotated[Union[SinusoidFamily, ClassEpisodeFamily], Field(discriminator="source")]
+Family = FAMILIES.tagged_union()
 
 
 # --------------------------------------------------------------------------- structure

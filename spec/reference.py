@@ -21,7 +21,7 @@ from pydantic_core import PydanticUndefined
 
 from polytask.spec import layers, models
 from polytask.spec.diagnostics import CODES
-from polytask.spec.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, REGISTRIES, SCHEDULES, SHARING, WEIGHTINGS
+from polytask.spec.registry import FAMILIES, LAYERS, LOSSES, METRICS, OPTIMIZERS, REGISTRIES, SCHEDULES, SHARING, WEIGHTINGS
 from polytask.spec.types import NoParams
 
 def _params_entries(registry, prefix: str) -> list[tuple[str, type[BaseModel]]]:
@@ -72,9 +72,7 @@ SECTIONS: list = [
     ]),
     ("Tasks (`tasks.<name>`)", [("task", models.Task)]),
     ("Task families (`family`)", [
-        ("source: sinusoid", models.SinusoidFamily),
-        ("source: classes", models.ClassEpisodeFamily),
-        ("`class_split`", models.ClassSplit),
+        lambda: _tagged_entries(FAMILIES),
     ]),
     ("Structure (`structure`)", [
         lambda: _tagged_entries(SHARING),
@@ -95,7 +93,7 @@ SECTIONS: list = [
 _NAMES = {
     models.Split: "split", models.Task: "task", models.Training: "training", models.Runtime: "runtime",
     models.Optimizer: "optimizer", models.EarlyStopping: "early_stopping",
-    models.ClassSplit: "class_split", models.TfRecordFeature: "feature",
+    models.TfRecordFeature: "feature",
     models.Weighting: "weighting", layers.Layer: "layer", models.TemperatureSampling: "{temperature: T}",
     NoParams: "no parameters",
 }

@@ -231,6 +231,7 @@ REGISTRIES: dict[str, Registry] = {}
 SHARING: Registry = Registry("sharing", "sharing pattern", "sharing patterns", "polytask.compiler.sharing", tag="sharing")
 OPTIMIZERS: Registry = Registry("optimizer", "optimizer", "optimizers", "polytask.compiler.optimizers")
 SCHEDULES: Registry = Registry("schedule", "schedule kind", "schedules", "polytask.compiler.schedules", tag="kind")
+FAMILIES: Registry = Registry("family", "task family", "task families", "polytask.compiler.meta.families", tag="source")
 ALGORITHMS: Registry = Registry("algorithm", "meta-learning algorithm", "meta-learning algorithms",
                                 "polytask.compiler.meta.algorithms")
 

@@ -20,9 +20,8 @@ from typing import Any, Callable, Optional
 
 from polytask.spec.catalog import Column, Facts, image_shape
 from polytask.spec.diagnostics import MAX_REPORTS, Diagnostic
-from polytask.spec.registry import LOSSES, METRICS, SHARING, WEIGHTINGS
+from polytask.spec.registry import FAMILIES, LOSSES, METRICS, SHARING, WEIGHTINGS
 from polytask.spec.source import SourceMap, dotted
-from polytask.spec.splits import split_sizes
 from polytask.spec.suggest import closest, did_you_mean, one_of
 
 RULES: list[tuple[Callable[["RuleContext"], None], tuple]] = []
@@ -375,80 +374,10 @@ def ranges(ctx: RuleContext) -> None:
 
 @rule("loss")
 def family_fits(ctx: RuleContext) -> None:
-    family, spec = ctx.spec.family, ctx.spec
-    if family is None:
-        return
-    loss = spec.loss_name
-    if family.source == "sinusoid":
-        if loss is not None and LOSSES.get(loss).measures != "regression":
-            ctx.report("PT205", f"the sinusoid family is regression; loss {loss} does not fit", ("loss",),
-                       hint="use mse")
-        return
-    names = [family.dataset, *family.extra_datasets]
-    paths = [("family", "dataset"), *[("family", "extra_datasets", i) for i in range(len(family.extra_datasets))]]
-    first = None
-    for name, path in zip(names, paths):
-        dataset = spec.datasets.get(name)
-        if dataset is None:
-            continue
-        if dataset.source != "image_folder":
-            ctx.report("PT211", f"a classes family draws episodes from class folders, but dataset '{name}' is "
-                       f"{dataset.source}", path, hint="use a `source: image_folder` dataset (a folder tree or zip)")
-            continue
-        if first is None:
-            first = (name, dataset)
-        elif (dataset.image_size, dataset.grayscale) != (first[1].image_size, first[1].grayscale):
-            ctx.report("PT219", f"dataset '{name}' has image_size {list(dataset.image_size)} grayscale "
-                       f"{str(dataset.grayscale).lower()}, but '{first[0]}' has {list(first[1].image_size)} "
-                       f"grayscale {str(first[1].grayscale).lower()}", path,
-                       hint="datasets pooled by one family must produce images of the same shape")
-    if len(set(names)) != len(names):
-        ctx.report("PT107", "the family lists the same dataset more than once", ("family", "extra_datasets"),
-                   prefer="key")
-    episode_labels = Column((), categorical=True, num_classes=family.ways, dtype="int64")
-    if loss is not None and LOSSES.get(loss).output_kind(spec.loss_params, episode_labels) != "softmax":
-        ctx.report("PT205", f"a classes family is N-way classification; loss {loss} does not fit", ("loss",),
-                   hint="use a loss with one output per class, such as cross_entropy")
-    if len(set(family.rotations)) != len(family.rotations):
-        ctx.report("PT107", "rotations are listed more than once", ("family", "rotations"),
-                   hint="list each of 0, 90, 180, 270 at most once")
-    _episodes_fit_data(ctx, family, names)
-
-
-def _episodes_fit_data(ctx, family, names: list[str]) -> None:
-    counts: list[int] = []
-    for name in names:
-        facts = ctx.facts.get(name)
-        if facts is None or facts.class_counts is None:
-            return  # data not checked (or unreadable, already reported)
-        counts.extend(facts.class_counts)
-    rotations = len(set(family.rotations)) or 1
-    total = len(counts) * rotations
-    needed = family.shots + family.queries
-    if total < family.ways:
-        ctx.report("PT304", f"{family.ways}-way episodes need {family.ways} classes, but the data has "
-                   f"{len(counts)}" + (f" ({total} with {rotations} rotations)" if rotations > 1 else ""),
-                   ("family", "ways"), hint="lower `ways`, add rotations, or add classes")
-        return
-    sizes = split_sizes(len(counts), [getattr(family.class_split, s) for s in SPLITS])
-    for split, fraction, size in zip(SPLITS, [getattr(family.class_split, s) for s in SPLITS], sizes):
-        if fraction <= 0 or size * rotations >= family.ways:
-            continue
-        path = ("family", "class_split", split)
-        ctx.report("PT304", f"the meta-{split} split gets {size} of {len(counts)} classes ({fraction:g})"
-                   + (f", {size * rotations} with rotations" if rotations > 1 else "")
-                   + f": fewer than ways = {family.ways}",
-                   path if path in ctx.source_map else ("family", "ways"),
-                   hint="lower `ways`, add classes or rotations, or give this split a larger share in class_split")
-    short = [c for c in counts if c < needed]
-    if short:
-        path = ("family", "queries") if ("family", "queries") in ctx.source_map else ("family", "shots")
-        ctx.report("PT305", f"{family.shots} shots + {family.queries} queries need {needed} examples per class, but "
-                   f"{len(short)} of {len(counts)} classes have fewer (smallest: {min(short)})", path,
-                   hint=f"lower shots or queries so they add up to at most {min(short)}, or drop the small classes")
-
-
-SPLITS = ("train", "validation", "test")
+    """The family's own rules (its datasets, episodes that fit the data, the loss): its descriptor's `check`."""
+    family = ctx.spec.family
+    if family is not None:
+        FAMILIES.get(family.source).check(family, ctx)
 
 
 # --------------------------------------------------------------------------- training

@@ -42,8 +42,8 @@ def test_sklearn_row_counts_match_scikit_learn():
 
 def test_class_split_sizes_match_the_data_layer():
     from polytask.compiler.data.table import split_indices
-    from polytask.spec.models import ClassSplit
-    from polytask.spec.rules import split_sizes
+    from polytask.compiler.meta.families.classes import ClassSplit
+    from polytask.spec.splits import split_sizes
 
     for count in range(0, 60):
         for fractions in [(0.7, 0.1, 0.2), (1.0, 0.0, 0.0), (0.34, 0.33, 0.33), (0.9, 0.05, 0.05), (0.5, 0.0, 0.5)]:

@@ -63,4 +63,4 @@ def test_a_key_in_the_wrong_section_says_where_it_belongs():
     assert d.message == "unknown key 'learning_rate' in training"
     assert d.hint.startswith("'learning_rate' belongs in structure.inner, training.optimizer.adam")
     d = only(HEAD + TASK + "shots: 5\n")
-    assert d.hint == "'shots' belongs in family (with source: sinusoid) or family (with source: classes)"
+    assert d.hint == "'shots' belongs in family (with source: classes) or family (with source: sinusoid)"

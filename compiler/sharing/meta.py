@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 from pydantic import Field
 
 from polytask.compiler.sharing import SharingPattern
-from polytask.spec.registry import ALGORITHMS, SHARING
+from polytask.spec.registry import ALGORITHMS, FAMILIES, SHARING
 from polytask.spec.suggest import one_of
 from polytask.spec.types import PositiveFloat, PositiveInt, StrictModel
 
@@ -63,7 +63,7 @@ class Meta(SharingPattern):
         algorithm = ALGORITHMS.get(structure.algorithm)
         name, family, explicit = algorithm.name, view.spec.family, structure.model_fields_set
         if algorithm.metric_based:
-            if family is not None and family.source != "classes":
+            if family is not None and FAMILIES.get(family.source).measures != "classification":
                 gradient_based = ALGORITHMS.where(lambda a: not a.metric_based)
                 view.report("PT212", f"{name} classifies by distance to class prototypes; it needs a classes "
                             f"family, not {family.source}", ("structure", "algorithm"),

@@ -13,13 +13,11 @@ on every replica and worker.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import zlib
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
-from polytask.errors import PolytaskError
+from polytask.spec.registry import FAMILIES, Concept
 
 SPLITS = ("train", "validation", "test")
 
@@ -72,10 +70,13 @@ class EpisodeSampler:
         return {}
 
 
-class TaskFamily:
-    """A `family.source` kind: describes itself without TensorFlow, builds a sampler with it."""
+class TaskFamily(Concept):
+    """A `family.source` kind: its params model, its checks, a TF-free description, a sampler."""
 
-    name: str = ""
+    measures: ClassVar[str] = "regression"  # or "classification": which losses fit it
+
+    def check(self, family, ctx) -> None:
+        """Report this family's problems in `polytask check` (ctx: `polytask.spec.rules.RuleContext`)."""
 
     def describe(self, family, loaded) -> FamilyDescription:
         raise NotImplementedError
@@ -84,30 +85,8 @@ class TaskFamily:
         raise NotImplementedError
 
 
-_FAMILIES: dict[str, TaskFamily] = {}
-
-
-def register_family(name: str):
-    """Class decorator: make a `TaskFamily` subclass available as `family.source: <name>`."""
-
-    def decorate(cls):
-        instance = cls()
-        instance.name = name
-        _FAMILIES[name] = instance
-        return cls
-
-    return decorate
-
-
 def get_family(name: str) -> TaskFamily:
-    if name not in _FAMILIES:
-        package = importlib.import_module("polytask.compiler.meta.families")
-        for info in pkgutil.iter_modules(package.__path__):
-            if info.name != "base" and not info.name.startswith("_"):
-                importlib.import_module(f"{package.__name__}.{info.name}")
-    if name not in _FAMILIES:
-        raise PolytaskError(f"unknown task family '{name}'", hint=f"available: {', '.join(sorted(_FAMILIES))}")
-    return _FAMILIES[name]
+    return FAMILIES.get(name)
 
 
 def split_seed(seed: int, split: str):

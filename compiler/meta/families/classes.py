@@ -13,52 +13,115 @@ random, so no label is tied to a class across episodes.
 """
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import Annotated, Literal, Optional
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from polytask.compiler.meta.families.base import (
-    SPLITS,
-    EpisodeSampler,
-    FamilyDescription,
-    TaskFamily,
-    register_family,
-    split_seed,
-)
-from polytask.errors import DataError, PolytaskError
+from polytask.compiler.meta.families.base import SPLITS, EpisodeSampler, FamilyDescription, TaskFamily, split_seed
+from polytask.errors import DataError
+from polytask.spec.catalog import Column
+from polytask.spec.registry import FAMILIES, LOSSES
+from polytask.spec.splits import split_sizes
+from polytask.spec.types import Fraction, Identifier, PositiveInt, StrictModel
 
 
-def _dataset_spec(loaded, name: str, role: str):
-    datasets = loaded.spec.datasets
-    if name not in datasets:
-        raise PolytaskError(
-            f"family.{role} refers to dataset '{name}', which is not declared under datasets:",
-            hint=f"declared datasets: {', '.join(datasets) or '(none)'}",
-        )
-    dataset = datasets[name]
-    if dataset.source != "image_folder":
-        raise PolytaskError(f"family.{role}: dataset '{name}' is a {dataset.source} dataset; "
-                            "class episodes need an image_folder dataset",
-                            hint="use `source: image_folder` with one folder per class")
-    return dataset
+class ClassSplit(StrictModel):
+    """Fractions of *classes* for meta-train / meta-validation / meta-test (seeded)."""
+
+    train: Fraction = 0.7
+    """Fraction of classes for meta-training."""
+    validation: Fraction = 0.1
+    """Fraction of classes for meta-validation."""
+    test: Fraction = 0.2
+    """Fraction of classes for the meta-test report."""
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> "ClassSplit":
+        total = self.train + self.validation + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"class_split fractions add up to {total:g}, not 1")
+        return self
 
 
-@register_family("classes")
+class ClassEpisodeFamily(StrictModel):
+    """N-way K-shot Q-query classification episodes drawn from a class-structured dataset."""
+
+    source: Literal["classes"]
+    """`classes`"""
+    dataset: Identifier
+    """An image_folder dataset whose classes are the episode classes."""
+    ways: Annotated[int, Field(ge=2)] = 5
+    """Classes per episode (N)."""
+    shots: PositiveInt = 1
+    """Support examples per class (K)."""
+    queries: PositiveInt = 15
+    """Query examples per class."""
+    rotations: list[Literal[0, 90, 180, 270]] = Field(
+        [0], description="Each rotation of a class is an extra class (Omniglot: [0, 90, 180, 270])."
+    )
+    class_split: ClassSplit = ClassSplit()
+    """How classes are split into meta-train / meta-validation / meta-test."""
+    extra_datasets: list[Identifier] = Field(
+        [],
+        description="More image_folder datasets whose classes join `dataset`'s pool before the class "
+        "split (e.g. Omniglot's two small background zips). Each must have the same image_size "
+        "and grayscale setting as `dataset`.",
+    )
+
+
+
+
+@FAMILIES.register
 class ClassFamily(TaskFamily):
-    def describe(self, family, loaded) -> FamilyDescription:
-        first = _dataset_spec(loaded, family.dataset, "dataset")
-        for extra in family.extra_datasets:
-            other = _dataset_spec(loaded, extra, "extra_datasets")
-            if tuple(other.image_size) != tuple(first.image_size) or other.grayscale != first.grayscale:
-                raise PolytaskError(
-                    f"family.extra_datasets: dataset '{extra}' has image_size {list(other.image_size)} "
-                    f"grayscale={other.grayscale}, dataset '{family.dataset}' has "
-                    f"{list(first.image_size)} grayscale={first.grayscale}",
-                    hint="give every dataset of a family the same image_size and grayscale setting")
-        height, width = first.image_size
+    """N-way K-shot classification episodes from the classes of image_folder datasets."""
+
+    name = "classes"
+    Params = ClassEpisodeFamily
+    measures = "classification"
+
+    def check(self, family, ctx):
+        spec, loss = ctx.spec, ctx.spec.loss_name
+        names = [family.dataset, *family.extra_datasets]
+        paths = [("family", "dataset"), *[("family", "extra_datasets", i) for i in range(len(family.extra_datasets))]]
+        first = None
+        for name, path in zip(names, paths):
+            dataset = spec.datasets.get(name)
+            if dataset is None:
+                continue
+            if dataset.source != "image_folder":
+                ctx.report("PT211", f"a classes family draws episodes from class folders, but dataset '{name}' is "
+                           f"{dataset.source}", path, hint="use a `source: image_folder` dataset (a folder tree or zip)")
+                continue
+            if first is None:
+                first = (name, dataset)
+            elif (dataset.image_size, dataset.grayscale) != (first[1].image_size, first[1].grayscale):
+                ctx.report("PT219", f"dataset '{name}' has image_size {list(dataset.image_size)} grayscale "
+                           f"{str(dataset.grayscale).lower()}, but '{first[0]}' has {list(first[1].image_size)} "
+                           f"grayscale {str(first[1].grayscale).lower()}", path,
+                           hint="datasets pooled by one family must produce images of the same shape")
+        if len(set(names)) != len(names):
+            ctx.report("PT107", "the family lists the same dataset more than once", ("family", "extra_datasets"),
+                       prefer="key")
+        episode_labels = Column((), categorical=True, num_classes=family.ways, dtype="int64")
+        if loss is not None and LOSSES.get(loss).output_kind(spec.loss_params, episode_labels) != "softmax":
+            ctx.report("PT205", f"a classes family is N-way classification; loss {loss} does not fit", ("loss",),
+                       hint="use a loss with one output per class, such as cross_entropy")
+        if len(set(family.rotations)) != len(family.rotations):
+            ctx.report("PT107", "rotations are listed more than once", ("family", "rotations"),
+                       hint="list each of 0, 90, 180, 270 at most once")
+        episodes_fit_data(ctx, family, names)
+        height, width = first[1].image_size if first else (1, 1)
         if any(r != 0 for r in family.rotations) and height != width:
-            raise PolytaskError(f"rotations need square images, got image_size {list(first.image_size)}",
-                                hint="set image_size to [N, N] or use rotations: [0]")
+            ctx.report("PT107", f"rotations need square images, but dataset '{first[0]}' has image_size "
+                       f"{list(first[1].image_size)}", ("family", "rotations"),
+                       hint="set image_size to [N, N] or use rotations: [0]")
+
+    def describe(self, family, loaded) -> FamilyDescription:
+        """The episode shape; `check` has made sure the datasets are image folders of one image shape."""
+        first = loaded.spec.datasets[family.dataset]
+        height, width = first.image_size
         channels = 1 if first.grayscale else 3
         return FamilyDescription(kind="classification", input_shape=(height, width, channels),
                                  shots=family.shots, queries=family.queries, ways=family.ways)
@@ -198,3 +261,36 @@ class ClassEpisodeSampler(EpisodeSampler):
             "support_x": part(x, 0, shots, image_shape), "support_y": part(labels, 0, shots, []),
             "query_x": part(x, shots, queries, image_shape), "query_y": part(labels, shots, queries, []),
         }
+
+
+def episodes_fit_data(ctx, family, names: list[str]) -> None:
+    counts: list[int] = []
+    for name in names:
+        facts = ctx.facts.get(name)
+        if facts is None or facts.class_counts is None:
+            return  # data not checked (or unreadable, already reported)
+        counts.extend(facts.class_counts)
+    rotations = len(set(family.rotations)) or 1
+    total = len(counts) * rotations
+    needed = family.shots + family.queries
+    if total < family.ways:
+        ctx.report("PT304", f"{family.ways}-way episodes need {family.ways} classes, but the data has "
+                   f"{len(counts)}" + (f" ({total} with {rotations} rotations)" if rotations > 1 else ""),
+                   ("family", "ways"), hint="lower `ways`, add rotations, or add classes")
+        return
+    sizes = split_sizes(len(counts), [getattr(family.class_split, s) for s in SPLITS])
+    for split, fraction, size in zip(SPLITS, [getattr(family.class_split, s) for s in SPLITS], sizes):
+        if fraction <= 0 or size * rotations >= family.ways:
+            continue
+        path = ("family", "class_split", split)
+        ctx.report("PT304", f"the meta-{split} split gets {size} of {len(counts)} classes ({fraction:g})"
+                   + (f", {size * rotations} with rotations" if rotations > 1 else "")
+                   + f": fewer than ways = {family.ways}",
+                   path if path in ctx.source_map else ("family", "ways"),
+                   hint="lower `ways`, add classes or rotations, or give this split a larger share in class_split")
+    short = [c for c in counts if c < needed]
+    if short:
+        path = ("family", "queries") if ("family", "queries") in ctx.source_map else ("family", "shots")
+        ctx.report("PT305", f"{family.shots} shots + {family.queries} queries need {needed} examples per class, but "
+                   f"{len(short)} of {len(counts)} classes have fewer (smallest: {min(short)})", path,
+                   hint=f"lower shots or queries so they add up to at most {min(short)}, or drop the small classes")

@@ -6,19 +6,44 @@ meta-test tasks come from disjoint random streams of the same distribution.
 """
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import Literal, Optional
 
-from polytask.compiler.meta.families.base import (
-    EpisodeSampler,
-    FamilyDescription,
-    TaskFamily,
-    register_family,
-    split_seed,
-)
+from polytask.compiler.meta.families.base import EpisodeSampler, FamilyDescription, TaskFamily, split_seed
+from polytask.spec.registry import FAMILIES, LOSSES
+from polytask.spec.types import FiniteFloat, PositiveInt, StrictModel
 
 
-@register_family("sinusoid")
+class SinusoidFamilyParams(StrictModel):
+    """The MAML sinusoid family: y = A sin(x - phi), A, phi, x uniform in the given ranges."""
+
+    source: Literal["sinusoid"]
+    """`sinusoid`"""
+    amplitude: tuple[FiniteFloat, FiniteFloat] = (0.1, 5.0)
+    """[low, high] of A."""
+    phase: tuple[FiniteFloat, FiniteFloat] = (0.0, math.pi)
+    """[low, high] of phi."""
+    x: tuple[FiniteFloat, FiniteFloat] = (-5.0, 5.0)
+    """[low, high] of the input."""
+    shots: PositiveInt = 10
+    """Support examples per task (K)."""
+    queries: PositiveInt = 10
+    """Query examples per task."""
+
+
+@FAMILIES.register
 class SinusoidFamily(TaskFamily):
+    """Sinusoid regression tasks y = A sin(x - phi) (Finn et al. 2017)."""
+
+    name = "sinusoid"
+    Params = SinusoidFamilyParams
+
+    def check(self, family, ctx):
+        loss = ctx.spec.loss_name
+        if loss is not None and LOSSES.get(loss).measures != "regression":
+            ctx.report("PT205", f"the sinusoid family is regression; loss {loss} does not fit", ("loss",),
+                       hint="use mse")
+
     def describe(self, family, loaded) -> FamilyDescription:
         return FamilyDescription(kind="regression", input_shape=(1,), shots=family.shots, queries=family.queries)
 
