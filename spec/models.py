@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from polytask.spec.layers import LayerList
 from polytask.spec.registry import LOSSES, METRICS, WEIGHTINGS
+from polytask.spec.splits import Split  # noqa: F401  (re-exported: models.Split)
 from polytask.spec.types import (MAX_INT, FiniteFloat, Fraction, Identifier, NonNegativeFloat, PositiveFloat,
                                  PositiveInt, StrictModel)
 
@@ -57,29 +58,8 @@ class OneOf(StrictModel):
 
 
 # --------------------------------------------------------------------------- splits
-
-
-class Split(StrictModel):
-    """Fractions of a dataset's rows per split; they must add up to 1."""
-
-    train: Fraction = 0.8
-    """Fraction of rows for training (> 0)."""
-    validation: Fraction = 0.0
-    """Fraction for validation (evaluation during training, early stopping)."""
-    test: Fraction = 0.2
-    """Fraction held out for the final report."""
-
-    @model_validator(mode="after")
-    def _adds_up(self) -> "Split":
-        total = self.train + self.validation + self.test
-        if not math.isclose(total, 1.0, abs_tol=1e-6):
-            raise ValueError(
-                f"split fractions add up to {total:g}, not 1 "
-                f"(train {self.train:g} + validation {self.validation:g} + test {self.test:g})"
-            )
-        if self.train <= 0.0:
-            raise ValueError("the train split must be larger than 0")
-        return self
+# `Split` lives in polytask.spec.splits (imported above): every data source's params model
+# derives from a base that has it, and those are built while the registries load.
 
 
 # --------------------------------------------------------------------------- datasets
