@@ -21,7 +21,7 @@ from pydantic_core import PydanticUndefined
 
 from polytask.spec import layers, models
 from polytask.spec.diagnostics import CODES
-from polytask.spec.registry import LAYERS, LOSSES, METRICS, REGISTRIES, WEIGHTINGS
+from polytask.spec.registry import GENERATORS, LAYERS, LOSSES, METRICS, REGISTRIES, SOURCES, WEIGHTINGS
 from polytask.spec.types import NoParams
 
 def _params_entries(registry, prefix: str) -> list[tuple[str, type[BaseModel]]]:
@@ -31,6 +31,16 @@ def _params_entries(registry, prefix: str) -> list[tuple[str, type[BaseModel]]]:
         if descriptor.Params is not NoParams and descriptor.Params.model_fields:
             by_model.setdefault(descriptor.Params, []).append(name)
     return [(prefix + ", ".join(names), model) for model, names in by_model.items()]
+
+
+def _source_entries() -> list[tuple[str, type[BaseModel]]]:
+    """Each data source's params table, followed by the tables of the models nested in it
+    (a tfrecord feature; the synthetic source's generator kinds)."""
+    out = []
+    for name, source in SOURCES.items():
+        out.append((f"source: {name}", source.Params))
+        out.extend(source.reference_models())
+    return out
 
 
 def _entries(entries) -> list[tuple[str, type[BaseModel]]]:
@@ -45,17 +55,7 @@ SECTIONS: list = [
     ("Top level", [("spec", models.Spec)]),
     ("Datasets (`datasets.<name>`)", [
         ("every source: `split`", models.Split),
-        ("source: csv", models.CsvDataset),
-        ("source: npz", models.NpzDataset),
-        ("source: image_folder", models.ImageFolderDataset),
-        ("source: tfrecord", models.TfRecordDataset),
-        ("tfrecord `schema.<feature>`", models.TfRecordFeature),
-        ("source: sklearn", models.SklearnDataset),
-        ("source: synthetic", models.SyntheticDataset),
-        ("generator kind: sinusoid", models.SinusoidGenerator),
-        ("generator kind: gradnorm_toy", models.GradNormToyGenerator),
-        ("generator kind: mmoe", models.MmoeGenerator),
-        ("source: python", models.PythonDataset),
+        lambda: _source_entries(),
     ]),
     ("Tasks (`tasks.<name>`)", [("task", models.Task)]),
     ("Task families (`family`)", [
@@ -87,7 +87,7 @@ SECTIONS: list = [
 _NAMES = {
     models.Split: "split", models.Task: "task", models.Training: "training", models.Runtime: "runtime",
     models.Optimizer: "optimizer", models.Schedule: "schedule", models.EarlyStopping: "early_stopping",
-    models.InnerLoop: "inner", models.ClassSplit: "class_split", models.TfRecordFeature: "feature",
+    models.InnerLoop: "inner", models.ClassSplit: "class_split",
     models.Weighting: "weighting", layers.Layer: "layer", models.TemperatureSampling: "{temperature: T}",
     NoParams: "no parameters",
 }
@@ -141,7 +141,7 @@ def render_type(annotation: Any, metadata=()) -> str:
     elif origin is tuple:
         text = "[" + ", ".join(render_type(a) for a in args) + "]"
     elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        text = f"`{_NAMES.get(annotation, annotation.__name__)}` mapping"
+        text = f"`{_NAMES.get(annotation) or getattr(annotation, 'reference_name', annotation.__name__)}` mapping"
     elif annotation is typing.Any or annotation is dict:
         text = "mapping"
     else:
@@ -233,7 +233,8 @@ def concepts_markdown() -> str:
                 "| name | what it is | parameters | " + "".join(f"{title} | " for title in extra) + "from |",
                 "|---|---|---|" + "---|" * len(extra) + "---|"]
         for name, descriptor in registry.items():
-            fields = ", ".join(f"`{f}`" for f in descriptor.Params.model_fields) or "none"
+            fields = ", ".join(f"`{info.alias or f}`" for f, info in descriptor.Params.model_fields.items()
+                               if f != registry.tag) or "none"
             origin = "built in" if descriptor.origin.builtin else f"plugin `{descriptor.origin.plugin}`"
             cells = [descriptor.summary(), fields, *(column(descriptor) for column in extra.values()), origin]
             rows.append(f"| `{name}` | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")

@@ -209,6 +209,8 @@ LAYERS: Registry = Registry("layer", "layer kind", "layer kinds", "polytask.comp
 LOSSES: Registry = Registry("loss", "loss", "losses", "polytask.compiler.losses")
 METRICS: Registry = Registry("metric", "metric", "metrics", "polytask.compiler.metrics")
 WEIGHTINGS: Registry = Registry("weighting", "weighting", "weightings", "polytask.compiler.weighting")
+SOURCES = Registry("source", "data source", "data sources", "polytask.compiler.data.sources", tag="source")
+GENERATORS = Registry("generator", "generator kind", "generator kinds", "polytask.compiler.data.generators", tag="kind")
 
 
 # --------------------------------------------------------------------------- loading
