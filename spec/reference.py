@@ -1,10 +1,12 @@
-"""Generate the field tables and the diagnostics table of docs/spec-language.md from the code.
+"""Generate the reference tables of the docs from the code (models, registries, codes).
 
-    python -m polytask.spec.reference --write docs/spec-language.md
+    python -m polytask.spec.reference --all        # docs/spec-language.md and docs/data-sources.md
+    python -m polytask.spec.reference --write docs/spec-language.md docs/data-sources.md
 
-Rewrites only the parts between `<!-- generated:fields -->` / `<!-- generated:codes -->`
-markers and their `<!-- end -->`, so the prose around them is hand-written and the tables
-can never drift from the models (tests/test_spec_docs.py checks they are up to date).
+Rewrites only the parts between `<!-- generated:NAME -->` markers (fields, codes, concepts,
+sources, generators) and their `<!-- end -->`, so the prose around them is hand-written and
+the tables can never drift from the code (tests/test_spec_docs.py checks they are up to
+date). `--all` takes the paths relative to the current folder: run it from the repository.
 """
 from __future__ import annotations
 
@@ -242,7 +244,33 @@ def concepts_markdown() -> str:
     return "\n".join(parts)
 
 
-GENERATED = {"fields": fields_markdown, "codes": codes_markdown, "concepts": concepts_markdown}
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def sources_markdown() -> str:
+    """docs/data-sources.md's table of sources: default input, other columns, what it reads."""
+    rows = ["| source | input (default) | other columns | reads |", "|---|---|---|---|"]
+    for name, source in SOURCES.items():
+        rows.append(f"| `{name}` | {_cell(source.default_input)} | {_cell(source.other_columns)} | "
+                    f"{_cell(source.reads)} |")
+    return "\n".join(rows) + "\n"
+
+
+def generators_markdown() -> str:
+    """docs/data-sources.md's table of generator kinds: what each is, its parameters."""
+    rows = ["| kind | what it is | parameters |", "|---|---|---|"]
+    for name, generator in GENERATORS.items():
+        fields = ", ".join(f"`{info.alias or f}`" for f, info in generator.Params.model_fields.items()
+                           if f != GENERATORS.tag) or "none"
+        rows.append(f"| `{name}` | {_cell(generator.summary())} | {fields} |")
+    return "\n".join(rows) + "\n"
+
+
+GENERATED = {"fields": fields_markdown, "codes": codes_markdown, "concepts": concepts_markdown,
+             "sources": sources_markdown, "generators": generators_markdown}
+
+DOCS = (Path("docs") / "spec-language.md", Path("docs") / "data-sources.md")
 
 
 def update(text: str) -> str:
@@ -256,12 +284,15 @@ def update(text: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Regenerate the tables of docs/spec-language.md.")
-    parser.add_argument("--write", type=Path, help="the markdown file to update in place")
+    parser = argparse.ArgumentParser(description="Regenerate the tables of the docs (docs/spec-language.md, "
+                                     "docs/data-sources.md).")
+    parser.add_argument("--write", type=Path, nargs="+", help="markdown files to update in place")
+    parser.add_argument("--all", action="store_true", help=f"update {' and '.join(map(str, DOCS))}")
     args = parser.parse_args()
-    if args.write:
-        args.write.write_text(update(args.write.read_text()))
-    else:
+    files = list(args.write or []) + (list(DOCS) if args.all else [])
+    for file in files:
+        file.write_text(update(file.read_text()))
+    if not files:
         print(fields_markdown())
         print(codes_markdown())
 
