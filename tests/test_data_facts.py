@@ -23,7 +23,7 @@ def _write_files(folder):
 
     (folder / "c.csv").write_text("a,b,y,z\n1,2.5,0,-1\n3,4,2,7\n5,6,1,\n")
     np.savez(folder / "n.npz", x=np.zeros((4, 2, 3)), label=np.array([0, 3, 1, -1]), v=np.arange(4) * 0.5,
-             name=np.array(list("abcd")))
+             big=np.array([5, 2000, 1, 0]), pm=np.array([1, -1, 1, 1]), flags=np.array([True, False, True, True]), name=np.array(list("abcd")))
     for c, count in (("p", 2), ("q", 3)):
         (folder / "imgs" / c).mkdir(parents=True, exist_ok=True)
         for i in range(count):

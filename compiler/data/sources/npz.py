@@ -105,10 +105,14 @@ def probe_npz(params, resolve, report) -> Facts:
                         present = values[values != -1] if values.size else values
                         top = int(present.max()) if present.size else -1
                         categorical = bool(present.size == 0 or (int(present.min()) >= 0 and top < MAX_CLASSES))
+                        if values.size and int(values.min()) == -1 and set(np.unique(values).tolist()) == {-1, 1}:
+                            categorical = False  # +-1 numbers, as the loader reads them (normalize_column)
                         classes = top + 1 if categorical else None
                 elif dtype.kind in "iub":
                     categorical = False
-                kind = "string" if dtype.kind in "US" else ("float32" if dtype.kind == "f" else "int64")
+                # as the loader stores them: floats and integers that are not labels -> float32
+                kind = ("string" if dtype.kind in "US" else "float32" if dtype.kind == "f" or categorical is False
+                        else "int64" if categorical else None)
                 columns[array] = Column(tuple(int(d) for d in shape[1:]), categorical=categorical,
                                         num_classes=classes, dtype=kind)
                 rows[array] = int(shape[0]) if shape else 0
