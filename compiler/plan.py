@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from polytask.compiler.data import default_input_columns
-from polytask.compiler.layers import LayerStackError, flat_size, infer_layers
+from polytask.compiler.layers import LayerStackError, infer_layers
 from polytask.errors import PolytaskError
+from polytask.spec.facts import input_columns, input_shape
 from polytask.spec.registry import LOSSES, SHARING, WEIGHTINGS
 
 
@@ -105,10 +105,8 @@ class Plan:
 
 
 def input_shape_of(columns: list[str], info: dict) -> tuple:
-    """Same rule as Table.features: one column of rank >= 2 keeps its shape, else flattened and joined."""
-    if len(columns) == 1 and len(info[columns[0]].shape) >= 2:
-        return tuple(info[columns[0]].shape)
-    return (sum(flat_size(tuple(info[c].shape)) for c in columns),)
+    """Same rule as Table.features and `polytask check` (`polytask.spec.facts.input_shape`)."""
+    return input_shape(columns, info.get)
 
 
 def _column_info(loaded, name: str, allow_code: bool, cache: dict) -> dict:
@@ -141,9 +139,9 @@ def resolve_task(loaded, name: str, task, info: dict) -> TaskPlan:
             hint=(f"did you mean '{close[0]}'? " if close else "") + f"columns are: {', '.join(info)}",
         )
     targets = _targets_by_dataset(spec)[task.dataset]
-    # The data layer owns the rule (a csv column called `x` is not special), so the plan's shapes
-    # always match the table the model is fed from.
-    columns = list(task.features) if task.features else default_input_columns(spec.datasets[task.dataset], info, targets)
+    # One rule for check, plan and the table (a csv column called `x` is not special), so the
+    # plan's shapes always match the table the model is fed from.
+    columns = input_columns(spec.datasets[task.dataset], task.features or None, targets, info)
     for column in columns:
         if column not in info:
             raise PolytaskError(f"task '{name}': input column '{column}' is not in dataset '{task.dataset}'",

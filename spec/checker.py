@@ -18,7 +18,6 @@ from typing import Any, Optional
 
 from pydantic import TypeAdapter, ValidationError
 
-from polytask.spec.catalog import static_facts
 from polytask.spec.diagnostics import Diagnostic, has_errors, sort_key
 from polytask.spec.models import Spec
 from polytask.spec.rules import RuleContext, run_rules
@@ -131,9 +130,9 @@ def _check(data, filename: str, base: Path, want_data: bool, allow_code: bool, r
         path = Path(value).expanduser()
         return path if path.is_absolute() else base / path
 
-    if want_data:
-        from polytask.spec.data_checks import probe
+    from polytask.spec.data_checks import probe, static_facts
 
+    if want_data:
         def report(code, message, path, hint=None):
             ctx.report(code, message, path, hint=hint)
 

@@ -6,7 +6,7 @@ Public contract used by the compiler, runtime and CLI:
     loaded.spec            # the validated polytask.spec.models.Spec
     loaded.diagnostics     # warnings (errors raise)
     loaded.resolve_path(p) # relative paths resolve against the spec file's folder
-    loaded.facts           # what the data checks learned per dataset (catalog.Facts)
+    loaded.facts           # what the data checks learned per dataset (polytask.spec.facts.Facts)
 
 `check_data=False` skips reading data files (headers, listings); `allow_code=True` allows
 importing `module:attr` references (it stays recorded on the result, so later stages can

@@ -13,7 +13,9 @@ from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 from pydantic import ConfigDict, Field, model_validator
 
 from polytask.spec.layers import LayerList
-from polytask.spec.registry import FAMILIES, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SHARING, WEIGHTINGS
+from polytask.spec.registry import (FAMILIES, GENERATORS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SHARING, SOURCES,
+                                    WEIGHTINGS)
+from polytask.spec.splits import Split  # noqa: F401  (re-exported: models.Split)
 from polytask.spec.types import (MAX_INT, FiniteFloat, Fraction, Identifier, NonNegativeFloat, PositiveFloat,
                                  PositiveInt, StrictModel)
 
@@ -57,211 +59,18 @@ class OneOf(StrictModel):
 
 
 # --------------------------------------------------------------------------- splits
-
-
-class Split(StrictModel):
-    """Fractions of a dataset's rows per split; they must add up to 1."""
-
-    train: Fraction = 0.8
-    """Fraction of rows for training (> 0)."""
-    validation: Fraction = 0.0
-    """Fraction for validation (evaluation during training, early stopping)."""
-    test: Fraction = 0.2
-    """Fraction held out for the final report."""
-
-    @model_validator(mode="after")
-    def _adds_up(self) -> "Split":
-        total = self.train + self.validation + self.test
-        if not math.isclose(total, 1.0, abs_tol=1e-6):
-            raise ValueError(
-                f"split fractions add up to {total:g}, not 1 "
-                f"(train {self.train:g} + validation {self.validation:g} + test {self.test:g})"
-            )
-        if self.train <= 0.0:
-            raise ValueError("the train split must be larger than 0")
-        return self
+# `Split` lives in polytask.spec.splits (imported above): every data source's params model
+# derives from a base that has it, and those are built while the registries load.
 
 
 # --------------------------------------------------------------------------- datasets
+# One params model per data source, owned by its descriptor module in
+# polytask.compiler.data.sources (generator kinds: polytask.compiler.data.generators).
 
-
-class _Dataset(StrictModel):
-    split: Split = Split()
-    """Row split (train/validation/test fractions), drawn once from the seed."""
-
-
-class CsvDataset(_Dataset):
-    """A table in a csv file: feature columns in, one or more target columns out."""
-
-    source: Literal["csv"]
-    """`csv`"""
-    path: str
-    """The csv file (header row, numeric cells); relative to the spec's folder."""
-    features: Optional[list[str]] = Field(
-        None, description="Input columns; default: every column that no task uses as a target."
-    )
-    delimiter: str = Field(",", min_length=1, max_length=1)
-    """One character."""
-
-
-class NpzDataset(_Dataset):
-    """Arrays in a NumPy .npz file: `features` names the input array, targets name others."""
-
-    source: Literal["npz"]
-    """`npz`"""
-    path: str
-    """The .npz file; relative to the spec's folder."""
-    features: str = "x"
-    """The input array's name."""
-
-
-class ImageFolderDataset(_Dataset):
-    """Class-structured images: `<root>/<class>/<image>` (or deeper, see `class_depth`), a folder or a .zip."""
-
-    source: Literal["image_folder"]
-    """`image_folder`"""
-    path: str
-    """A folder tree or a .zip; relative to the spec's folder."""
-    image_size: tuple[PositiveInt, PositiveInt] = (28, 28)
-    """[height, width] images are resized to."""
-    grayscale: bool = True
-    """One channel (true) or RGB (false)."""
-    invert: bool = False
-    """Map v -> 1 - v (e.g. Omniglot's black strokes become 1)."""
-    class_depth: PositiveInt = Field(
-        1, description="Folder levels that make up a class name, e.g. 2 for Omniglot's <alphabet>/<character>."
-    )
-    extensions: list[str] = [".png", ".jpg", ".jpeg", ".bmp", ".gif"]
-    """Image file extensions to read (case-insensitive)."""
-
-
-class TfRecordFeature(StrictModel):
-    shape: list[Annotated[int, Field(ge=1)]] = []
-    """Per-example shape; [] for a scalar."""
-    dtype: Literal["float32", "int64", "string"] = "float32"
-    """Storage type of the feature."""
-
-
-class TfRecordDataset(_Dataset):
-    """tf.train.Example records; `schema` declares each feature's shape and dtype."""
-
-    source: Literal["tfrecord"]
-    """`tfrecord`"""
-    path: str = Field(description="A file or a glob pattern.")
-    schema_: dict[Identifier, TfRecordFeature] = Field(alias="schema")
-    """Each feature's shape and dtype."""
-    features: list[str]
-    """The input features."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True)
-
-
-SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes", "linnerud")
-
-
-class SklearnDataset(_Dataset):
-    """A data set that ships inside scikit-learn (no download)."""
-
-    source: Literal["sklearn"]
-    """`sklearn`"""
-    name: Literal["digits", "iris", "wine", "breast_cancer", "diabetes", "linnerud"]
-    """Columns: `x` and `target` (linnerud also `Weight`, `Waist`, `Pulse`; digits also `image`)."""
-
-
-class SinusoidGenerator(StrictModel):
-    """Rows of y = A sin(x - phi) for a fixed set of (A, phi); one target column per task."""
-
-    kind: Literal["sinusoid"]
-    """`sinusoid`"""
-    tasks: PositiveInt = 5
-    """Number of sinusoids (target columns `task_0`...)."""
-    amplitude: tuple[FiniteFloat, FiniteFloat] = (0.1, 5.0)
-    """[low, high] of A."""
-    phase: tuple[FiniteFloat, FiniteFloat] = (0.0, math.pi)
-    """[low, high] of phi."""
-    x: tuple[FiniteFloat, FiniteFloat] = (-5.0, 5.0)
-    """[low, high] of the input."""
-
-
-class GradNormToyGenerator(StrictModel):
-    """GradNorm's toy regression (Chen et al. 2018): y_i = sigma_i tanh((B + eps_i) x).
-
-    Targets are `task_0 ... task_{T-1}`; `sigmas` sets each task's scale (default: 1..T).
-    """
-
-    kind: Literal["gradnorm_toy"]
-    """`gradnorm_toy`"""
-    tasks: PositiveInt = 2
-    """Number of tasks (target columns `task_0`...)."""
-    input_dim: PositiveInt = 250
-    """Width of `x`."""
-    output_dim: PositiveInt = 100
-    """Width of each task's target."""
-    sigmas: Optional[list[PositiveFloat]] = None
-    """One scale per task (default 1..tasks)."""
-    noise: NonNegativeFloat = 0.0
-    """Standard deviation of the per-task noise eps_i."""
-
-
-class MmoeGenerator(StrictModel):
-    """MMoE's synthetic tasks (Ma et al. 2018) whose label correlation is set by `correlation`."""
-
-    kind: Literal["mmoe"]
-    """`mmoe`"""
-    tasks: Annotated[int, Field(ge=2)] = 2
-    """Number of tasks (target columns `task_0`...)."""
-    input_dim: PositiveInt = 100
-    """Width of `x`."""
-    correlation: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.9
-    """Correlation between the tasks' weight vectors (-1..1)."""
-    sine_terms: PositiveInt = 10
-    """Sine terms in each label function."""
-    noise: NonNegativeFloat = 0.01
-    """Label noise standard deviation."""
-
-
-Generator = Annotated[
-    Union[SinusoidGenerator, GradNormToyGenerator, MmoeGenerator], Field(discriminator="kind")
-]
-
-
-class SyntheticDataset(_Dataset):
-    """Data the project generates from the seed: nothing to download, nothing to ship."""
-
-    source: Literal["synthetic"]
-    """`synthetic`"""
-    generator: Generator
-    """What to generate (`kind:` sinusoid, gradnorm_toy or mmoe); columns `x`, `task_0`..."""
-    samples: PositiveInt = 1000
-    """Rows to generate."""
-
-
-class PythonDataset(_Dataset):
-    """Arrays returned by a Python callable `module:attr` (code execution: opt-in only).
-
-    The callable takes no arguments and returns a mapping of column name to array.
-    """
-
-    source: Literal["python"]
-    """`python`"""
-    callable: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-    """`module:attr`; the module is looked up next to the spec first."""
-    features: Optional[list[str]] = None
-    """Input columns; default: every column no task uses as a target."""
-
-
-Dataset = Annotated[
-    Union[
-        CsvDataset,
-        NpzDataset,
-        ImageFolderDataset,
-        TfRecordDataset,
-        SklearnDataset,
-        SyntheticDataset,
-        PythonDataset,
-    ],
-    Field(discriminator="source"),
-]
+Dataset = SOURCES.tagged_union()
+"""A data source, by its `source:` tag (csv, npz, ...)."""
+Generator = GENERATORS.tagged_union()
+"""A synthetic generator, by its `kind:` tag."""
 
 
 # --------------------------------------------------------------------------- tasks

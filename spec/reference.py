@@ -1,10 +1,12 @@
-"""Generate the field tables and the diagnostics table of docs/spec-language.md from the code.
+"""Generate the reference tables of the docs from the code (models, registries, codes).
 
-    python -m polytask.spec.reference --write docs/spec-language.md
+    python -m polytask.spec.reference --all        # docs/spec-language.md and docs/data-sources.md
+    python -m polytask.spec.reference --write docs/spec-language.md docs/data-sources.md
 
-Rewrites only the parts between `<!-- generated:fields -->` / `<!-- generated:codes -->`
-markers and their `<!-- end -->`, so the prose around them is hand-written and the tables
-can never drift from the models (tests/test_spec_docs.py checks they are up to date).
+Rewrites only the parts between `<!-- generated:NAME -->` markers (fields, codes, concepts,
+sources, generators) and their `<!-- end -->`, so the prose around them is hand-written and
+the tables can never drift from the code (tests/test_spec_docs.py checks they are up to
+date). `--all` takes the paths relative to the current folder: run it from the repository.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from pydantic_core import PydanticUndefined
 
 from polytask.spec import layers, models
 from polytask.spec.diagnostics import CODES
-from polytask.spec.registry import FAMILIES, LAYERS, LOSSES, METRICS, OPTIMIZERS, REGISTRIES, SCHEDULES, SHARING, WEIGHTINGS
+from polytask.spec.registry import (FAMILIES, GENERATORS, LAYERS, LOSSES, METRICS, OPTIMIZERS, REGISTRIES, SCHEDULES,
+                                    SHARING, SOURCES, WEIGHTINGS)
 from polytask.spec.types import NoParams
 
 def _params_entries(registry, prefix: str) -> list[tuple[str, type[BaseModel]]]:
@@ -46,6 +49,16 @@ def _tagged_entries(registry, prefix: str = "") -> list[tuple[str, type[BaseMode
     return out
 
 
+def _source_entries() -> list[tuple[str, type[BaseModel]]]:
+    """Each data source's params table, followed by the tables of the models nested in it
+    (a tfrecord feature; the synthetic source's generator kinds)."""
+    out = []
+    for name, source in SOURCES.items():
+        out.append((f"source: {name}", source.Params))
+        out.extend(source.reference_models())
+    return out
+
+
 def _entries(entries) -> list[tuple[str, type[BaseModel]]]:
     """A section's entries: (label, model) pairs, and callables that generate them from a registry."""
     out = []
@@ -58,17 +71,7 @@ SECTIONS: list = [
     ("Top level", [("spec", models.Spec)]),
     ("Datasets (`datasets.<name>`)", [
         ("every source: `split`", models.Split),
-        ("source: csv", models.CsvDataset),
-        ("source: npz", models.NpzDataset),
-        ("source: image_folder", models.ImageFolderDataset),
-        ("source: tfrecord", models.TfRecordDataset),
-        ("tfrecord `schema.<feature>`", models.TfRecordFeature),
-        ("source: sklearn", models.SklearnDataset),
-        ("source: synthetic", models.SyntheticDataset),
-        ("generator kind: sinusoid", models.SinusoidGenerator),
-        ("generator kind: gradnorm_toy", models.GradNormToyGenerator),
-        ("generator kind: mmoe", models.MmoeGenerator),
-        ("source: python", models.PythonDataset),
+        lambda: _source_entries(),
     ]),
     ("Tasks (`tasks.<name>`)", [("task", models.Task)]),
     ("Task families (`family`)", [
@@ -93,7 +96,6 @@ SECTIONS: list = [
 _NAMES = {
     models.Split: "split", models.Task: "task", models.Training: "training", models.Runtime: "runtime",
     models.Optimizer: "optimizer", models.EarlyStopping: "early_stopping",
-    models.TfRecordFeature: "feature",
     models.Weighting: "weighting", layers.Layer: "layer", models.TemperatureSampling: "{temperature: T}",
     NoParams: "no parameters",
 }
@@ -147,7 +149,7 @@ def render_type(annotation: Any, metadata=()) -> str:
     elif origin is tuple:
         text = "[" + ", ".join(render_type(a) for a in args) + "]"
     elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        text = f"`{_NAMES.get(annotation, annotation.__name__)}` mapping"
+        text = f"`{_NAMES.get(annotation) or getattr(annotation, 'reference_name', annotation.__name__)}` mapping"
     elif annotation is typing.Any or annotation is dict:
         text = "mapping"
     else:
@@ -239,7 +241,8 @@ def concepts_markdown() -> str:
                 "| name | what it is | parameters | " + "".join(f"{title} | " for title in extra) + "from |",
                 "|---|---|---|" + "---|" * len(extra) + "---|"]
         for name, descriptor in registry.items():
-            fields = ", ".join(f"`{f}`" for f in descriptor.Params.model_fields) or "none"
+            fields = ", ".join(f"`{info.alias or f}`" for f, info in descriptor.Params.model_fields.items()
+                               if f != registry.tag) or "none"
             origin = "built in" if descriptor.origin.builtin else f"plugin `{descriptor.origin.plugin}`"
             cells = [descriptor.summary(), fields, *(column(descriptor) for column in extra.values()), origin]
             rows.append(f"| `{name}` | " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -247,7 +250,33 @@ def concepts_markdown() -> str:
     return "\n".join(parts)
 
 
-GENERATED = {"fields": fields_markdown, "codes": codes_markdown, "concepts": concepts_markdown}
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def sources_markdown() -> str:
+    """docs/data-sources.md's table of sources: default input, other columns, what it reads."""
+    rows = ["| source | input (default) | other columns | reads |", "|---|---|---|---|"]
+    for name, source in SOURCES.items():
+        rows.append(f"| `{name}` | {_cell(source.default_input)} | {_cell(source.other_columns)} | "
+                    f"{_cell(source.reads)} |")
+    return "\n".join(rows) + "\n"
+
+
+def generators_markdown() -> str:
+    """docs/data-sources.md's table of generator kinds: what each is, its parameters."""
+    rows = ["| kind | what it is | parameters |", "|---|---|---|"]
+    for name, generator in GENERATORS.items():
+        fields = ", ".join(f"`{info.alias or f}`" for f, info in generator.Params.model_fields.items()
+                           if f != GENERATORS.tag) or "none"
+        rows.append(f"| `{name}` | {_cell(generator.summary())} | {fields} |")
+    return "\n".join(rows) + "\n"
+
+
+GENERATED = {"fields": fields_markdown, "codes": codes_markdown, "concepts": concepts_markdown,
+             "sources": sources_markdown, "generators": generators_markdown}
+
+DOCS = (Path("docs") / "spec-language.md", Path("docs") / "data-sources.md")
 
 
 def update(text: str) -> str:
@@ -261,12 +290,15 @@ def update(text: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Regenerate the tables of docs/spec-language.md.")
-    parser.add_argument("--write", type=Path, help="the markdown file to update in place")
+    parser = argparse.ArgumentParser(description="Regenerate the tables of the docs (docs/spec-language.md, "
+                                     "docs/data-sources.md).")
+    parser.add_argument("--write", type=Path, nargs="+", help="markdown files to update in place")
+    parser.add_argument("--all", action="store_true", help=f"update {' and '.join(map(str, DOCS))}")
     args = parser.parse_args()
-    if args.write:
-        args.write.write_text(update(args.write.read_text()))
-    else:
+    files = list(args.write or []) + (list(DOCS) if args.all else [])
+    for file in files:
+        file.write_text(update(file.read_text()))
+    if not files:
         print(fields_markdown())
         print(codes_markdown())
 

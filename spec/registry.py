@@ -214,15 +214,18 @@ class Registry(Generic[C]):
 def _complete(params: type[BaseModel]) -> type[BaseModel]:
     """Resolve a params model's references to generated spec types (`LayerList`).
 
-    Descriptors of composite concepts (a sharing pattern holds layer lists) name those types
-    under `if TYPE_CHECKING:`, since the types are generated from the registries they are
-    loaded with; the model is completed here, once the spec models are being built.
+    Descriptors of composite concepts (a sharing pattern holds layer lists and names an
+    algorithm; the synthetic source holds a generator) name those types under
+    `if TYPE_CHECKING:`, since the types are generated from registries that are still
+    loading (plugins included) when the descriptor module is imported; the model is
+    completed here, once every registry is loaded and the spec models are being built.
     """
     if not getattr(params, "__pydantic_complete__", True):
         from polytask.spec import layers
 
         params.model_rebuild(_types_namespace={"LayerList": layers.LayerList, "Layer": layers.Layer,
-                                               "AlgorithmName": ALGORITHMS.literal()})
+                                               "AlgorithmName": ALGORITHMS.literal(),
+                                               "GeneratorChoice": GENERATORS.tagged_union()})
     return params
 
 
@@ -239,6 +242,8 @@ LAYERS: Registry = Registry("layer", "layer kind", "layer kinds", "polytask.comp
 LOSSES: Registry = Registry("loss", "loss", "losses", "polytask.compiler.losses")
 METRICS: Registry = Registry("metric", "metric", "metrics", "polytask.compiler.metrics")
 WEIGHTINGS: Registry = Registry("weighting", "weighting", "weightings", "polytask.compiler.weighting")
+SOURCES = Registry("source", "data source", "data sources", "polytask.compiler.data.sources", tag="source")
+GENERATORS = Registry("generator", "generator kind", "generator kinds", "polytask.compiler.data.generators", tag="kind")
 
 
 # --------------------------------------------------------------------------- loading

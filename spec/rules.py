@@ -12,21 +12,21 @@ To add a rule: write a function below and decorate it; give it a code in
 """
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from polytask.spec.catalog import Column, Facts, image_shape
 from polytask.spec.diagnostics import MAX_REPORTS, Diagnostic
-from polytask.spec.registry import FAMILIES, LOSSES, METRICS, SHARING, WEIGHTINGS
+from polytask.spec.facts import UNKNOWN, Column, Facts, input_columns, input_shape
+from polytask.spec.registry import FAMILIES, LOSSES, METRICS, SHARING, SOURCES, WEIGHTINGS
 from polytask.spec.source import SourceMap, dotted
 from polytask.spec.suggest import closest, did_you_mean, one_of
+from polytask.spec.types import range_problem
 
 RULES: list[tuple[Callable[["RuleContext"], None], tuple]] = []
 
-UNKNOWN_COLUMN = Column(shape=None)
+
 
 
 def rule(*needs: str):
@@ -83,24 +83,12 @@ class RuleContext:
         return bool(facts and facts.known)
 
     def features_of(self, task_name: str, task) -> Optional[list[str]]:
-        """The input columns of a task, or None when they cannot be known."""
-        if task.features is not None:
-            return list(task.features)
+        """The input columns of a task, or None when they cannot be known (the planner's rule too)."""
         dataset = self.spec.datasets.get(task.dataset)
         if dataset is None:
-            return None
-        declared = getattr(dataset, "features", None)
-        if isinstance(declared, str):
-            return [declared]
-        if isinstance(declared, list):
-            return list(declared)
+            return None if task.features is None else list(task.features)
         facts: Facts = self.facts.get(task.dataset) or Facts()
-        if facts.default_features is not None:
-            return list(facts.default_features)
-        if facts.columns is None:
-            return None
-        targets = self.targets_of(task.dataset)
-        return [c for c in facts.columns if c not in targets]
+        return input_columns(dataset, task.features, self.targets_of(task.dataset), facts.columns)
 
     def targets_of(self, dataset_name: str) -> set:
         """Columns that some task of this dataset predicts (computed once per dataset)."""
@@ -111,28 +99,21 @@ class RuleContext:
         return self._targets.get(dataset_name, set())
 
     def input_shape(self, task_name: str, task) -> Optional[tuple]:
+        """The task's input shape (`polytask.spec.facts.input_shape`, as the planner computes it);
+        columns the spec alone fixes (an image folder's `image`) count even when the data is not read."""
         dataset = self.spec.datasets.get(task.dataset)
         if dataset is None:
             return None
-        if dataset.source == "image_folder" and task.features is None:
-            return image_shape(dataset)
         features = self.features_of(task_name, task)
-        if not features or not self.columns_known(task.dataset):
+        if not features:
             return None
-        shapes = []
-        for name in features:
-            column = self.column(task.dataset, name)
-            if column is None or column.shape is None:
-                return None
-            shapes.append(tuple(column.shape))
-        # as the compiler builds inputs: one column of rank >= 2 keeps its shape, else flatten and join
-        if len(shapes) == 1 and len(shapes[0]) >= 2:
-            return shapes[0]
-        return (sum(math.prod(s) for s in shapes),)
+        if self.columns_known(task.dataset):
+            return input_shape(features, lambda name: self.column(task.dataset, name))
+        return input_shape(features, lambda name: SOURCES.get(dataset.source).spec_column(dataset, name))
 
     def output_units(self, task) -> Optional[int]:
         """Width of the inferred output layer, when the target is known well enough."""
-        column = self.column(task.dataset, task.target) or UNKNOWN_COLUMN
+        column = self.column(task.dataset, task.target) or UNKNOWN
         return LOSSES.get(task.loss_name).output_units(task.loss_params, column)
 
 
@@ -287,18 +268,17 @@ def task_targets_and_losses(ctx: RuleContext) -> None:
         if dataset is None:
             continue
         base = ("tasks", name)
-        if dataset.source == "image_folder":
-            if task.target != "label":
-                ctx.report("PT204", f"task '{name}': an image_folder dataset's target is 'label' (the class), "
-                           f"not '{task.target}'", base + ("target",), hint="write `target: label`")
-                continue
+        source = SOURCES.get(dataset.source)
+        problem = source.target_problem(dataset, task.target)
+        if problem is not None:
+            ctx.report("PT204", f"task '{name}': {problem[0]}", base + ("target",), hint=problem[1])
+            continue
         if ctx.columns_known(task.dataset):
             columns = ctx.facts[task.dataset].columns
-            missing_code = {"csv": "PT302", "npz": "PT303"}.get(dataset.source, "PT204")
+            missing_code = source.missing_column_code
             if task.target not in columns:
-                noun = "array" if dataset.source == "npz" else "column"
-                ctx.report(missing_code, f"task '{name}': dataset '{task.dataset}' has no {noun} '{task.target}'"
-                           f"{did_you_mean(task.target, columns)}", base + ("target",),
+                ctx.report(missing_code, f"task '{name}': dataset '{task.dataset}' has no {source.column_noun} "
+                           f"'{task.target}'{did_you_mean(task.target, columns)}", base + ("target",),
                            hint=f"columns: {one_of(columns)}")
                 continue
             features = ctx.features_of(name, task) or []
@@ -349,27 +329,22 @@ def _metrics_fit(ctx, who: str, loss_name: str, loss_params, metrics: list, path
 
 
 def _range_ok(ctx, value, path, what: str) -> None:
-    if value is not None and value[0] > value[1]:
-        ctx.report("PT107", f"{what} range [{value[0]:g}, {value[1]:g}] has its low end above its high end", path,
-                   hint=f"write [{value[1]:g}, {value[0]:g}]")
+    problem = range_problem(value, what)
+    if problem is not None:
+        ctx.report("PT107", problem[0], path, hint=problem[1])
 
 
 @rule()
 def ranges(ctx: RuleContext) -> None:
+    """Settings each part can check on its own: the sinusoid family's ranges, and whatever each
+    data source (and, through `synthetic`, each generator kind) reports as `spec_problems`."""
     family = ctx.spec.family
     if family is not None and family.source == "sinusoid":
         for key in ("amplitude", "phase", "x"):
             _range_ok(ctx, getattr(family, key), ("family", key), key)
     for name, dataset in ctx.spec.datasets.items():
-        if dataset.source == "synthetic" and dataset.generator.kind == "sinusoid":
-            for key in ("amplitude", "phase", "x"):
-                _range_ok(ctx, getattr(dataset.generator, key), ("datasets", name, "generator", key), key)
-        if dataset.source == "synthetic" and dataset.generator.kind == "gradnorm_toy":
-            sigmas = dataset.generator.sigmas
-            if sigmas is not None and len(sigmas) != dataset.generator.tasks:
-                ctx.report("PT107", f"gradnorm_toy has {dataset.generator.tasks} tasks but {len(sigmas)} sigmas",
-                           ("datasets", name, "generator", "sigmas"),
-                           hint="give one sigma per task, or leave `sigmas` out for 1..tasks")
+        for message, below, hint in SOURCES.get(dataset.source).spec_problems(dataset):
+            ctx.report("PT107", message, ("datasets", name, *below), hint=hint)
 
 
 @rule("loss")

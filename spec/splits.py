@@ -1,8 +1,39 @@
 """How a count of rows (or classes) is cut into train/validation/test: one rule for the
-spec's data checks and the data layer, so `check` and training never disagree."""
+spec's data checks and the data layer, so `check` and training never disagree.
+
+`Split` (a dataset's `split:`) lives here rather than in `polytask.spec.models` because
+every data source's params model derives from a base that has it, and those models are
+built while the registries load, before `polytask.spec.models` exists."""
 from __future__ import annotations
 
 import math
+
+from pydantic import model_validator
+
+from polytask.spec.types import Fraction, StrictModel
+
+
+class Split(StrictModel):
+    """Fractions of a dataset's rows per split; they must add up to 1."""
+
+    train: Fraction = 0.8
+    """Fraction of rows for training (> 0)."""
+    validation: Fraction = 0.0
+    """Fraction for validation (evaluation during training, early stopping)."""
+    test: Fraction = 0.2
+    """Fraction held out for the final report."""
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> "Split":
+        total = self.train + self.validation + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(
+                f"split fractions add up to {total:g}, not 1 "
+                f"(train {self.train:g} + validation {self.validation:g} + test {self.test:g})"
+            )
+        if self.train <= 0.0:
+            raise ValueError("the train split must be larger than 0")
+        return self
 
 
 def split_sizes(count: int, fractions: list) -> list[int]:

@@ -29,3 +29,11 @@ class StrictModel(BaseModel):
 
 class NoParams(StrictModel):
     """A concept without parameters (`- flatten`, `loss: mse`)."""
+
+
+def range_problem(value, what: str):
+    """(message, hint) when a [low, high] range has its low end above its high end, else None."""
+    if value is not None and value[0] > value[1]:
+        return (f"{what} range [{value[0]:g}, {value[1]:g}] has its low end above its high end",
+                f"write [{value[1]:g}, {value[0]:g}]")
+    return None

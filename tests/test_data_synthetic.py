@@ -95,7 +95,7 @@ def test_mmoe_many_tasks_share_one_pairwise_correlation(tmp_path):
 
 def test_mmoe_weights_have_the_requested_cosine():
     from polytask.compiler.data.generators.mmoe import task_weights
-    from polytask.spec.models import MmoeGenerator
+    from polytask.compiler.data.generators.mmoe import MmoeGenerator
 
     for tasks, p in [(2, 0.3), (2, -1.0), (2, 1.0), (5, 0.6), (3, -0.5)]:
         weights = task_weights(MmoeGenerator(kind="mmoe", tasks=tasks, input_dim=10, correlation=p), np.random.default_rng(0))

@@ -1,31 +1,31 @@
 """Data sources: a dataset spec in, a `Table` of NumPy columns with seeded splits out.
 
-    from polytask.compiler.data import load_table, describe_table, Table, ColumnInfo
+    from polytask.compiler.data import load_table, describe_table, Table, Column
     table = load_table("digits", spec.datasets["digits"], loaded)
     x = table.features(None, targets={"target"}, rows=table.rows("train"))
 
-Sources register themselves by name (`@register_source`), one module each under
-`sources/`; synthetic generators likewise under `generators/`. See docs/data-sources.md.
+Sources are descriptors in the `SOURCES` registry, one module each under `sources/`;
+synthetic generators likewise (`GENERATORS`) under `generators/`. See docs/data-sources.md.
 """
-from polytask.compiler.data.registry import (
+from polytask.compiler.data.load import (
     Columns,
-    DataSource,
     SourceContext,
     available_sources,
     default_input_columns,
     describe_table,
     get_source,
     load_table,
-    register_source,
 )
-from polytask.compiler.data.table import MISSING_LABEL, SPLIT_NAMES, ColumnInfo, Table
+from polytask.compiler.data.sources import Source
+from polytask.compiler.data.table import MISSING_LABEL, SPLIT_NAMES, Column, ColumnInfo, Table
 
 __all__ = [
+    "Column",
     "ColumnInfo",
     "Columns",
-    "DataSource",
     "MISSING_LABEL",
     "SPLIT_NAMES",
+    "Source",
     "SourceContext",
     "Table",
     "available_sources",
@@ -33,5 +33,4 @@ __all__ = [
     "describe_table",
     "get_source",
     "load_table",
-    "register_source",
 ]

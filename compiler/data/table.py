@@ -13,59 +13,29 @@ from typing import Iterable, Optional
 import numpy as np
 
 from polytask.errors import DataError
+from polytask.spec.facts import MAX_CLASSES, MISSING_LABEL, Column
 from polytask.spec.splits import split_sizes
 
 SPLIT_NAMES = ("train", "validation", "test")
 
-# Integer-valued, non-negative columns whose largest value is below this are treated as
-# class labels (num_classes = max + 1). Anything else integer-valued is a number.
-MAX_CLASSES = 1000
-
-# In an int64 label column this value marks a missing label (masked out of the loss).
-MISSING_LABEL = -1
+# One column-description type for the spec's checks and the compiler (`polytask.spec.facts`);
+# `ColumnInfo` is its historical name here.
+ColumnInfo = Column
 
 
-@dataclass(frozen=True)
-class ColumnInfo:
-    """What one column holds, per example.
-
-    shape: per-example shape, `()` for a scalar.
-    dtype: 'float32' | 'int64' | 'string'.
-    categorical: the column holds class indices 0..num_classes-1 (int64).
-    num_classes: number of classes when categorical, else None.
-    missing: rows whose value is missing (NaN in float32 columns, -1 in int64 label columns).
-    class_counts: examples per class, when the source knows it cheaply (image folders).
-    """
-
-    shape: tuple[int, ...]
-    dtype: str
-    categorical: bool = False
-    num_classes: Optional[int] = None
-    missing: int = 0
-    class_counts: Optional[tuple[int, ...]] = None
-
-    def to_dict(self) -> dict:
-        out = {"shape": list(self.shape), "dtype": self.dtype, "categorical": self.categorical}
-        if self.num_classes is not None:
-            out["num_classes"] = self.num_classes
-        if self.missing:
-            out["missing"] = self.missing
-        return out
-
-
-def infer_column_info(values: np.ndarray) -> ColumnInfo:
+def infer_column_info(values: np.ndarray) -> Column:
     """Describe an array already normalised by `normalize_column` (float32, int64 or strings)."""
     shape = tuple(int(d) for d in values.shape[1:])
     if values.dtype.kind in "USO":
-        return ColumnInfo(shape=shape, dtype="string")
+        return Column(shape=shape, dtype="string")
     if values.dtype.kind in "iub":
         if values.size == 0:
-            return ColumnInfo(shape=shape, dtype="int64")
+            return Column(shape=shape, dtype="int64")
         missing = int(np.count_nonzero(values == MISSING_LABEL)) if values.ndim == 1 else 0
         present = values[values != MISSING_LABEL] if values.ndim == 1 else values
         top = int(present.max()) if present.size else 0
         categorical = shape == () and (present.size == 0 or int(present.min()) >= 0) and top < MAX_CLASSES
-        return ColumnInfo(
+        return Column(
             shape=shape,
             dtype="int64",
             categorical=categorical,
@@ -73,7 +43,7 @@ def infer_column_info(values: np.ndarray) -> ColumnInfo:
             missing=missing,
         )
     missing = int(np.count_nonzero(np.isnan(values).reshape(len(values), -1).any(axis=1))) if len(values) else 0
-    return ColumnInfo(shape=shape, dtype="float32", missing=missing)
+    return Column(shape=shape, dtype="float32", missing=missing)
 
 
 def normalize_column(values: np.ndarray) -> np.ndarray:
@@ -131,7 +101,7 @@ class Table:
 
     name: str
     columns: dict[str, np.ndarray]
-    info: dict[str, ColumnInfo]
+    info: dict[str, Column]
     split_indices: dict[str, np.ndarray] = field(default_factory=dict)
     class_names: Optional[list[str]] = None
     feature_columns: Optional[list[str]] = None
@@ -164,7 +134,7 @@ class Table:
 
     def input_columns(self, names: Optional[list[str]] = None, targets: Iterable[str] = ()) -> list[str]:
         """The columns that make up the input: `names`, else the source's default, else every
-        column that is neither a target nor text (the same rule as `default_input_columns`)."""
+        column that is neither a target nor text (the same rule as `polytask.spec.facts.input_columns`)."""
         targets = set(targets)
         if names is None:
             if self.feature_columns is not None:

@@ -13,45 +13,82 @@ the same signal-to-noise ratio. Columns: `x` (N, input_dim), `task_i` (N, output
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Literal, Optional
 
-from polytask.compiler.data.generators import register_generator, task_columns
+from polytask.compiler.data.generators import Generator, task_columns
 from polytask.errors import DataError
+from polytask.spec.registry import GENERATORS
+from polytask.spec.types import NonNegativeFloat, PositiveFloat, PositiveInt, StrictModel
 
 B_STD = 10.0
 EPS_STD = 3.5
 X_STD = 0.01
 
 
+class GradNormToyGenerator(StrictModel):
+    """GradNorm's toy regression (Chen et al. 2018): y_i = sigma_i tanh((B + eps_i) x).
+
+    Targets are `task_0 ... task_{T-1}`; `sigmas` sets each task's scale (default: 1..T).
+    """
+
+    kind: Literal["gradnorm_toy"]
+    """`gradnorm_toy`"""
+    tasks: PositiveInt = 2
+    """Number of tasks (target columns `task_0`...)."""
+    input_dim: PositiveInt = 250
+    """Width of `x`."""
+    output_dim: PositiveInt = 100
+    """Width of each task's target."""
+    sigmas: Optional[list[PositiveFloat]] = None
+    """One scale per task (default 1..tasks)."""
+    noise: NonNegativeFloat = 0.0
+    """Standard deviation of the per-task noise eps_i."""
+
+
+def _sigmas_problem(spec):
+    if spec.sigmas is not None and len(spec.sigmas) != spec.tasks:
+        return (f"gradnorm_toy has {spec.tasks} tasks but {len(spec.sigmas)} sigmas", ("sigmas",),
+                "give one sigma per task, or leave `sigmas` out for 1..tasks")
+    return None
+
+
 def task_scales(spec) -> list[float]:
+    problem = _sigmas_problem(spec)
+    if problem is not None:
+        raise DataError(problem[0], hint=problem[2])
     if spec.sigmas is None:
         return [float(i + 1) for i in range(spec.tasks)]
-    if len(spec.sigmas) != spec.tasks:
-        raise DataError(
-            f"gradnorm_toy has {spec.tasks} tasks but {len(spec.sigmas)} sigmas",
-            hint="give one sigma per task, or leave `sigmas` out for 1..tasks",
-        )
     return [float(s) for s in spec.sigmas]
 
 
-def _shapes(spec) -> dict[str, tuple[int, ...]]:
-    task_scales(spec)
-    return {"x": (spec.input_dim,), **{name: (spec.output_dim,) for name in task_columns(spec.tasks)}}
+@GENERATORS.register
+class GradNormToy(Generator):
+    """GradNorm's toy regression (Chen et al. 2018): y_i = sigma_i tanh((B + eps_i) x)."""
 
+    name = "gradnorm_toy"
+    Params = GradNormToyGenerator
 
-@register_generator("gradnorm_toy", _shapes)
-def gradnorm_toy(spec, samples: int, rng_for) -> dict[str, np.ndarray]:
-    sigmas = task_scales(spec)
-    shape = (spec.output_dim, spec.input_dim)
-    shared = rng_for("gradnorm_toy/B").normal(0.0, B_STD, size=shape)
-    x = rng_for("gradnorm_toy/x").normal(0.0, X_STD, size=(samples, spec.input_dim))
-    task_rng = rng_for("gradnorm_toy/eps")
-    noise_rng = rng_for("gradnorm_toy/noise")
-    columns = {"x": x.astype(np.float32)}
-    for name, sigma in zip(task_columns(spec.tasks), sigmas):
-        weights = shared + task_rng.normal(0.0, EPS_STD, size=shape)
-        clean = np.tanh(x @ weights.T)
-        if spec.noise:
-            clean = clean + noise_rng.normal(0.0, spec.noise, size=clean.shape)
-        columns[name] = (sigma * clean).astype(np.float32)
-    return columns
+    def shapes(self, spec):
+        return {"x": (spec.input_dim,), **{name: (spec.output_dim,) for name in task_columns(spec.tasks)}}
+
+    def spec_problems(self, spec):
+        problem = _sigmas_problem(spec)
+        return [] if problem is None else [problem]
+
+    def generate(self, spec, samples: int, rng_for):
+        import numpy as np
+
+        sigmas = task_scales(spec)
+        shape = (spec.output_dim, spec.input_dim)
+        shared = rng_for("gradnorm_toy/B").normal(0.0, B_STD, size=shape)
+        x = rng_for("gradnorm_toy/x").normal(0.0, X_STD, size=(samples, spec.input_dim))
+        task_rng = rng_for("gradnorm_toy/eps")
+        noise_rng = rng_for("gradnorm_toy/noise")
+        columns = {"x": x.astype(np.float32)}
+        for name, sigma in zip(task_columns(spec.tasks), sigmas):
+            weights = shared + task_rng.normal(0.0, EPS_STD, size=shape)
+            clean = np.tanh(x @ weights.T)
+            if spec.noise:
+                clean = clean + noise_rng.normal(0.0, spec.noise, size=clean.shape)
+            columns[name] = (sigma * clean).astype(np.float32)
+        return columns

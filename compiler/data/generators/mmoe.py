@@ -19,12 +19,34 @@ Columns: `x` (N, d), `task_0 ... task_{T-1}` each (N, 1).
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Annotated, Literal
 
-from polytask.compiler.data.generators import register_generator, task_columns
+import numpy as np
+from pydantic import Field
+
+from polytask.compiler.data.generators import Generator, task_columns
 from polytask.errors import DataError
+from polytask.spec.registry import GENERATORS
+from polytask.spec.types import NonNegativeFloat, PositiveInt, StrictModel
 
 SCALE = 1.0
+
+
+class MmoeGenerator(StrictModel):
+    """MMoE's synthetic tasks (Ma et al. 2018) whose label correlation is set by `correlation`."""
+
+    kind: Literal["mmoe"]
+    """`mmoe`"""
+    tasks: Annotated[int, Field(ge=2)] = 2
+    """Number of tasks (target columns `task_0`...)."""
+    input_dim: PositiveInt = 100
+    """Width of `x`."""
+    correlation: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.9
+    """Correlation between the tasks' weight vectors (-1..1)."""
+    sine_terms: PositiveInt = 10
+    """Sine terms in each label function."""
+    noise: NonNegativeFloat = 0.01
+    """Label noise standard deviation."""
 
 
 def check(spec) -> None:
@@ -71,23 +93,30 @@ def _psd_cholesky(matrix: np.ndarray) -> np.ndarray:
     return lower
 
 
-def _shapes(spec) -> dict[str, tuple[int, ...]]:
-    check(spec)
-    return {"x": (spec.input_dim,), **{name: (1,) for name in task_columns(spec.tasks)}}
+@GENERATORS.register
+class Mmoe(Generator):
+    """MMoE's synthetic tasks (Ma et al. 2018) whose label correlation is set by `correlation`."""
 
+    name = "mmoe"
+    Params = MmoeGenerator
 
-@register_generator("mmoe", _shapes)
-def mmoe(spec, samples: int, rng_for) -> dict[str, np.ndarray]:
-    weights = task_weights(spec, rng_for("mmoe/directions"))
-    sine_rng = rng_for("mmoe/sines")
-    alphas = sine_rng.normal(size=spec.sine_terms)
-    betas = sine_rng.normal(size=spec.sine_terms)
-    x = rng_for("mmoe/x").normal(size=(samples, spec.input_dim))
-    noise_rng = rng_for("mmoe/noise")
-    columns = {"x": x.astype(np.float32)}
-    for name, weight in zip(task_columns(spec.tasks), weights):
-        linear = x @ weight
-        y = linear + np.sin(np.outer(linear, alphas) + betas).sum(axis=1)
-        y = y + noise_rng.normal(0.0, spec.noise, size=samples)
-        columns[name] = y[:, None].astype(np.float32)
-    return columns
+    def shapes(self, spec):
+        return {"x": (spec.input_dim,), **{name: (1,) for name in task_columns(spec.tasks)}}
+
+    def check(self, spec) -> None:
+        check(spec)
+
+    def generate(self, spec, samples: int, rng_for):
+        weights = task_weights(spec, rng_for("mmoe/directions"))
+        sine_rng = rng_for("mmoe/sines")
+        alphas = sine_rng.normal(size=spec.sine_terms)
+        betas = sine_rng.normal(size=spec.sine_terms)
+        x = rng_for("mmoe/x").normal(size=(samples, spec.input_dim))
+        noise_rng = rng_for("mmoe/noise")
+        columns = {"x": x.astype(np.float32)}
+        for name, weight in zip(task_columns(spec.tasks), weights):
+            linear = x @ weight
+            y = linear + np.sin(np.outer(linear, alphas) + betas).sum(axis=1)
+            y = y + noise_rng.normal(0.0, spec.noise, size=samples)
+            columns[name] = y[:, None].astype(np.float32)
+        return columns

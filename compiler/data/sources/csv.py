@@ -16,13 +16,35 @@ from __future__ import annotations
 
 import csv
 import difflib
+from typing import Literal, Optional
 
 import numpy as np
+from pydantic import Field
 
 from polytask.compiler.data.files import cached, existing_path, stat_key
-from polytask.compiler.data.registry import Columns, DataSource, SourceContext, register_source
-from polytask.compiler.data.table import MAX_CLASSES, MISSING_LABEL, infer_column_info
+from polytask.compiler.data.load import Columns, SourceContext
+from polytask.compiler.data.sources import Source
+from polytask.compiler.data.table import infer_column_info
 from polytask.errors import DataError
+from polytask.spec.data_checks import missing
+from polytask.spec.facts import MAX_CLASSES, MISSING_LABEL, Column, DatasetBase, Facts
+from polytask.spec.registry import SOURCES
+
+CSV_SAMPLE_ROWS = 20_000  # rows `polytask check` reads to tell label columns from numbers
+
+
+class CsvDataset(DatasetBase):
+    """A table in a csv file: feature columns in, one or more target columns out."""
+
+    source: Literal["csv"]
+    """`csv`"""
+    path: str
+    """The csv file (header row, numeric cells); relative to the spec's folder."""
+    features: Optional[list[str]] = Field(
+        None, description="Input columns; default: every column that no task uses as a target."
+    )
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    """One character."""
 
 
 def read_csv(path, delimiter: str) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -143,9 +165,102 @@ def _typed(name: str, values: np.ndarray, missing: np.ndarray, lines, path, posi
     return values.astype(np.float32)
 
 
-@register_source("csv")
-class CsvSource(DataSource):
-    """A csv file with a header row."""
+def _cell_kind(cell: str):
+    """(is a number or empty, its integer value or None, is empty)."""
+    text = cell.strip()
+    if not text or text.lower() == "nan":
+        return True, None, True
+    try:
+        value = float(text)
+    except ValueError:
+        return False, None, False
+    if value != value or value in (float("inf"), float("-inf")):
+        return False, None, False
+    return True, (int(value) if value.is_integer() else None), False
+
+
+def probe_csv(params, resolve, report) -> Facts:
+    """The header and, from a bounded sample of rows, each column's kind (for `polytask check`)."""
+    path = resolve(params.path)
+    if not path.is_file():
+        missing(report, path, "csv file")
+        return Facts()
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter=params.delimiter)
+            header = next(reader, None)
+            if not header:
+                report("PT306", f"{path.name} is empty; a csv needs a header row")
+                return Facts()
+            header = [h.strip() for h in header]
+            if any(not h for h in header) or len(set(header)) != len(header):
+                report("PT306", f"{path.name}: the header has an empty or repeated column name",
+                       hint="name every column once in the first row")
+                return Facts()
+            integral = [True] * len(header)
+            low = [0] * len(header)
+            high = [-1] * len(header)
+            rows = 0
+            for line_no, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    report("PT306", f"{path.name}:{line_no}: {len(row)} fields, the header has {len(header)}",
+                           hint=f"is the delimiter {params.delimiter!r} right?")
+                    return Facts()
+                rows += 1
+                for i, cell in enumerate(row):
+                    number, integer, empty = _cell_kind(cell)
+                    if not number:
+                        report("PT306", f"{path.name}:{line_no}: column '{header[i]}' holds {cell.strip()!r}, "
+                               "not a number", hint="csv cells must be numbers or empty (a missing value)")
+                        return Facts()
+                    if empty:
+                        continue
+                    if integer is None:
+                        integral[i] = False
+                    else:
+                        low[i] = min(low[i], integer)
+                        high[i] = max(high[i], integer)
+                if rows >= CSV_SAMPLE_ROWS:
+                    break
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        report("PT306", f"cannot read {path.name}: {exc}")
+        return Facts()
+    if rows == 0:
+        report("PT306", f"{path.name} has a header but no rows", hint="add data rows below the header")
+        return Facts()  # column facts from no rows would only add false follow-up errors
+    columns = {}
+    for i, column in enumerate(header):
+        categorical = integral[i] and low[i] >= 0 and high[i] < MAX_CLASSES and high[i] >= 0
+        because = None
+        if integral[i] and high[i] < 0 and low[i] >= 0:
+            because = "no values (every cell is empty)"
+        elif integral[i] and low[i] < 0:
+            because = f"negative values (down to {low[i]})"
+        elif integral[i] and high[i] >= MAX_CLASSES:
+            because = f"values up to {high[i]} (at most {MAX_CLASSES} classes, 0..{MAX_CLASSES - 1})"
+        columns[column] = Column((), categorical=categorical, num_classes=high[i] + 1 if categorical else None,
+                                 dtype="int64" if categorical else "float32", not_labels_because=because)
+    return Facts(columns=columns, rows=rows if rows < CSV_SAMPLE_ROWS else None)
+
+
+@SOURCES.register
+class Csv(Source):
+    """A table in a csv file with a header row: feature columns in, target columns out."""
+
+    name = "csv"
+    Params = CsvDataset
+    default_input = "all non-target columns, or `features:`"
+    other_columns = "one per header name"
+    reads = "a csv file with a header row"
+    missing_column_code = "PT302"
+
+    def data_path(self, params):
+        return params.path
+
+    def facts(self, params, resolve, report) -> Facts:
+        return probe_csv(params, resolve, report)
 
     def _read(self, dataset, context: SourceContext):
         path = existing_path(context, dataset.path, what="csv file")
@@ -170,4 +285,4 @@ class CsvSource(DataSource):
         return {name: infer_column_info(values) for name, values in columns.items()}
 
 
-__all__ = ["CsvSource", "read_csv"]
+__all__ = ["Csv", "CsvDataset", "read_csv"]

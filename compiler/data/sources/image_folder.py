@@ -24,13 +24,44 @@ import io
 import os
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from polytask.compiler.data.files import cached, existing_path, stat_key
-from polytask.compiler.data.registry import Columns, DataSource, SourceContext, register_source
-from polytask.compiler.data.table import ColumnInfo
+from polytask.compiler.data.load import Columns, SourceContext
+from polytask.compiler.data.sources import Source
 from polytask.errors import DataError
+from polytask.spec.data_checks import missing
+from polytask.spec.facts import Column, DatasetBase, Facts
+from polytask.spec.registry import SOURCES
+from polytask.spec.types import PositiveInt
+
+
+class ImageFolderDataset(DatasetBase):
+    """Class-structured images: `<root>/<class>/<image>` (or deeper, see `class_depth`), a folder or a .zip."""
+
+    source: Literal["image_folder"]
+    """`image_folder`"""
+    path: str
+    """A folder tree or a .zip; relative to the spec's folder."""
+    image_size: tuple[PositiveInt, PositiveInt] = (28, 28)
+    """[height, width] images are resized to."""
+    grayscale: bool = True
+    """One channel (true) or RGB (false)."""
+    invert: bool = False
+    """Map v -> 1 - v (e.g. Omniglot's black strokes become 1)."""
+    class_depth: PositiveInt = Field(
+        1, description="Folder levels that make up a class name, e.g. 2 for Omniglot's <alphabet>/<character>."
+    )
+    extensions: list[str] = [".png", ".jpg", ".jpeg", ".bmp", ".gif"]
+    """Image file extensions to read (case-insensitive)."""
+
+
+def image_shape(params) -> tuple:
+    height, width = params.image_size
+    return (height, width, 1 if params.grayscale else 3)
 
 
 class ImageTree:
@@ -172,9 +203,96 @@ def _tree_stamp(path: Path) -> tuple:
     return (len(stamps), hash(tuple(stamps)))
 
 
-@register_source("image_folder")
-class ImageFolderSource(DataSource):
-    """Images in class folders (or a zip of them) -> `image` and `label` columns."""
+def list_images(path: Path, extensions) -> list[str]:
+    """Relative POSIX paths of the images in a folder tree or zip (hidden and __MACOSX skipped)."""
+    suffixes = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    if path.is_file():
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+    else:
+        names = []
+        for folder, dirs, files in os.walk(path):
+            dirs[:] = [d for d in dirs if not _ignored(d)]
+            relative = Path(folder).relative_to(path).parts
+            names.extend("/".join((*relative, f)) for f in files)
+    return [n for n in names if PurePosixPath(n).suffix.lower() in suffixes
+            and not any(_ignored(p) for p in PurePosixPath(n).parts)]
+
+
+def class_counts(images: list[str], class_depth: int) -> tuple[dict[str, int], list[str]]:
+    """Images per class, and images that sit above the class folders."""
+    parts = [PurePosixPath(m).parts for m in images]
+    prefix = 0
+    if len({p[0] for p in parts}) == 1 and all(len(p) >= class_depth + 2 for p in parts):
+        prefix = 1  # a lone wrapping folder, as zips of a folder have
+    counts: dict[str, int] = {}
+    stray = []
+    for member, member_parts in zip(images, parts):
+        inner = member_parts[prefix:]
+        if len(inner) < class_depth + 1:
+            stray.append(member)
+            continue
+        key = "/".join(inner[:class_depth])
+        counts[key] = counts.get(key, 0) + 1
+    return counts, stray
+
+
+def probe_images(params, resolve, report) -> Facts:
+    """Classes and images per class from the listing, no decoding (for `polytask check`)."""
+    path = resolve(params.path)
+    if not path.exists():
+        missing(report, path, "image folder or zip")
+        return Facts()
+    try:
+        images = list_images(path, params.extensions)
+    except (zipfile.BadZipFile, OSError) as exc:
+        report("PT306", f"cannot read {path.name}: {exc}", hint="point `path` at a folder or a .zip")
+        return Facts()
+    if not images:
+        report("PT306", f"no images ({', '.join(params.extensions)}) found in {path}",
+               hint="point `path` at the folder (or .zip) whose subfolders are the classes")
+        return Facts()
+    counts, stray = class_counts(images, params.class_depth)
+    if stray:
+        report("PT306", f"image '{stray[0]}' in {path.name} is not inside {params.class_depth} level(s) of "
+               f"class folders ({len(stray)} such image{'s' if len(stray) > 1 else ''})",
+               hint="with class_depth N, images live at <root>/<level1>/.../<levelN>/<image>; "
+               "fix the layout or `class_depth`")
+    per_class = [counts[k] for k in sorted(counts)]
+    columns = {
+        "image": Column(image_shape(params), categorical=False, dtype="float32"),
+        "label": Column((), categorical=True, num_classes=len(per_class), dtype="int64"),
+    }
+    return Facts(columns=columns, class_counts=per_class, rows=sum(per_class))
+
+
+@SOURCES.register
+class ImageFolder(Source):
+    """Class-structured images from a folder tree or a .zip: `image` and `label` columns."""
+
+    name = "image_folder"
+    Params = ImageFolderDataset
+    default_input = "`image` (N, H, W, C)"
+    other_columns = "`label` + class names"
+    reads = "a folder tree or a `.zip`"
+
+    def default_inputs(self, params) -> list[str]:
+        return ["image"]
+
+    def data_path(self, params):
+        return params.path
+
+    def facts(self, params, resolve, report) -> Facts:
+        return probe_images(params, resolve, report)
+
+    def spec_column(self, params, name: str):
+        return Column(image_shape(params), categorical=False, dtype="float32") if name == "image" else None
+
+    def target_problem(self, params, target: str):
+        if target != "label":
+            return (f"an image_folder dataset's target is 'label' (the class), not '{target}'",
+                    "write `target: label`")
+        return None
 
     def load(self, dataset, context: SourceContext) -> Columns:
         tree, path = _tree(dataset, context)
@@ -197,15 +315,11 @@ class ImageFolderSource(DataSource):
             where=str(path),
         )
 
-    def default_features(self, dataset) -> list[str]:
-        return ["image"]
-
-    def describe(self, dataset, context: SourceContext) -> dict[str, ColumnInfo]:
+    def describe(self, dataset, context: SourceContext) -> dict[str, Column]:
         tree, _ = _tree(dataset, context)
-        channels = 1 if dataset.grayscale else 3
         return {
-            "image": ColumnInfo(shape=(dataset.image_size[0], dataset.image_size[1], channels), dtype="float32"),
-            "label": ColumnInfo(
+            "image": Column(shape=image_shape(dataset), dtype="float32"),
+            "label": Column(
                 shape=(),
                 dtype="int64",
                 categorical=True,

@@ -10,13 +10,31 @@ from __future__ import annotations
 
 import difflib
 import zipfile
+from typing import Literal
 
 import numpy as np
 
 from polytask.compiler.data.files import cached, existing_path, stat_key
-from polytask.compiler.data.registry import Columns, DataSource, SourceContext, register_source
+from polytask.compiler.data.load import Columns, SourceContext
+from polytask.compiler.data.sources import Source
 from polytask.compiler.data.table import infer_column_info, normalize_column
 from polytask.errors import DataError
+from polytask.spec.data_checks import missing
+from polytask.spec.facts import MAX_CLASSES, Column, DatasetBase, Facts
+from polytask.spec.registry import SOURCES
+
+NPZ_READ_LIMIT = 4_000_000  # bytes of a 1-D integer array `polytask check` reads to count its classes
+
+
+class NpzDataset(DatasetBase):
+    """Arrays in a NumPy .npz file: `features` names the input array, targets name others."""
+
+    source: Literal["npz"]
+    """`npz`"""
+    path: str
+    """The .npz file; relative to the spec's folder."""
+    features: str = "x"
+    """The input array's name."""
 
 
 def read_npz(path) -> dict[str, np.ndarray]:
@@ -48,9 +66,86 @@ def read_npz(path) -> dict[str, np.ndarray]:
     return {name: normalize_column(array) for name, array in arrays.items()}
 
 
-@register_source("npz")
-class NpzSource(DataSource):
-    """Arrays in a .npz file."""
+def _npy_header(handle):
+    version = np.lib.format.read_magic(handle)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(handle)
+    return np.lib.format.read_array_header_2_0(handle)
+
+
+def probe_npz(params, resolve, report) -> Facts:
+    """Array names, shapes and dtypes from the .npy headers inside the zip (for `polytask check`)."""
+    path = resolve(params.path)
+    if not path.is_file():
+        missing(report, path, "npz file")
+        return Facts()
+    columns, rows = {}, {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                if not member.endswith(".npy"):
+                    continue
+                array = member[: -len(".npy")]
+                with archive.open(member) as handle:
+                    shape, _, dtype = _npy_header(handle)
+                if dtype.kind == "O":
+                    report("PT306", f"array '{array}' in {path.name} holds Python objects (refused: loading "
+                           "them would run code)", hint="save numbers or text arrays")
+                    continue
+                categorical, classes = None, None
+                if dtype.kind == "f":
+                    categorical = False
+                elif dtype.kind in "US":
+                    categorical = None
+                elif dtype.kind in "iub" and len(shape) == 1:
+                    info = archive.getinfo(member)
+                    if info.file_size <= NPZ_READ_LIMIT:
+                        with archive.open(member) as handle:
+                            values = np.lib.format.read_array(handle, allow_pickle=False)
+                        present = values[values != -1] if values.size else values
+                        top = int(present.max()) if present.size else -1
+                        categorical = bool(present.size == 0 or (int(present.min()) >= 0 and top < MAX_CLASSES))
+                        if values.size and int(values.min()) == -1 and set(np.unique(values).tolist()) == {-1, 1}:
+                            categorical = False  # +-1 numbers, as the loader reads them (normalize_column)
+                        classes = top + 1 if categorical else None
+                elif dtype.kind in "iub":
+                    categorical = False
+                # as the loader stores them: floats and integers that are not labels -> float32
+                kind = ("string" if dtype.kind in "US" else "float32" if dtype.kind == "f" or categorical is False
+                        else "int64" if categorical else None)
+                columns[array] = Column(tuple(int(d) for d in shape[1:]), categorical=categorical,
+                                        num_classes=classes, dtype=kind)
+                rows[array] = int(shape[0]) if shape else 0
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        report("PT306", f"cannot read {path.name} as an npz file: {exc}")
+        return Facts()
+    if not columns:
+        report("PT306", f"{path.name} holds no arrays", hint="write it with numpy.savez(path, x=..., y=...)")
+        return Facts()
+    if len(set(rows.values())) > 1:
+        listing = ", ".join(f"{k}: {v}" for k, v in rows.items())
+        report("PT307", f"the arrays in {path.name} have different numbers of rows ({listing})",
+               hint="every array needs one row per example (the same first dimension)")
+    return Facts(columns=columns, rows=max(rows.values()))
+
+
+@SOURCES.register
+class Npz(Source):
+    """Arrays in a NumPy .npz file: `features` names the input array, targets name others."""
+
+    name = "npz"
+    Params = NpzDataset
+    default_input = "the array named by `features:` (default `x`)"
+    other_columns = "one per array"
+    reads = "a NumPy `.npz`"
+    missing_column_code = "PT303"
+    column_noun = "array"
+
+    def data_path(self, params):
+        return params.path
+
+    def facts(self, params, resolve, report) -> Facts:
+        return probe_npz(params, resolve, report)
 
     def _read(self, dataset, context: SourceContext):
         path = existing_path(context, dataset.path, what=".npz file")

@@ -12,11 +12,30 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Mapping
+from typing import Literal, Optional
 
 import numpy as np
+from pydantic import Field
 
-from polytask.compiler.data.registry import Columns, DataSource, SourceContext, register_source
+from polytask.compiler.data.load import Columns, SourceContext
+from polytask.compiler.data.sources import Source
 from polytask.errors import DataError
+from polytask.spec.facts import DatasetBase
+from polytask.spec.registry import SOURCES
+
+
+class PythonDataset(DatasetBase):
+    """Arrays returned by a Python callable `module:attr` (code execution: opt-in only).
+
+    The callable takes no arguments and returns a mapping of column name to array.
+    """
+
+    source: Literal["python"]
+    """`python`"""
+    callable: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    """`module:attr`; the module is looked up next to the spec first."""
+    features: Optional[list[str]] = None
+    """Input columns; default: every column no task uses as a target."""
 
 
 def resolve_callable(reference: str, base_dir, where: str):
@@ -43,9 +62,15 @@ def resolve_callable(reference: str, base_dir, where: str):
         raise DataError(f"module '{module_name}' has no attribute '{attr}'", where=where) from None
 
 
-@register_source("python")
-class PythonSource(DataSource):
-    """Arrays from user code, refused unless code execution is allowed."""
+@SOURCES.register
+class Python(Source):
+    """Arrays from user code (`module:attr`), refused unless code execution is allowed."""
+
+    name = "python"
+    Params = PythonDataset
+    default_input = "`features:` or all non-targets"
+    other_columns = "whatever the callable returns"
+    reads = "your code (`--allow-code`)"
 
     def load(self, dataset, context: SourceContext) -> Columns:
         where = context.dataset_where("callable")

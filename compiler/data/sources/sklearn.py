@@ -9,15 +9,19 @@ column per physiological target: `Weight`, `Waist`, `Pulse`. digits also has `im
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
-from polytask.compiler.data.registry import Columns, DataSource, SourceContext, register_source
-from polytask.compiler.data.table import ColumnInfo
+from polytask.compiler.data.load import Columns, SourceContext
+from polytask.compiler.data.sources import Source
+from polytask.spec.facts import Column, DatasetBase, Facts
+from polytask.spec.registry import SOURCES
 
-# Shapes and classes known without importing scikit-learn (for `polytask plan`);
-# tests/test_data_sklearn.py checks them against the loaded data.
-_META = {
-    "digits": {"features": 64, "classes": 10, "rows": 1797},
+# Shapes and classes known without importing scikit-learn (for `polytask check` and
+# `polytask plan`); tests/test_data_sklearn.py checks them against scikit-learn's data.
+META = {
+    "digits": {"features": 64, "classes": 10, "rows": 1797, "image": (8, 8, 1)},
     "iris": {"features": 4, "classes": 3, "rows": 150},
     "wine": {"features": 13, "classes": 3, "rows": 178},
     "breast_cancer": {"features": 30, "classes": 2, "rows": 569},
@@ -26,45 +30,64 @@ _META = {
 }
 
 
-@register_source("sklearn")
-class SklearnSource(DataSource):
-    """Bundled scikit-learn data sets by name."""
+class SklearnDataset(DatasetBase):
+    """A data set that ships inside scikit-learn (no download)."""
+
+    source: Literal["sklearn"]
+    """`sklearn`"""
+    name: Literal[tuple(META)]
+    """Columns: `x` and `target` (linnerud also `Weight`, `Waist`, `Pulse`; digits also `image`)."""
+
+
+def columns(name: str) -> dict[str, Column]:
+    """The columns of scikit-learn's data set `name`, without importing scikit-learn."""
+    meta = META[name]
+    out = {"x": Column((meta["features"],), dtype="float32", categorical=False)}
+    if meta["classes"] is not None:
+        out["target"] = Column((), dtype="int64", categorical=True, num_classes=meta["classes"])
+    else:
+        targets = meta.get("targets", [])
+        out["target"] = Column((len(targets),) if targets else (), dtype="float32", categorical=False)
+        for target_name in targets:
+            out[target_name] = Column((), dtype="float32", categorical=False)
+    if "image" in meta:
+        out["image"] = Column(meta["image"], dtype="float32", categorical=False)
+    return out
+
+
+@SOURCES.register
+class Sklearn(Source):
+    """A data set that ships inside scikit-learn, by name (no download)."""
+
+    name = "sklearn"
+    Params = SklearnDataset
+    default_input = "`x`"
+    other_columns = "`target` (+ linnerud's `Weight`, `Waist`, `Pulse`; digits' `image`)"
+    reads = "bundled with scikit-learn"
+
+    def default_inputs(self, params) -> list[str]:
+        return ["x"]
+
+    def static_facts(self, params) -> Facts:
+        return Facts(columns=columns(params.name), rows=META[params.name]["rows"])
 
     def load(self, dataset, context: SourceContext) -> Columns:
         from sklearn import datasets as sk_datasets
 
         bunch = getattr(sk_datasets, f"load_{dataset.name}")()
-        meta = _META[dataset.name]
-        columns = {"x": np.asarray(bunch.data, dtype=np.float32)}
+        meta = META[dataset.name]
+        data = {"x": np.asarray(bunch.data, dtype=np.float32)}
         class_names = None
         if meta["classes"] is not None:
-            columns["target"] = np.asarray(bunch.target, dtype=np.int64)
+            data["target"] = np.asarray(bunch.target, dtype=np.int64)
             class_names = [str(n) for n in bunch.target_names]
         else:
-            columns["target"] = np.asarray(bunch.target, dtype=np.float32)
+            data["target"] = np.asarray(bunch.target, dtype=np.float32)
         for index, target_name in enumerate(meta.get("targets", [])):
-            columns[target_name] = columns["target"][:, index].copy()
-        if dataset.name == "digits":
-            columns["image"] = np.asarray(bunch.images, dtype=np.float32)[..., None]
-        return Columns(columns=columns, class_names=class_names, feature_columns=["x"], info=self._info(dataset.name))
+            data[target_name] = data["target"][:, index].copy()
+        if "image" in meta:
+            data["image"] = np.asarray(bunch.images, dtype=np.float32)[..., None]
+        return Columns(columns=data, class_names=class_names, feature_columns=["x"], info=columns(dataset.name))
 
-    def default_features(self, dataset) -> list[str]:
-        return ["x"]
-
-    def describe(self, dataset, context: SourceContext) -> dict[str, ColumnInfo]:
-        return self._info(dataset.name)
-
-    @staticmethod
-    def _info(name: str) -> dict[str, ColumnInfo]:
-        meta = _META[name]
-        info = {"x": ColumnInfo(shape=(meta["features"],), dtype="float32")}
-        if meta["classes"] is not None:
-            info["target"] = ColumnInfo(shape=(), dtype="int64", categorical=True, num_classes=meta["classes"])
-        else:
-            targets = meta.get("targets", [])
-            info["target"] = ColumnInfo(shape=(len(targets),) if targets else (), dtype="float32")
-            for target_name in targets:
-                info[target_name] = ColumnInfo(shape=(), dtype="float32")
-        if name == "digits":
-            info["image"] = ColumnInfo(shape=(8, 8, 1), dtype="float32")
-        return info
+    def describe(self, dataset, context: SourceContext) -> dict[str, Column]:
+        return columns(dataset.name)

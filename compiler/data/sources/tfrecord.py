@@ -12,18 +12,51 @@ from __future__ import annotations
 import glob as globlib
 import re
 from pathlib import Path
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
+from pydantic import ConfigDict, Field
 
 from polytask.compiler.data.files import cached, stat_key
-from polytask.compiler.data.registry import Columns, DataSource, SourceContext, register_source
-from polytask.compiler.data.table import ColumnInfo, infer_column_info, normalize_column
+from polytask.compiler.data.load import Columns, SourceContext
+from polytask.compiler.data.sources import Source
+from polytask.compiler.data.table import infer_column_info, normalize_column
 from polytask.errors import DataError
+from polytask.spec.facts import Column, DatasetBase, Facts
+from polytask.spec.registry import SOURCES
+from polytask.spec.types import Identifier, StrictModel
+
+
+class TfRecordFeature(StrictModel):
+    reference_name: ClassVar[str] = "feature"  # in the reference docs: "`feature` mapping"
+
+    shape: list[Annotated[int, Field(ge=1)]] = []
+    """Per-example shape; [] for a scalar."""
+    dtype: Literal["float32", "int64", "string"] = "float32"
+    """Storage type of the feature."""
+
+
+class TfRecordDataset(DatasetBase):
+    """tf.train.Example records; `schema` declares each feature's shape and dtype."""
+
+    source: Literal["tfrecord"]
+    """`tfrecord`"""
+    path: str = Field(description="A file or a glob pattern.")
+    schema_: dict[Identifier, TfRecordFeature] = Field(alias="schema")
+    """Each feature's shape and dtype."""
+    features: list[str]
+    """The input features."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True)
+
+
+def _is_glob(path: str) -> bool:
+    return any(ch in path for ch in "*?[")
 
 
 def _files(dataset, context: SourceContext) -> list:
     pattern = context.resolve_path(dataset.path)
-    if any(ch in dataset.path for ch in "*?["):
+    if _is_glob(dataset.path):
         files = sorted(globlib.glob(str(pattern)))
     else:
         files = [str(pattern)] if pattern.is_file() else []
@@ -93,9 +126,36 @@ def _raise_first_bad_record(records, spec, file: str) -> None:
     raise DataError("the records do not match the schema", where=file)
 
 
-@register_source("tfrecord")
-class TfRecordSource(DataSource):
-    """tf.train.Example records with a declared schema."""
+@SOURCES.register
+class TfRecord(Source):
+    """tf.train.Example records whose `schema` declares each feature's shape and dtype."""
+
+    name = "tfrecord"
+    Params = TfRecordDataset
+    default_input = "`features:`"
+    other_columns = "one per `schema` entry"
+    reads = "TFRecord files (glob)"
+
+    def data_path(self, params):
+        return params.path
+
+    def reference_models(self):
+        return [("tfrecord `schema.<feature>`", TfRecordFeature)]
+
+    def static_facts(self, params) -> Facts:
+        columns = {}
+        for name, feature in params.schema_.items():
+            categorical = {"int64": None, "string": None, "float32": False}[feature.dtype]
+            columns[name] = Column(tuple(feature.shape), categorical=categorical, dtype=feature.dtype)
+        return Facts(columns=columns)
+
+    def facts(self, params, resolve, report) -> Facts:
+        pattern = resolve(params.path)
+        found = globlib.glob(str(pattern)) if _is_glob(params.path) else ([str(pattern)] if pattern.is_file() else [])
+        if not found:
+            report("PT301", f"no tfrecord file matches {pattern}",
+                   hint="relative paths are resolved against the spec file's folder")
+        return self.static_facts(params)
 
     def load(self, dataset, context: SourceContext) -> Columns:
         files = _files(dataset, context)
@@ -116,7 +176,7 @@ class TfRecordSource(DataSource):
         where = files[0] if len(files) == 1 else str(context.resolve_path(dataset.path))
         return Columns(columns=dict(columns), feature_columns=list(dataset.features), where=where)
 
-    def describe(self, dataset, context: SourceContext) -> dict[str, ColumnInfo]:
+    def describe(self, dataset, context: SourceContext) -> dict[str, Column]:
         # Shapes and dtypes are declared, but whether an int64 feature is a class label (and
         # how many classes it has) is only in the records, so read them (cached for load).
         table_columns = self.load(dataset, context).columns

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from polytask.compiler.meta.families.base import SPLITS, EpisodeSampler, FamilyDescription, TaskFamily, split_seed
 from polytask.errors import DataError
-from polytask.spec.catalog import Column
+from polytask.spec.facts import Column
 from polytask.spec.registry import FAMILIES, LOSSES
 from polytask.spec.splits import split_sizes
 from polytask.spec.types import Fraction, Identifier, PositiveInt, StrictModel

@@ -1,32 +1,24 @@
-"""The data-source registry: `source:` name in a spec -> the code that loads it.
+"""Loading a dataset: the source descriptor's columns in, a `Table` with seeded splits out.
 
-Each source is one module under `polytask.compiler.data.sources` that decorates a class
-with `@register_source("<name>")`; the package imports every module it finds there, so
-adding a source is adding one file. A source turns a dataset spec into columns:
-
-    @register_source("csv")
-    class CsvSource(DataSource):
-        def load(self, dataset, context) -> Columns: ...
-        def describe(self, dataset, context) -> dict[str, ColumnInfo]: ...   # optional, cheap
-
-`load_table` adds the parts every source shares: dtype normalisation, column info, equal
-row counts and the seeded train/validation/test split.
+Each source is one descriptor module under `polytask.compiler.data.sources`, registered in
+`polytask.spec.registry.SOURCES` (see `polytask.compiler.data.sources.Source`). A source
+turns a dataset spec into columns (`load`) and, cheaply where it can, describes them
+(`describe`). `load_table` adds the parts every source shares: dtype normalisation, column
+info, equal row counts and the seeded train/validation/test split.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
-from polytask.compiler.data.table import ColumnInfo, Table, infer_column_info, normalize_column, split_indices
-from polytask.errors import DataError
-
-_SOURCES: dict[str, "DataSource"] = {}
+from polytask.compiler.data.table import Table, infer_column_info, normalize_column, split_indices
+from polytask.errors import DataError, PolytaskError
+from polytask.spec.facts import Column, input_columns
+from polytask.spec.registry import SOURCES
 
 
 @dataclass
@@ -61,72 +53,28 @@ class SourceContext:
 
 @dataclass
 class Columns:
-    """What `DataSource.load` returns: row-aligned arrays plus optional source metadata."""
+    """What `Source.load` returns: row-aligned arrays plus optional source metadata."""
 
     columns: dict[str, np.ndarray]
     class_names: Optional[list[str]] = None
     feature_columns: Optional[list[str]] = None
-    info: dict[str, ColumnInfo] = field(default_factory=dict)  # overrides of the inferred info
+    info: dict[str, Column] = field(default_factory=dict)  # overrides of the inferred info
     where: Optional[str] = None
     # True when the source already chose each column's dtype (csv: -1 in an int64 column
     # marks a missing cell), so the generic array heuristics must not second-guess it.
     typed: bool = False
 
 
-class DataSource:
-    """Base class for a data source: `load` is required, `describe` defaults to loading."""
-
-    name: str = ""
-
-    def load(self, dataset, context: SourceContext) -> Columns:
-        raise NotImplementedError
-
-    def describe(self, dataset, context: SourceContext) -> dict[str, ColumnInfo]:
-        return _finish(self.load(dataset, context), context).info
-
-    def default_features(self, dataset) -> Optional[list[str]]:
-        """The input columns when a task names none; None means every non-target column."""
-        declared = getattr(dataset, "features", None)
-        if declared is None:
-            return None
-        return [declared] if isinstance(declared, str) else list(declared)
-
-
-def register_source(name: str) -> Callable[[type], type]:
-    """Class decorator: make a `DataSource` subclass available as `source: <name>`."""
-
-    def decorate(cls: type) -> type:
-        if name in _SOURCES and type(_SOURCES[name]) is not cls:
-            raise ValueError(f"data source {name!r} is already registered by {type(_SOURCES[name]).__name__}")
-        instance = cls()
-        instance.name = name
-        _SOURCES[name] = instance
-        return cls
-
-    return decorate
-
-
-def _import_all(package: str) -> None:
-    module = importlib.import_module(package)
-    for info in pkgutil.iter_modules(module.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{package}.{info.name}")
+def get_source(name: str):
+    """The source descriptor for `source: <name>`; an unknown name is a DataError."""
+    try:
+        return SOURCES.get(name)
+    except PolytaskError as exc:
+        raise DataError(exc.message, hint=exc.hint) from None
 
 
 def available_sources() -> list[str]:
-    _import_all("polytask.compiler.data.sources")
-    return sorted(_SOURCES)
-
-
-def get_source(name: str) -> DataSource:
-    if name not in _SOURCES:
-        _import_all("polytask.compiler.data.sources")
-    if name not in _SOURCES:
-        raise DataError(
-            f"unknown data source '{name}'",
-            hint=f"available sources: {', '.join(sorted(_SOURCES))}",
-        )
-    return _SOURCES[name]
+    return SOURCES.names()
 
 
 def _finish(loaded_columns: Columns, context: SourceContext) -> Table:
@@ -187,21 +135,13 @@ def load_table(name: str, dataset, loaded, *, allow_code: bool = False, seed: Op
     return table
 
 
-def default_input_columns(dataset, info: dict[str, ColumnInfo], targets) -> list[str]:
-    """The input columns of a task that names none, without loading the data.
-
-    The dataset's `features:` if it declares them, else the source's own input (`x` for
-    sklearn and synthetic, `image` for image folders), else every column that is not a
-    target and not text. `Table.input_columns(None, targets)` gives the same answer.
-    """
-    declared = get_source(dataset.source).default_features(dataset)
-    if declared is not None:
-        return declared
-    targets = set(targets)
-    return [c for c, column in info.items() if c not in targets and column.dtype != "string"]
+def default_input_columns(dataset, info: dict[str, Column], targets) -> list[str]:
+    """The input columns of a task that names none, without loading the data
+    (`polytask.spec.facts.input_columns`, the rule `polytask check` uses too)."""
+    return input_columns(dataset, None, targets, info)
 
 
-def describe_table(name: str, dataset, loaded, *, allow_code: bool = False, seed: Optional[int] = None) -> dict[str, ColumnInfo]:
+def describe_table(name: str, dataset, loaded, *, allow_code: bool = False, seed: Optional[int] = None) -> dict[str, Column]:
     """Column info without building the table: headers, shapes and metadata where the source can.
 
     Used by `polytask plan` and data checks. Raises `DataError` like `load_table`.
