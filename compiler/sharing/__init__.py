@@ -7,7 +7,8 @@ A pattern descriptor declares, in one file:
   do not fit their input or a form), reported through `view.report(code, message, path, ...)`;
 - `plan(structure, tasks, input_shape)`: its parameter groups and which tasks use each,
   in pure Python (no TensorFlow);
-- `build(...)`: its TensorFlow network, imported lazily.
+- `build(...)`: its TensorFlow network, imported lazily;
+- `starter`: the commented starter spec `polytask init --pattern <name>` writes.
 
 `check` is written once and runs in two modes: `polytask check` passes a view over the
 spec's data facts (unknown facts: the rule stays silent) that collects positioned
@@ -29,6 +30,9 @@ class SharingPattern(Concept):
     """Base of every sharing-pattern descriptor."""
 
     learns_from: ClassVar[str] = "tasks"  # or "family"
+    # The commented spec body `polytask init --pattern <name>` writes; `<<kind>>` becomes the
+    # names registered for that kind (`<<source>>`: csv, image_folder, ...).
+    starter: ClassVar[Optional[str]] = None
 
     def check(self, structure, view) -> None:
         """Report this pattern's problems through `view` (see the module docstring)."""

@@ -41,6 +41,43 @@ class Hard(SharingPattern):
 
     name = "hard"
     Params = HardStructure
+    starter = """
+# Named datasets; tasks refer to them by name. Sources: <<source>>
+# (python runs code: opt-in). Relative paths resolve against this file's folder.
+datasets:
+  mmoe:
+    source: synthetic
+    # MMoE's synthetic regression tasks (Ma et al. 2018): the label correlation is a knob
+    generator: {kind: mmoe, tasks: 2, input_dim: 100, correlation: 0.9}
+    samples: 5000
+    split: {train: 0.8, validation: 0.1, test: 0.1}
+
+# A task is T_i = (dataset, target, loss), with optional metrics, a loss weight and a
+# sampling rate (how often its batches are drawn; separate from the weight).
+tasks:
+  first: {dataset: mmoe, target: task_0, loss: mse, metrics: [rmse]}
+  second: {dataset: mmoe, target: task_1, loss: mse, metrics: [rmse]}
+
+# hard: a shared trunk, then one head per task (the output layer is inferred).
+structure:
+  sharing: hard
+  trunk:
+    - dense: {units: 64, activation: relu}
+    - dense: {units: 64, activation: relu}
+  head:
+    - dense: {units: 16, activation: relu}
+
+training:
+  steps: 3000
+  batch_size: 128
+  optimizer: {adam: {learning_rate: 1.0e-3}}
+  schedule: {kind: cosine, warmup_steps: 100}
+  sampling: proportional      # uniform | proportional | {temperature: 2.0}
+  weighting: uncertainty      # or a list of: <<weighting>>
+  eval_every: 250
+  checkpoint_every: 1000
+  early_stopping: {metric: loss, patience: 5}
+"""  # `polytask init --pattern hard`
 
     def check(self, structure, view):
         stackable = True

@@ -57,6 +57,41 @@ class Meta(SharingPattern):
 
     name = "meta"
     Params = MetaStructure
+    starter = """
+# A task family p(T) for meta-learning: here the MAML sinusoids y = A sin(x - phi), a new
+# (A, phi) per task. For few-shot image classification use instead
+#   datasets: {omniglot: {source: image_folder, path: omniglot.zip, class_depth: 2, invert: true}}
+#   family: {source: classes, dataset: omniglot, ways: 5, shots: 1, queries: 15,
+#            rotations: [0, 90, 180, 270]}
+#   loss: cross_entropy
+family:
+  source: sinusoid
+  amplitude: [0.1, 5.0]
+  phase: [0.0, 3.14159]
+  x: [-5.0, 5.0]
+  shots: 10                   # support examples per task (K)
+  queries: 10                 # query examples per task
+loss: mse
+metrics: [mse]
+
+# meta: an algorithm (<<algorithm>>) adapting a model
+# with an inner loop; the output layer is inferred from the loss.
+structure:
+  sharing: meta
+  algorithm: maml
+  inner: {steps: 1, learning_rate: 0.01, eval_steps: 10}
+  model:
+    - dense: {units: 40, activation: relu}
+    - dense: {units: 40, activation: relu}
+
+training:
+  steps: 10000
+  meta_batch: 25              # tasks per meta-update
+  optimizer: {adam: {learning_rate: 1.0e-3}}
+  eval_every: 500
+  eval_episodes: 600
+  checkpoint_every: 1000
+"""  # `polytask init --pattern meta`
     learns_from = "family"
 
     def check(self, structure, view):

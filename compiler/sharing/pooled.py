@@ -48,6 +48,42 @@ class Pooled(SharingPattern):
 
     name = "pooled"
     Params = PooledStructure
+    starter = """
+# Named datasets; tasks refer to them by name. Sources: <<source>>
+# (python runs code: opt-in). Relative paths resolve against this file's folder.
+datasets:
+  waves:
+    source: synthetic
+    generator: {kind: sinusoid, tasks: 3}   # columns: x, task_0, task_1, task_2
+    samples: 2000
+    split: {train: 0.8, validation: 0.1, test: 0.1}
+
+# A task is T_i = (dataset, target, loss), with optional metrics, a loss weight and a
+# sampling rate (how often its batches are drawn; separate from the weight).
+tasks:
+  wave_0: {dataset: waves, target: task_0, loss: mse, metrics: [mae]}
+  wave_1: {dataset: waves, target: task_1, loss: mse, metrics: [mae]}
+  wave_2: {dataset: waves, target: task_2, loss: mse, metrics: [mae], weight: 2.0}
+
+# pooled: one model for every task, L = sum_i w_i L_i. These tasks share their inputs but
+# not their targets, so the model is told which task each example is for (descriptor).
+structure:
+  sharing: pooled
+  descriptor: onehot          # none | onehot | embedding
+  model:
+    - dense: {units: 64, activation: relu}
+    - dense: {units: 64, activation: relu}
+    # the output layer is inferred from each task's loss and target
+
+training:
+  steps: 2000
+  batch_size: 64
+  optimizer: {adam: {learning_rate: 1.0e-3}}
+  sampling: uniform           # uniform | proportional | {temperature: 2.0}
+  weighting: static           # each task's weight; or a list of: <<weighting>>
+  eval_every: 200
+  checkpoint_every: 500
+"""  # `polytask init --pattern pooled`
 
     def check(self, structure, view):
         names = view.task_names
