@@ -1,6 +1,6 @@
 """Generate the reference tables of the docs from the code (models, registries, codes).
 
-    python -m polytask.spec.reference --all        # docs/spec-language.md and docs/data-sources.md
+    python -m polytask.spec.reference --all        # docs/spec-language.md, docs/data-sources.md, README.md
     python -m polytask.spec.reference --write docs/spec-language.md docs/data-sources.md
 
 Rewrites only the parts between `<!-- generated:NAME -->` markers (fields, codes, concepts,
@@ -232,6 +232,14 @@ _CONCEPT_COLUMNS = {
 }
 
 
+def names_markdown() -> str:
+    """One line per kind with every registered name: README's overview of the vocabulary."""
+    lines = []
+    for kind, registry in REGISTRIES.items():
+        lines.append(f"- {registry.plural}: " + ", ".join(f"`{name}`" for name in registry.names()))
+    return "\n".join(lines) + "\n"
+
+
 def concepts_markdown() -> str:
     """Every registered concept, by kind: name, what it is, where it comes from."""
     parts = []
@@ -273,10 +281,10 @@ def generators_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
-GENERATED = {"fields": fields_markdown, "codes": codes_markdown, "concepts": concepts_markdown,
+GENERATED = {"names": names_markdown, "fields": fields_markdown, "codes": codes_markdown, "concepts": concepts_markdown,
              "sources": sources_markdown, "generators": generators_markdown}
 
-DOCS = (Path("docs") / "spec-language.md", Path("docs") / "data-sources.md")
+DOCS = (Path("docs") / "spec-language.md", Path("docs") / "data-sources.md", Path("README.md"))
 
 
 def update(text: str) -> str:

@@ -11,10 +11,11 @@ from polytask.spec.registry import GENERATORS, SOURCES
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 DOC = DOCS / "spec-language.md"
 DATA_DOC = DOCS / "data-sources.md"
+README = DOCS.parent / "README.md"
 
 
 def test_generated_tables_are_up_to_date():
-    for doc in (DOC, DATA_DOC):
+    for doc in (DOC, DATA_DOC, README):
         text = doc.read_text()
         assert update(text) == text, f"{doc.name} is stale; run: python -m polytask.spec.reference --all"
 
@@ -26,6 +27,16 @@ def test_data_sources_doc_lists_every_source_and_generator_kind():
         assert f"| `{name}` |" in text and f"## {name}" in text, name
     for kind in GENERATORS.names():
         assert f"| `{kind}` |" in text and f"**{kind}**" in text, kind
+
+
+def test_readme_lists_every_registered_name():
+    from polytask.spec.registry import REGISTRIES
+
+    text = README.read_text()
+    block = text[text.index("<!-- generated:names -->"):text.index("<!-- end -->", text.index("<!-- generated:names -->"))]
+    for registry in REGISTRIES.values():
+        for name in registry.names():
+            assert f"`{name}`" in block, (registry.kind, name)
 
 
 def test_a_stale_data_sources_table_is_caught():
