@@ -17,6 +17,7 @@ from polytask.compiler.layers import LayerStackError, infer_layers
 from polytask.errors import PolytaskError
 from polytask.spec.facts import input_columns, input_shape
 from polytask.spec.registry import LOSSES, SHARING, WEIGHTINGS
+from polytask.spec.suggest import as_text
 
 
 @dataclass
@@ -312,13 +313,7 @@ def format_plan(plan: Plan, spec_path: str = "") -> str:
 
 
 def _scalar(value) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_scalar(v) for v in value) + "]"
-    return str(value)
+    return as_text(value, yes_no=True, thousands=True)
 
 
 def _format_meta(plan: Plan) -> str:

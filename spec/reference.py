@@ -25,6 +25,7 @@ from polytask.spec import layers, models
 from polytask.spec.diagnostics import CODES
 from polytask.spec.registry import (FAMILIES, GENERATORS, LAYERS, LOSSES, METRICS, OPTIMIZERS, REGISTRIES, SCHEDULES,
                                     SHARING, SOURCES, WEIGHTINGS)
+from polytask.spec.suggest import as_text
 from polytask.spec.types import NoParams
 
 def _params_entries(registry, prefix: str) -> list[tuple[str, type[BaseModel]]]:
@@ -175,17 +176,7 @@ def _default(info) -> str:
 
 
 def _yaml(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_yaml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_yaml(v)}" for k, v in value.items()) + "}"
-    return str(value)
+    return as_text(value)
 
 
 def model_table(model: type[BaseModel]) -> str:

@@ -8,12 +8,37 @@ from __future__ import annotations
 
 import math
 
+from typing import ClassVar
+
 from pydantic import model_validator
 
 from polytask.spec.types import Fraction, StrictModel
 
 
-class Split(StrictModel):
+class Fractions(StrictModel):
+    """train/validation/test fractions that add up to 1 (a dataset's rows, a family's classes)."""
+
+    what: ClassVar[str] = "split"  # the spec key, in messages
+    train_required: ClassVar[bool] = True  # the train fraction must be above 0
+
+    train: Fraction
+    validation: Fraction
+    test: Fraction
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> "Fractions":
+        total = self.train + self.validation + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(
+                f"{self.what} fractions add up to {total:g}, not 1 "
+                f"(train {self.train:g} + validation {self.validation:g} + test {self.test:g})"
+            )
+        if self.train_required and self.train <= 0.0:
+            raise ValueError(f"the train {self.what} must be larger than 0")
+        return self
+
+
+class Split(Fractions):
     """Fractions of a dataset's rows per split; they must add up to 1."""
 
     train: Fraction = 0.8
@@ -22,18 +47,6 @@ class Split(StrictModel):
     """Fraction for validation (evaluation during training, early stopping)."""
     test: Fraction = 0.2
     """Fraction held out for the final report."""
-
-    @model_validator(mode="after")
-    def _adds_up(self) -> "Split":
-        total = self.train + self.validation + self.test
-        if not math.isclose(total, 1.0, abs_tol=1e-6):
-            raise ValueError(
-                f"split fractions add up to {total:g}, not 1 "
-                f"(train {self.train:g} + validation {self.validation:g} + test {self.test:g})"
-            )
-        if self.train <= 0.0:
-            raise ValueError("the train split must be larger than 0")
-        return self
 
 
 def split_sizes(count: int, fractions: list) -> list[int]:

@@ -40,3 +40,21 @@ def one_of(choices: Iterable[object], limit: int = 12) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def as_text(value, *, yes_no: bool = False, thousands: bool = False) -> str:
+    """A setting as people read it: YAML-like (`true`, `null`, `[a, b]`, `{k: v}`) by default;
+    `yes_no` and `thousands` (1,761) for `polytask plan`'s settings."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return ("yes" if value else "no") if yes_no else ("true" if value else "false")
+    if isinstance(value, int):
+        return f"{value:,}" if thousands else str(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(as_text(v, yes_no=yes_no, thousands=thousands) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {as_text(v, yes_no=yes_no, thousands=thousands)}" for k, v in value.items()) + "}"
+    return str(value)

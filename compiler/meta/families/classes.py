@@ -13,22 +13,24 @@ random, so no label is tied to a class across episodes.
 """
 from __future__ import annotations
 
-import math
-from typing import Annotated, Literal, Optional
+from typing import Annotated, ClassVar, Literal, Optional
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from polytask.compiler.meta.families.base import SPLITS, EpisodeSampler, FamilyDescription, TaskFamily, split_seed
 from polytask.errors import DataError
 from polytask.spec.facts import Column
 from polytask.spec.registry import FAMILIES, LOSSES
-from polytask.spec.splits import split_sizes
+from polytask.spec.splits import Fractions, split_sizes
 from polytask.spec.types import Fraction, Identifier, PositiveInt, StrictModel
 
 
-class ClassSplit(StrictModel):
+class ClassSplit(Fractions):
     """Fractions of *classes* for meta-train / meta-validation / meta-test (seeded)."""
+
+    what: ClassVar[str] = "class_split"
+    train_required: ClassVar[bool] = False
 
     train: Fraction = 0.7
     """Fraction of classes for meta-training."""
@@ -36,13 +38,6 @@ class ClassSplit(StrictModel):
     """Fraction of classes for meta-validation."""
     test: Fraction = 0.2
     """Fraction of classes for the meta-test report."""
-
-    @model_validator(mode="after")
-    def _adds_up(self) -> "ClassSplit":
-        total = self.train + self.validation + self.test
-        if not math.isclose(total, 1.0, abs_tol=1e-6):
-            raise ValueError(f"class_split fractions add up to {total:g}, not 1")
-        return self
 
 
 class ClassEpisodeFamily(StrictModel):
