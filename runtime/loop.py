@@ -163,7 +163,7 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
     last_values: dict[str, float] = {}
     last_eval: dict[str, float] = {}
 
-    def save(reason: str) -> None:
+    def save() -> None:
         nonlocal last_saved
         if last_saved != current:
             manager.save(checkpoint_number=current)
@@ -252,9 +252,9 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
                                   f"'{settings.early_stopping.metric}' for {settings.early_stopping.patience} evaluations")
                     break
             if current % settings.checkpoint_every == 0:
-                save("periodic")
+                save()
             if sigint.raised:
-                save("interrupt")
+                save()
                 progress.close()
                 raise Interrupted(
                     f"interrupted at step {current}; checkpoint saved in {run.checkpoints}",
@@ -262,7 +262,7 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
                 )
 
     progress.close()
-    save("final")
+    save()
     wall = time.perf_counter() - started
     restored_best = None
     if best_manager is not None and best_manager.latest_checkpoint and int(best_step.numpy()) != current:
