@@ -159,21 +159,22 @@ def infer_layers(layers, input_shape: tuple, where: str = "model", form: str = "
     plans, shape = [], tuple(int(d) for d in input_shape)
     for index, layer in enumerate(layers):
         descriptor = LAYERS.get(layer.kind)
+        inferred = inferred_from is not None and index >= inferred_from
+        label = f"the output layer the compiler adds after {where}" if inferred else f"{where}[{index}]"
         missing = descriptor.supports(form)
         if missing is not None:
             usable = [n for n, d in LAYERS.items() if d.supports(form) is None]
-            raise LayerStackError(f"{where}[{index}] ({layer.kind}): {FORM_WORDS[form]} take no `{layer.kind}` "
+            raise LayerStackError(f"{label} ({layer.kind}): {FORM_WORDS[form]} take no `{layer.kind}` "
                                   f"layer: {missing}", f"use {', '.join(usable)}", index, where)
         try:
             new_shape = tuple(descriptor.output_shape(layer.params, shape, form))
         except LayerShapeError as exc:
             raise LayerStackError(
-                f"{where}[{index}] ({layer.kind}) does not fit its input of shape {list(shape)}: {exc.message}",
+                f"{label} ({layer.kind}) does not fit its input of shape {list(shape)}: {exc.message}",
                 exc.hint or "check the layer order (e.g. add `flatten` before dense layers on images)",
                 index, where) from None
         plans.append(LayerPlan(index, layer.kind, layer.params, shape, new_shape,
-                               tuple(descriptor.weights(layer.params, shape)),
-                               inferred=inferred_from is not None and index >= inferred_from))
+                               tuple(descriptor.weights(layer.params, shape)), inferred=inferred))
         shape = new_shape
     return plans
 

@@ -46,12 +46,15 @@ class SharingPattern(Concept):
         raise NotImplementedError(f"sharing pattern {self.name} has no multi-task network")
 
 
-def check_layers(view, layers, input_shape: Optional[tuple], path: tuple, form: str = "keras") -> Optional[tuple]:
-    """PT221 when a layer list does not fit `input_shape`; returns the output shape (None: unknown)."""
+def check_layers(view, layers, input_shape: Optional[tuple], path: tuple, form: str = "keras",
+                 inferred_from: Optional[int] = None) -> Optional[tuple]:
+    """PT221 when a layer list does not fit `input_shape`; returns the output shape (None: unknown).
+
+    Layers from `inferred_from` on are the ones the compiler adds (the output layer)."""
     if input_shape is None:
         return None
     try:
-        plans = infer_layers(layers, input_shape, ".".join(map(str, path)), form)
+        plans = infer_layers(layers, input_shape, ".".join(map(str, path)), form, inferred_from)
     except LayerStackError as exc:
         view.report("PT221", exc.message, path + (exc.index,), hint=exc.hint)
         return None

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field
 
-from polytask.compiler.sharing import SharingPattern
+from polytask.compiler.layers import output_layer
+from polytask.compiler.sharing import SharingPattern, check_layers
 from polytask.spec.registry import ALGORITHMS, FAMILIES, SHARING
 from polytask.spec.suggest import one_of
 from polytask.spec.types import PositiveFloat, PositiveInt, StrictModel
@@ -109,6 +110,12 @@ training:
         if "reptile_step_size" in explicit and not algorithm.outer_step_size:
             view.report("PT215", f"reptile_step_size is for reptile; it has no effect with {name}",
                         ("structure", "reptile_step_size"), prefer="key")
+        if family is not None:
+            shape = FAMILIES.get(family.source).input_shape(family, view.spec)
+            layers = list(structure.model)
+            if not algorithm.metric_based:  # the inferred output layer (its width does not change the fit)
+                layers.append(output_layer(1))
+            check_layers(view, layers, shape, ("structure", "model"), "functional", len(structure.model))
         inner = structure.inner
         if inner.eval_steps is not None and inner.eval_steps < inner.steps:
             view.report("PT215", f"inner.eval_steps ({inner.eval_steps}) is below inner.steps ({inner.steps}): "

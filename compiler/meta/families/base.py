@@ -78,6 +78,10 @@ class TaskFamily(Concept):
     def check(self, family, ctx) -> None:
         """Report this family's problems in `polytask check` (ctx: `polytask.spec.rules.RuleContext`)."""
 
+    def input_shape(self, family, spec) -> Optional[tuple[int, ...]]:
+        """One example's input shape, from the spec alone (None: not known, e.g. a bad dataset)."""
+        raise NotImplementedError
+
     def describe(self, family, loaded) -> FamilyDescription:
         raise NotImplementedError
 

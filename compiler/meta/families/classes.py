@@ -113,12 +113,16 @@ class ClassFamily(TaskFamily):
                        f"{list(first[1].image_size)}", ("family", "rotations"),
                        hint="set image_size to [N, N] or use rotations: [0]")
 
+    def input_shape(self, family, spec):
+        dataset = spec.datasets.get(family.dataset)
+        if dataset is None or dataset.source != "image_folder":
+            return None
+        height, width = dataset.image_size
+        return (height, width, 1 if dataset.grayscale else 3)
+
     def describe(self, family, loaded) -> FamilyDescription:
         """The episode shape; `check` has made sure the datasets are image folders of one image shape."""
-        first = loaded.spec.datasets[family.dataset]
-        height, width = first.image_size
-        channels = 1 if first.grayscale else 3
-        return FamilyDescription(kind="classification", input_shape=(height, width, channels),
+        return FamilyDescription(kind="classification", input_shape=self.input_shape(family, loaded.spec),
                                  shots=family.shots, queries=family.queries, ways=family.ways)
 
     def build(self, family, loaded, *, seed: int, allow_code: bool = False) -> "ClassEpisodeSampler":

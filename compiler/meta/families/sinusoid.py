@@ -44,8 +44,12 @@ class SinusoidFamily(TaskFamily):
             ctx.report("PT205", f"the sinusoid family is regression; loss {loss} does not fit", ("loss",),
                        hint="use mse")
 
+    def input_shape(self, family, spec):
+        return (1,)
+
     def describe(self, family, loaded) -> FamilyDescription:
-        return FamilyDescription(kind="regression", input_shape=(1,), shots=family.shots, queries=family.queries)
+        return FamilyDescription(kind="regression", input_shape=self.input_shape(family, loaded.spec),
+                                 shots=family.shots, queries=family.queries)
 
     def build(self, family, loaded, *, seed: int, allow_code: bool = False) -> "SinusoidSampler":
         return SinusoidSampler(family, self.describe(family, loaded), seed)
