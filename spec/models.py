@@ -115,7 +115,7 @@ class Task(StrictModel):
     sampling_rate: Optional[PositiveFloat] = Field(
         None, description="Relative share of batches drawn from this task (separate from weight)."
     )
-    features: Optional[list[str]] = Field(None, description="Override the dataset's input columns.")
+    features: Optional[list[str]] = Field(None, min_length=1, description="Override the dataset's input columns.")
 
     @property
     def loss_name(self) -> str:
@@ -239,7 +239,7 @@ class Spec(StrictModel):
     """Run name: letters, digits, `_ . -`; used for run folders and reports."""
     description: Optional[str] = None
     """Free text for people."""
-    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    seed: Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)] = 0
     """Seeds every random choice (splits, initialisation, sampling, generated data)."""
     datasets: dict[Identifier, Dataset] = {}
     """Named data sources; tasks and families refer to them by name."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import pkgutil
+import sys
 import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Iterator, Optional, TypeVar
@@ -38,6 +39,7 @@ from polytask.spec.suggest import did_you_mean, one_of
 from polytask.spec.types import NoParams
 
 PLUGIN_GROUP = "polytask.plugins"
+HEAVY_MODULES = ("tensorflow", "keras")  # plugins must not import these at import time
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,10 @@ C = TypeVar("C", bound=Concept)
 class Registry(Generic[C]):
     """Name -> descriptor for one kind of concept (`layer`, `loss`, ...)."""
 
-    def __init__(self, kind: str, noun: str, plural: str, builtin_package: str, tag: Optional[str] = None):
+    def __init__(self, kind: str, noun: str, plural: str, builtin_package: str, tag: Optional[str] = None,
+                 required_fields: tuple[str, ...] = ()):
         self.kind = kind
+        self.required_fields = required_fields  # every Params has these (an optimizer's learning_rate)
         self.tag = tag  # concepts written as a mapping with this key naming them (`source: csv`)
         self.noun = noun  # in messages: "unknown layer kind 'x'"
         self.plural = plural
@@ -105,17 +109,16 @@ class Registry(Generic[C]):
     def register(self, cls: type[C]) -> type[C]:
         """Class decorator: register one descriptor under `cls.name`."""
         name = cls.name
-        if not name or not name.isidentifier():
-            raise TypeError(f"{cls.__qualname__}: a {self.noun} needs a `name` that is an identifier")
         origin = _current_origin(cls)
-        problem = self._params_problem(cls)
+        problem = self._problem(cls)
         if problem is not None:
+            message, hint = problem
             if origin.builtin:
-                raise TypeError(f"{cls.__qualname__}: {problem}")
+                raise TypeError(f"{cls.__qualname__}: {message}")
             _problems.append(PluginProblem(
                 origin.plugin, origin.distribution or "unknown",
-                f"plugin '{origin.plugin}' (distribution {origin.distribution}) registers {self.noun} '{name}' "
-                f"whose {problem}; it is skipped", "derive Params from polytask.spec.types.StrictModel"))
+                f"plugin '{origin.plugin}' (distribution {origin.distribution}) registers {self.noun} "
+                f"{name!r} ({cls.__qualname__}), but {message}; it is skipped", hint))
             return cls
         existing = self._entries.get(name)
         if existing is not None:
@@ -136,13 +139,23 @@ class Registry(Generic[C]):
         self._entries[name] = instance
         return cls
 
-    def _params_problem(self, cls) -> Optional[str]:
+    def _problem(self, cls) -> Optional[tuple[str, str]]:
+        """(what is wrong, how to fix it) when `cls` cannot be registered here."""
+        name = cls.name
+        if not isinstance(name, str) or not name.isidentifier():
+            return ("its `name` is not an identifier (letters, digits, _)",
+                    f"name it like the built-ins, e.g. {self.names()[0] if self._entries else 'my_concept'!r}")
         if not (isinstance(cls.Params, type) and issubclass(cls.Params, BaseModel)):
-            return "Params is not a pydantic model"
+            return "its Params is not a pydantic model", "derive Params from polytask.spec.types.StrictModel"
         if self.tag is not None:
             field_info = cls.Params.model_fields.get(self.tag)
-            if field_info is None or typing.get_args(field_info.annotation) != (cls.name,):
-                return f"Params lacks the field `{self.tag}: Literal['{cls.name}']`"
+            if field_info is None or typing.get_args(field_info.annotation) != (name,):
+                return (f"its Params lacks the field `{self.tag}: Literal[{name!r}]`",
+                        f"add `{self.tag}: Literal[{name!r}]` to {cls.Params.__name__}")
+        missing = [f for f in self.required_fields if f not in cls.Params.model_fields]
+        if missing:
+            return (f"its Params lacks {', '.join(missing)}",
+                    f"every {self.noun} has {', '.join(missing)}; add it to {cls.Params.__name__}")
         return None
 
     # ------------------------------------------------------------------ lookup
@@ -232,7 +245,8 @@ def _complete(params: type[BaseModel]) -> type[BaseModel]:
 REGISTRIES: dict[str, Registry] = {}
 
 SHARING: Registry = Registry("sharing", "sharing pattern", "sharing patterns", "polytask.compiler.sharing", tag="sharing")
-OPTIMIZERS: Registry = Registry("optimizer", "optimizer", "optimizers", "polytask.compiler.optimizers")
+OPTIMIZERS: Registry = Registry("optimizer", "optimizer", "optimizers", "polytask.compiler.optimizers",
+                                required_fields=("learning_rate",))
 SCHEDULES: Registry = Registry("schedule", "schedule kind", "schedules", "polytask.compiler.schedules", tag="kind")
 FAMILIES: Registry = Registry("family", "task family", "task families", "polytask.compiler.meta.families", tag="source")
 ALGORITHMS: Registry = Registry("algorithm", "meta-learning algorithm", "meta-learning algorithms",
@@ -292,8 +306,16 @@ def _import_plugins() -> None:
             continue
         seen.add(entry_point.name)
         _loading = Origin(entry_point.value, entry_point.name, distribution)
+        heavy_before = {m for m in HEAVY_MODULES if m in sys.modules}
         try:
             entry_point.load()
+            heavy = sorted(m for m in HEAVY_MODULES if m in sys.modules and m not in heavy_before)
+            if heavy:
+                _problems.append(PluginProblem(
+                    entry_point.name, distribution,
+                    f"plugin '{entry_point.name}' (distribution {distribution}) imports {' and '.join(heavy)} when "
+                    "it is imported, so `polytask check` and `schema` load it too (seconds, and log lines)",
+                    f"in {entry_point.value}, import {heavy[0]} inside the methods that build models"))
         except (Exception, SystemExit) as exc:
             _problems.append(PluginProblem(
                 entry_point.name, distribution,

@@ -147,18 +147,19 @@ def dataset_references(ctx: RuleContext) -> None:
                 ctx.report("PT202", f"task '{name}' uses dataset '{ref}', which is not declared"
                            f"{did_you_mean(ref, declared)}", ("tasks", name, "dataset"),
                            hint=f"declared datasets: {one_of(declared)}" if declared else "add it under `datasets:`")
+    for ref_path, value in family_dataset_refs(ctx):
+        if value not in known:
+            ctx.report("PT202", f"the family uses dataset '{value}', which is not declared"
+                       f"{did_you_mean(value, declared)}", ("family", *ref_path),
+                       hint=f"declared datasets: {one_of(declared)}" if declared else "add it under `datasets:`")
+
+
+def family_dataset_refs(ctx: RuleContext) -> list[tuple[tuple, str]]:
+    """(path below `family`, dataset name) of each dataset the family names, as written (even if invalid)."""
     family = ctx.raw.get("family")
-    if isinstance(family, dict) and family.get("source") == "classes":
-        refs = [("dataset",), *[("extra_datasets", i) for i in range(len(family.get("extra_datasets") or []))
-                                if isinstance(family.get("extra_datasets"), list)]]
-        for ref_path in refs:
-            value = family.get(ref_path[0])
-            if len(ref_path) == 2:
-                value = value[ref_path[1]]
-            if isinstance(value, str) and value not in known:
-                ctx.report("PT202", f"the family uses dataset '{value}', which is not declared"
-                           f"{did_you_mean(value, declared)}", ("family", *ref_path),
-                           hint=f"declared datasets: {one_of(declared)}" if declared else "add it under `datasets:`")
+    if not isinstance(family, dict) or family.get("source") not in FAMILIES:
+        return []
+    return FAMILIES.get(family["source"]).dataset_refs(family)
 
 
 @rule()
@@ -167,12 +168,7 @@ def unused_datasets(ctx: RuleContext) -> None:
     for task in ctx.declared("tasks").values():
         if isinstance(task, dict) and isinstance(task.get("dataset"), str):
             used.add(task["dataset"])
-    family = ctx.raw.get("family")
-    if isinstance(family, dict):
-        if isinstance(family.get("dataset"), str):
-            used.add(family["dataset"])
-        if isinstance(family.get("extra_datasets"), list):
-            used.update(v for v in family["extra_datasets"] if isinstance(v, str))
+    used.update(name for _, name in family_dataset_refs(ctx))
     for name in ctx.declared("datasets"):
         if name not in used:
             ctx.report("PT217", f"dataset '{name}' is declared but no task or family uses it", ("datasets", name),

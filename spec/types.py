@@ -12,17 +12,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 MAX_INT = 2**31 - 1  # counts and sizes must fit TensorFlow's int32
-PositiveInt = Annotated[int, Field(ge=1, le=MAX_INT)]
-NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+PositiveInt = Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
+NonNegativeFloat = Annotated[float, Field(strict=True, ge=0.0, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Field(strict=True, gt=0.0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 Activation = Literal["relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear"]
 
 
 class StrictModel(BaseModel):
-    """Base for every spec node: unknown keys are errors, values are not coerced silently."""
+    """Base for every spec node: unknown keys are errors, values are not coerced silently
+    (numbers are `strict`: `units: true` or `steps: "10"` is an error, not 1 or 10)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 

@@ -451,7 +451,10 @@ def _resolve_unions(errors: list[dict], data: Any) -> list[dict]:
             keep = {t for t in branches if t.startswith(("literal[", "str"))}
         else:
             keep = set()
-        keep = {t for t in keep if not all(e["type"] in _TYPE_MISMATCH for e in branches[t])}
+        # A branch whose only errors are "this is not a <type>" at the union itself is not what the
+        # user meant; one with errors inside the value (`{mse: 5}`: mse's params) is.
+        keep = {t for t in keep if not all(e["type"] in _TYPE_MISMATCH and len(e["loc"]) <= len(prefix) + 1
+                                           for e in branches[t])}
         for tag, errs in branches.items():
             if tag not in keep:
                 drop.update(id(e) for e in errs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +28,10 @@ TESTS = Path(__file__).resolve().parent
 @pytest.fixture(scope="module")
 def plugin_path(tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("plugin") / PLUGIN.name  # pip builds in place: keep the repository clean
+    shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(PLUGIN)], check=True, capture_output=True, text=True)
+                    "--target", str(target), str(source)], check=True, capture_output=True, text=True)
     assert (target / "polytask_focal" / "focal_loss.py").exists()
     return target
 
@@ -259,3 +262,42 @@ def test_check_with_the_plugin_installed_never_imports_tensorflow(plugin_path, t
     assert result.returncode == 0, result.stdout + result.stderr
     result = run([sys.executable, "-m", "polytask", "schema"], env_path)
     assert result.returncode == 0 and "residual_dense" in result.stdout
+
+
+def test_plugin_problems_in_registration_and_at_import_are_diagnostics(tmp_path):
+    site = tmp_path / "site"
+    fake_distribution(site, "heavy-plugin", "heavy_mod", "import keras  # at import time: check would load it\n")
+    fake_distribution(site, "oddname-plugin", "oddname_mod", (
+        "from polytask.compiler.losses._regression import RegressionLoss\n"
+        "from polytask.spec.registry import LOSSES\n\n"
+        "@LOSSES.register\n"
+        "class Dashed(RegressionLoss):\n"
+        "    name = 'my-loss'\n"
+        "    def elementwise(self, params, error, xp):\n"
+        "        return error\n\n"
+        "@LOSSES.register\n"
+        "class Fine(RegressionLoss):\n"
+        "    name = 'fine_loss'\n"
+        "    def elementwise(self, params, error, xp):\n"
+        "        return error * error\n"))
+    fake_distribution(site, "broken-layer", "broken_layer_mod", (
+        "from polytask.compiler.layers import Layer\n"
+        "from polytask.spec.registry import LAYERS\n\n"
+        "@LAYERS.register\n"
+        "class Broken(Layer):\n"
+        "    name = 'broken'\n"
+        "    def output_shape(self, params, input_shape, form='keras'):\n"
+        "        return 1 / 0\n"))
+    spec = yaml.safe_load((ROOT / "examples" / "sinusoid_pooled.yaml").read_text())
+    spec["structure"]["model"] = ["broken"]
+    for task in spec["tasks"].values():
+        task["loss"] = "fine_loss"  # the good concept next to the bad name survives
+    path = write(tmp_path / "uses_plugins.yaml", spec)
+    result = polytask(site, "check", path)
+    text = result.stdout
+    assert "Traceback" not in text + result.stderr
+    assert "plugin 'heavy' (distribution heavy-plugin 1.0) imports keras and tensorflow when it is imported" in text
+    assert "registers loss 'my-loss' (Dashed), but its `name` is not an identifier" in text
+    assert ("error PT221: structure.model[0] (broken): plugin 'broken' (distribution broken-layer 1.0) failed on an "
+            "input of shape [5]: ZeroDivisionError") in text
+    assert result.returncode == 1 and "fine_loss" not in text

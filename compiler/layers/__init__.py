@@ -6,8 +6,8 @@ A layer descriptor declares, in one file:
   cannot take it) and `weights` (every weight's role, shape, initializer; counts follow
   Keras' `count_params`, batch-norm moving statistics included);
 - its TensorFlow forms, importing TensorFlow only when called: `keras` (a Keras layer, for
-  pooled models and trunks), `stacked` (the per-task stacked-head form; layers that lack
-  it set `stackable = False`) and `functional` (parameters in, outputs out, with a leading
+  pooled models and trunks), `stacked` (the per-task stacked-head form; layers that have it
+  set `stackable = True`) and `functional` (parameters in, outputs out, with a leading
   task axis, for meta-learning; layers that lack it say why in `meta_unsupported`).
 
 `infer_layers` is the one shape inference of the project: `polytask check`, `polytask
@@ -26,8 +26,6 @@ from math import prod
 from typing import Any, ClassVar, Optional
 
 from polytask.spec.registry import LAYERS, Concept
-
-FORMS = ("keras", "stacked", "functional")
 
 
 class LayerShapeError(ValueError):
@@ -168,13 +166,20 @@ def infer_layers(layers, input_shape: tuple, where: str = "model", form: str = "
                                   f"layer: {missing}", f"use {', '.join(usable)}", index, where)
         try:
             new_shape = tuple(descriptor.output_shape(layer.params, shape, form))
+            weights = tuple(descriptor.weights(layer.params, shape))
         except LayerShapeError as exc:
             raise LayerStackError(
                 f"{label} ({layer.kind}) does not fit its input of shape {list(shape)}: {exc.message}",
                 exc.hint or "check the layer order (e.g. add `flatten` before dense layers on images)",
                 index, where) from None
-        plans.append(LayerPlan(index, layer.kind, layer.params, shape, new_shape,
-                               tuple(descriptor.weights(layer.params, shape)), inferred=inferred))
+        except Exception as exc:
+            if descriptor.origin.builtin:
+                raise
+            raise LayerStackError(  # a plugin's bug: say whose, at the layer that uses it
+                f"{label} ({layer.kind}): {descriptor.origin.describe()} failed on an input of shape {list(shape)}: "
+                f"{type(exc).__name__}: {exc}", "report it to the plugin's authors, or use another layer",
+                index, where) from None
+        plans.append(LayerPlan(index, layer.kind, layer.params, shape, new_shape, weights, inferred=inferred))
         shape = new_shape
     return plans
 

@@ -16,7 +16,7 @@ from polytask.spec.types import StrictModel
 
 
 class NormParams(StrictModel):
-    epsilon: Annotated[float, Field(gt=0.0)] = 1e-3
+    epsilon: Annotated[float, Field(strict=True, gt=0.0)] = 1e-3
     """Added to the variance."""
 
 

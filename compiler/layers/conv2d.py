@@ -11,11 +11,11 @@ from polytask.spec.types import Activation, StrictModel
 
 
 class Conv2dParams(StrictModel):
-    filters: Annotated[int, Field(ge=1, le=100_000)]
+    filters: Annotated[int, Field(strict=True, ge=1, le=100_000)]
     """Output channels."""
-    kernel_size: Annotated[int, Field(ge=1, le=64)] = 3
+    kernel_size: Annotated[int, Field(strict=True, ge=1, le=64)] = 3
     """Square kernel size."""
-    strides: Annotated[int, Field(ge=1, le=64)] = 1
+    strides: Annotated[int, Field(strict=True, ge=1, le=64)] = 1
     """Square stride."""
     padding: Literal["same", "valid"] = "same"
     """`same` keeps the size, `valid` shrinks it."""

@@ -11,7 +11,7 @@ from polytask.spec.types import Activation, StrictModel
 
 
 class DenseParams(StrictModel):
-    units: Annotated[int, Field(ge=1, le=1_000_000)]
+    units: Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
     """Output width."""
     activation: Activation = "linear"
     """Activation after the layer."""

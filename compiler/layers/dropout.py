@@ -11,7 +11,7 @@ from polytask.spec.types import StrictModel
 
 
 class DropoutParams(StrictModel):
-    rate: Annotated[float, Field(ge=0.0, lt=1.0)]
+    rate: Annotated[float, Field(strict=True, ge=0.0, lt=1.0)]
     """Fraction of units dropped in training."""
 
 

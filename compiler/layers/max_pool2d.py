@@ -11,7 +11,7 @@ from polytask.spec.types import StrictModel
 
 
 class Pool2dParams(StrictModel):
-    pool_size: Annotated[int, Field(ge=1, le=64)] = 2
+    pool_size: Annotated[int, Field(strict=True, ge=1, le=64)] = 2
     """Square window and stride."""
 
 

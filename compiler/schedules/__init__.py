@@ -19,7 +19,7 @@ from polytask.spec.types import MAX_INT, StrictModel
 class ScheduleParams(StrictModel):
     """Learning-rate schedule applied on top of the optimizer's learning_rate."""
 
-    warmup_steps: Annotated[int, Field(ge=0, le=MAX_INT)] = 0
+    warmup_steps: Annotated[int, Field(strict=True, ge=0, le=MAX_INT)] = 0
     """Linear warm-up from 0 over these steps (must be below training.steps)."""
 
 

@@ -37,11 +37,11 @@ class MmoeGenerator(StrictModel):
 
     kind: Literal["mmoe"]
     """`mmoe`"""
-    tasks: Annotated[int, Field(ge=2)] = 2
+    tasks: Annotated[int, Field(strict=True, ge=2)] = 2
     """Number of tasks (target columns `task_0`...)."""
     input_dim: PositiveInt = 100
     """Width of `x`."""
-    correlation: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.9
+    correlation: Annotated[float, Field(strict=True, ge=-1.0, le=1.0)] = 0.9
     """Correlation between the tasks' weight vectors (-1..1)."""
     sine_terms: PositiveInt = 10
     """Sine terms in each label function."""

@@ -41,7 +41,7 @@ class CsvDataset(DatasetBase):
     path: str
     """The csv file (header row, numeric cells); relative to the spec's folder."""
     features: Optional[list[str]] = Field(
-        None, description="Input columns; default: every column that no task uses as a target."
+        None, min_length=1, description="Input columns; default: every column that no task uses as a target."
     )
     delimiter: str = Field(",", min_length=1, max_length=1)
     """One character."""

@@ -34,7 +34,7 @@ class PythonDataset(DatasetBase):
     """`python`"""
     callable: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     """`module:attr`; the module is looked up next to the spec first."""
-    features: Optional[list[str]] = None
+    features: Optional[list[str]] = Field(None, min_length=1)
     """Input columns; default: every column no task uses as a target."""
 
 

@@ -30,7 +30,7 @@ from polytask.spec.types import Identifier, StrictModel
 class TfRecordFeature(StrictModel):
     reference_name: ClassVar[str] = "feature"  # in the reference docs: "`feature` mapping"
 
-    shape: list[Annotated[int, Field(ge=1)]] = []
+    shape: list[Annotated[int, Field(strict=True, ge=1)]] = []
     """Per-example shape; [] for a scalar."""
     dtype: Literal["float32", "int64", "string"] = "float32"
     """Storage type of the feature."""
@@ -44,7 +44,7 @@ class TfRecordDataset(DatasetBase):
     path: str = Field(description="A file or a glob pattern.")
     schema_: dict[Identifier, TfRecordFeature] = Field(alias="schema")
     """Each feature's shape and dtype."""
-    features: list[str]
+    features: list[str] = Field(min_length=1)
     """The input features."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True)

@@ -78,6 +78,11 @@ class TaskFamily(Concept):
     def check(self, family, ctx) -> None:
         """Report this family's problems in `polytask check` (ctx: `polytask.spec.rules.RuleContext`)."""
 
+    def dataset_refs(self, raw: dict) -> list[tuple[tuple, str]]:
+        """(path below `family`, dataset name) of each dataset the family names in `raw`, the
+        mapping as the user wrote it (it may not validate): for PT202 and PT217."""
+        return []
+
     def input_shape(self, family, spec) -> Optional[tuple[int, ...]]:
         """One example's input shape, from the spec alone (None: not known, e.g. a bad dataset)."""
         raise NotImplementedError

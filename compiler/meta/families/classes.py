@@ -47,7 +47,7 @@ class ClassEpisodeFamily(StrictModel):
     """`classes`"""
     dataset: Identifier
     """An image_folder dataset whose classes are the episode classes."""
-    ways: Annotated[int, Field(ge=2)] = 5
+    ways: Annotated[int, Field(strict=True, ge=2)] = 5
     """Classes per episode (N)."""
     shots: PositiveInt = 1
     """Support examples per class (K)."""
@@ -112,6 +112,13 @@ class ClassFamily(TaskFamily):
             ctx.report("PT107", f"rotations need square images, but dataset '{first[0]}' has image_size "
                        f"{list(first[1].image_size)}", ("family", "rotations"),
                        hint="set image_size to [N, N] or use rotations: [0]")
+
+    def dataset_refs(self, raw):
+        refs = [(("dataset",), raw.get("dataset"))]
+        extra = raw.get("extra_datasets")
+        if isinstance(extra, list):
+            refs.extend((("extra_datasets", i), name) for i, name in enumerate(extra))
+        return [(path, name) for path, name in refs if isinstance(name, str)]
 
     def input_shape(self, family, spec):
         dataset = spec.datasets.get(family.dataset)

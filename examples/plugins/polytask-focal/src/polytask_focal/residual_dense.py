@@ -21,7 +21,7 @@ from polytask.spec.types import Activation, StrictModel
 
 
 class ResidualDenseParams(StrictModel):
-    units: Annotated[int, Field(ge=1, le=1_000_000)]
+    units: Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
     """Output width."""
     activation: Activation = "relu"
     """Activation of the dense branch (the skip connection is linear)."""
