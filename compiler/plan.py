@@ -53,6 +53,7 @@ class ParamGroup:
     params: int
     layers: list[LayerPlan] = field(default_factory=list)
     note: str = ""
+    stack: str = ""  # the stacked parameter tensor this group is one slice of (hard heads), if any
 
 
 @dataclass
@@ -231,10 +232,13 @@ def build_plan(loaded, *, allow_code: bool = False, column_info: Optional[dict] 
     The sharing pattern plans itself (`polytask.compiler.sharing`): its `check` first, as
     `polytask check` runs it, then its parameter groups.
     """
+    return SHARING.get(loaded.spec.structure.sharing).plan_spec(loaded, allow_code=allow_code,
+                                                               column_info=column_info)
+
+
+def plan_tasks(pattern, loaded, *, allow_code: bool = False, column_info: Optional[dict] = None) -> Plan:
+    """A multi-task pattern's plan: resolve the tasks, run the pattern's `check` on them, then its `plan`."""
     spec = loaded.spec
-    pattern = SHARING.get(spec.structure.sharing)
-    if pattern.learns_from == "family":
-        return _meta_plan(loaded)
     if not spec.tasks:
         raise PolytaskError("the spec declares no tasks", hint="add at least one entry under `tasks:`")
     cache = dict(column_info or {})
@@ -252,10 +256,12 @@ def build_plan(loaded, *, allow_code: bool = False, column_info: Optional[dict] 
                 descriptor=getattr(structure, "descriptor", "none"), notes=notes)
 
 
-def _meta_plan(loaded) -> Plan:
+def meta_program_plan(loaded) -> Plan:
+    """A meta-learning spec's plan (`polytask.compiler.meta.plan`), in the Plan container."""
     from polytask.compiler.meta.plan import meta_plan
 
-    return Plan(name=loaded.spec.name, sharing="meta", tasks={}, groups=[], meta=dict(meta_plan(loaded)))
+    return Plan(name=loaded.spec.name, sharing=loaded.spec.structure.sharing, tasks={}, groups=[],
+                meta=dict(meta_plan(loaded)))
 
 
 # --------------------------------------------------------------------------- text
@@ -289,12 +295,12 @@ def format_plan(plan: Plan, spec_path: str = "") -> str:
     shown_stacks = set()
     many = len(plan.groups) > 40
     for g in plan.groups:
-        if many and g.name.startswith("head[") and g.note:
-            stack = g.note.split(" ")[2]
+        if many and g.stack:
+            stack = g.stack
             if stack in shown_stacks:
                 continue
             shown_stacks.add(stack)
-            members = [x for x in plan.groups if x.note.split(" ")[2:3] == [stack]]
+            members = [x for x in plan.groups if x.stack == stack]
             lines.append(f"  + heads {stack}: {len(members)} tasks x {g.params:,} = {len(members) * g.params:,} params (task-specific)")
             continue
         scope = f"shared by {_tasks(len(g.tasks))}" if g.shared else (f"task {g.tasks[0]}" if len(g.tasks) == 1 else "one per task")

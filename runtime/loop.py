@@ -14,13 +14,12 @@ Only the chief writes run artefacts; other workers save checkpoints to a throwaw
 """
 from __future__ import annotations
 
-import json
 import math
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 from polytask.errors import RunError
 from polytask.runtime.progress import Progress

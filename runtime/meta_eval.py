@@ -27,6 +27,7 @@ from typing import Any, Optional
 import numpy as np
 
 from polytask.errors import DataError, PolytaskError, RunError
+from polytask.spec.registry import ALGORITHMS
 from polytask.runtime.rundir import META_EXPORT_INFO_FILE, SAVED_MODEL_DIR, SPEC_FILE, RunDir, existing_run
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -349,7 +350,7 @@ def render_text(result: dict) -> str:
                      f"{result['queries']} queries, {result['algorithm']}")
         for point in result["curve"]:
             metrics = ", ".join(f"{k} {v['mean']:.4f} +/- {v['ci95']:.4f}" for k, v in point.items() if k != "steps")
-            label = "prototypes" if result["algorithm"] == "protonet" else f"after {point['steps']:>2} steps"
+            label = "prototypes" if ALGORITHMS.get(result["algorithm"]).metric_based else f"after {point['steps']:>2} steps"
             lines.append(f"  {label}: {metrics}")
         return "\n".join(lines)
     lines.extend(f"note: {n}" for n in result.get("notices", []))

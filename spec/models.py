@@ -1,23 +1,20 @@
 """The typed spec language (v1): pydantic models for a validated polytask spec.
 
 A spec declares tasks T_i = (D_i, L_i) over named datasets, or a task family p(T) for
-meta-learning, plus an optional shared structure (pooled, hard, meta) and training
+meta-learning, plus an optional shared structure (a registered sharing pattern) and training
 settings. Variants are discriminated unions (`source:` for data, `sharing:` for
 structure); every model forbids unknown keys. This module never imports TensorFlow.
 """
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from polytask.spec.layers import LayerList
 from polytask.spec.registry import (FAMILIES, GENERATORS, LOSSES, METRICS, OPTIMIZERS, SCHEDULES, SHARING, SOURCES,
                                     WEIGHTINGS)
 from polytask.spec.splits import Split  # noqa: F401  (re-exported: models.Split)
-from polytask.spec.types import (MAX_INT, FiniteFloat, Fraction, Identifier, NonNegativeFloat, PositiveFloat,
-                                 PositiveInt, StrictModel)
+from polytask.spec.types import MAX_INT, Identifier, NonNegativeFloat, PositiveFloat, PositiveInt, StrictModel
 
 SPEC_VERSION = 1
 
@@ -108,7 +105,7 @@ class Task(StrictModel):
     target: str = Field(min_length=1)
     """The column (or array) to predict; image folders: `label`."""
     loss: LossChoice
-    """Also fixes the output layer: cross_entropy -> softmax over classes, binary_cross_entropy -> one sigmoid unit, mse/mae/huber -> linear units."""
+    """Also fixes the output layer (softmax over the classes, one sigmoid unit, or linear units: the loss decides from the target)."""
     metrics: list[MetricName] = []
     """Reported per task on validation and test."""
     weight: NonNegativeFloat = Field(1.0, description="w_i in L = sum_i w_i L_i.")
@@ -178,7 +175,7 @@ class EarlyStopping(StrictModel):
     patience: PositiveInt = 5
     """Evaluations without improvement before stopping."""
     mode: Literal["min", "max"] = "min"
-    """`min` for losses and errors, `max` for accuracy, auc, r2."""
+    """`min` for losses and errors, `max` for metrics that are better when higher (accuracy, r2, ...)."""
     min_delta: NonNegativeFloat = 0.0
     """Smallest change that counts as an improvement."""
 
@@ -190,7 +187,7 @@ class Training(StrictModel):
     """Examples per batch (global, across replicas)."""
     meta_batch: PositiveInt = Field(4, description="Tasks per meta-update (meta only).")
     optimizer: Optimizer = Field(default_factory=lambda: Optimizer(adam={}))
-    """One of adam, adamw, sgd, rmsprop with its parameters."""
+    """An optimizer by name (defaults), or `{NAME: {parameters}}`."""
     schedule: Schedule = Field(default_factory=lambda: SCHEDULES.get("constant").Params())
     """Learning-rate schedule."""
     sampling: Sampling = "proportional"
@@ -239,12 +236,12 @@ class Spec(StrictModel):
     """Run name: letters, digits, `_ . -`; used for run folders and reports."""
     description: Optional[str] = None
     """Free text for people."""
-    seed: Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)] = 0
+    seed: Annotated[int, Field(strict=True, ge=0, le=MAX_INT)] = 0
     """Seeds every random choice (splits, initialisation, sampling, generated data)."""
     datasets: dict[Identifier, Dataset] = {}
     """Named data sources; tasks and families refer to them by name."""
     tasks: dict[Identifier, Task] = {}
-    """Named tasks T_i = (dataset, target, loss) for multi-task learning (pooled or hard sharing)."""
+    """Named tasks T_i = (dataset, target, loss) for multi-task learning (the multi-task sharing patterns)."""
     family: Optional[Family] = None
     """A task family p(T) for meta-learning (meta sharing)."""
     loss: Optional[LossChoice] = Field(None, description="The family's loss (meta only).")

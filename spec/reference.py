@@ -23,8 +23,8 @@ from pydantic_core import PydanticUndefined
 
 from polytask.spec import layers, models
 from polytask.spec.diagnostics import CODES
-from polytask.spec.registry import (FAMILIES, GENERATORS, LAYERS, LOSSES, METRICS, OPTIMIZERS, REGISTRIES, SCHEDULES,
-                                    SHARING, SOURCES, WEIGHTINGS)
+from polytask.spec.registry import (FAMILIES, GENERATORS, LAYERS, LOSSES, OPTIMIZERS, REGISTRIES, SCHEDULES, SHARING,
+                                    SOURCES, WEIGHTINGS)
 from polytask.spec.suggest import as_text
 from polytask.spec.types import NoParams
 

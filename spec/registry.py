@@ -224,6 +224,12 @@ class Registry(Generic[C]):
         return typing.Annotated[union, BeforeValidator(default_tag)]
 
 
+# Names under which composite params models refer to generated types (imported under
+# `if TYPE_CHECKING:`; `_complete` supplies the real ones once every registry is loaded).
+AlgorithmName = str  # the Literal of registered meta-learning algorithm names
+GeneratorChoice = Any  # the tagged union of registered generator params
+
+
 def _complete(params: type[BaseModel]) -> type[BaseModel]:
     """Resolve a params model's references to generated spec types (`LayerList`).
 

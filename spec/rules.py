@@ -21,7 +21,7 @@ from polytask.spec.diagnostics import MAX_REPORTS, Diagnostic
 from polytask.spec.facts import UNKNOWN, Column, Facts, input_columns, input_shape
 from polytask.spec.registry import FAMILIES, LOSSES, METRICS, SHARING, SOURCES, WEIGHTINGS
 from polytask.spec.source import SourceMap, dotted
-from polytask.spec.suggest import closest, did_you_mean, one_of
+from polytask.spec.suggest import did_you_mean, one_of
 from polytask.spec.types import range_problem
 
 RULES: list[tuple[Callable[["RuleContext"], None], tuple]] = []
@@ -180,7 +180,7 @@ def unused_datasets(ctx: RuleContext) -> None:
 
 @rule()
 def sharing_pattern(ctx: RuleContext) -> None:
-    spec, raw = ctx.spec, ctx.raw
+    raw = ctx.raw
     has_tasks, has_family = bool(ctx.declared("tasks")), raw.get("family") is not None
     structure = raw.get("structure") if isinstance(raw.get("structure"), dict) else {}
     sharing = structure.get("sharing") if "structure" in raw else "pooled"
@@ -299,7 +299,7 @@ def task_targets_and_losses(ctx: RuleContext) -> None:
                      column)
     if ctx.invalid & {"structure", "family", "loss", "metrics"}:
         return
-    if ctx.spec.family is not None and ctx.spec.loss is not None and ctx.spec.structure.sharing == "meta":
+    if ctx.spec.family is not None and ctx.spec.loss is not None and ctx.spec.is_meta:
         _metrics_fit(ctx, "the family", ctx.spec.loss_name, ctx.spec.loss_params, ctx.spec.metrics, ("metrics",),
                      None)
 
@@ -368,7 +368,7 @@ def weighting(ctx: RuleContext) -> None:
         return
     list_form = isinstance(raw_training.get("weighting"), list)
     task_names = list(ctx.spec.tasks) or list(ctx.declared("tasks"))
-    meta = ctx.spec.structure.sharing == "meta"
+    meta = ctx.spec.is_meta
     if meta:
         ctx.report("PT215", "loss weighting combines task losses; meta sharing has one family loss, so it is "
                    "ignored", ("training", "weighting"), prefer="key")
@@ -384,17 +384,18 @@ def weighting(ctx: RuleContext) -> None:
                        path, prefer="key" if list_form else "value")
     for kind in sorted(k for k, n in Counter(kinds).items() if n > 1):
         ctx.report("PT107", f"weighting {kind} is listed more than once", ("training", "weighting"), prefer="key")
-    if "equal" in kinds and len(kinds) > 1:
-        ctx.report("PT107", "weighting `equal` means no reweighting; it cannot be combined with "
-                   f"{one_of([k for k in kinds if k != 'equal'])}", ("training", "weighting"), prefer="key",
-                   hint="remove `equal`")
+    for identity in dict.fromkeys(k for k in kinds if not WEIGHTINGS.get(k).reweights):
+        if len(kinds) > 1:
+            ctx.report("PT107", f"weighting `{identity}` means no reweighting; it cannot be combined with "
+                       f"{one_of([k for k in kinds if k != identity])}", ("training", "weighting"), prefer="key",
+                       hint=f"remove `{identity}`")
 
 
 @rule("training", "structure")
 def training_settings(ctx: RuleContext) -> None:
     training = ctx.spec.training
     explicit = training.model_fields_set
-    meta = ctx.spec.structure.sharing == "meta"
+    meta = ctx.spec.is_meta
     if training.schedule.warmup_steps >= training.steps and training.schedule.warmup_steps > 0:
         ctx.report("PT218", f"warmup_steps ({training.schedule.warmup_steps}) is not below training.steps "
                    f"({training.steps}): the learning rate never leaves warm-up",
@@ -422,7 +423,7 @@ def early_stopping(ctx: RuleContext) -> None:
     if stopping is None:
         return
     reported = {"loss"}
-    meta = ctx.spec.structure.sharing == "meta"
+    meta = ctx.spec.is_meta
     if meta:
         reported.update(ctx.spec.metrics)
         if ctx.spec.loss:

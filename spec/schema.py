@@ -19,7 +19,6 @@ import typing
 from polytask.spec.layers import Layer
 from polytask.spec.models import SPEC_VERSION, Optimizer, Spec, Weighting
 from polytask.spec.registry import LAYERS
-from polytask.spec.types import Activation
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = f"urn:polytask:spec:{SPEC_VERSION}"  # an identifier, not a download location

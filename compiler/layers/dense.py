@@ -31,7 +31,7 @@ class Dense(Layer):
         if not input_shape:
             raise LayerShapeError("dense needs at least a vector input")
         if form == "functional" and len(input_shape) != 1:
-            raise LayerShapeError(f"dense needs flat input in meta-learning models",
+            raise LayerShapeError("dense needs flat input in meta-learning models",
                                   "add `- flatten` before the first dense layer")
         return tuple(input_shape[:-1]) + (params.units,)
 

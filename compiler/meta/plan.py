@@ -67,7 +67,7 @@ def meta_plan(loaded) -> dict[str, Any]:
         episode["rotations"] = list(spec.family.rotations)
         episode["class_split"] = spec.family.class_split.model_dump()
     return {
-        "sharing": "meta",
+        "sharing": structure.sharing,
         "algorithm": algorithm.name,
         "second_order": algorithm.second_order,
         "family": spec.family.source,

@@ -112,7 +112,8 @@ def assemble(plan, spec, tables: dict) -> MultiTaskData:
         t = plan.tasks[name]
         table = tables[t.dataset]
         default_label = "target" if table.source == "sklearn" else "label"
-        class_names[name] = table.class_names if (t.loss == "cross_entropy" and t.target == default_label) else None
+        softmax = LOSSES.get(t.loss).output_kind(t.loss_params, table.info[t.target]) == "softmax"
+        class_names[name] = table.class_names if (softmax and t.target == default_label) else None
     shape = tuple(train.pools[0].shape[1:])
     return MultiTaskData(names, shape, width, splits, mean, std, class_names)
 

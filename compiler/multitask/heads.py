@@ -7,7 +7,6 @@ time do not grow with the number of tasks -- only the parameter tensor does.
 """
 from __future__ import annotations
 
-import math
 
 import keras
 import tensorflow as tf

@@ -197,7 +197,7 @@ class MultiTaskProgram:
         out = self._step(self.next_batch())
         tasks, weights, present = out["tasks"].numpy(), out["weights"].numpy(), out["present"].numpy()
         values: dict[str, Any] = {"loss": float(out["loss"].numpy()), "grad_norm": float(out["grad_norm"].numpy())}
-        reweighted = self.chain.names and any(n != "equal" for n in self.chain.names)
+        reweighted = self.chain.reweights
         for i, name in enumerate(self.tasks):
             if present[i] > 0:
                 values[f"loss/{name}"] = float(tasks[i])
@@ -299,7 +299,7 @@ class MultiTaskProgram:
         }
 
     def _final_weights(self) -> Optional[dict]:
-        if not any(n != "equal" for n in self.chain.names):
+        if not self.chain.reweights:
             return None
         inputs = StepInputs(losses=tf.zeros([self.num_tasks]), observed=tf.zeros([self.num_tasks]),
                             present=tf.ones([self.num_tasks], tf.bool), step=self.optimizer.iterations)

@@ -16,7 +16,7 @@ class AdamParams(StrictModel):
     beta_2: Fraction = 0.999
     """Second-moment decay."""
     weight_decay: Optional[NonNegativeFloat] = None
-    """Decoupled weight decay (adamw)."""
+    """Decoupled weight decay (adamw: default 0.004; adam: none unless set)."""
 
 
 @OPTIMIZERS.register

@@ -3,7 +3,8 @@
 A schedule descriptor owns its params model (every schedule has `warmup_steps`, from
 `ScheduleParams`) and `learning_rate(params, base, total_steps)`: the Keras learning rate
 (a float or a `LearningRateSchedule`, Keras imported only then). By default a warm-up
-scales the rate linearly from 1/warmup to 1 over `warmup_steps`.
+scales the rate linearly from 1/warmup to 1 over `warmup_steps` (cosine uses Keras' own
+warm-up, from 0).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from polytask.spec.registry import SCHEDULES, Concept
+from polytask.spec.registry import Concept
 from polytask.spec.types import MAX_INT, StrictModel
 
 
@@ -20,7 +21,7 @@ class ScheduleParams(StrictModel):
     """Learning-rate schedule applied on top of the optimizer's learning_rate."""
 
     warmup_steps: Annotated[int, Field(strict=True, ge=0, le=MAX_INT)] = 0
-    """Linear warm-up from 0 over these steps (must be below training.steps)."""
+    """Linear warm-up over these steps, up to the full rate (must be below training.steps)."""
 
 
 class Schedule(Concept):

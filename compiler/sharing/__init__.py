@@ -37,6 +37,16 @@ class SharingPattern(Concept):
     def check(self, structure, view) -> None:
         """Report this pattern's problems through `view` (see the module docstring)."""
 
+    def plan_spec(self, loaded, *, allow_code: bool = False, column_info=None):
+        """The whole `polytask plan` of a spec with this pattern (a `polytask.compiler.plan.Plan`).
+
+        Multi-task patterns resolve the tasks, run `check` on them (`PlanView`) and `plan`;
+        a pattern that learns otherwise (meta) overrides this.
+        """
+        from polytask.compiler.plan import plan_tasks
+
+        return plan_tasks(self, loaded, allow_code=allow_code, column_info=column_info)
+
     def plan(self, structure, tasks: dict, input_shape: tuple):
         """(parameter groups, notes) for resolved `tasks` (name -> TaskPlan) over `input_shape`."""
         raise NotImplementedError(f"sharing pattern {self.name} does not plan multi-task models")

@@ -125,7 +125,7 @@ training:
             for name in members:
                 tasks[name].head_group = label
                 groups.append(ParamGroup(f"head[{name}]", [name], False, per_head, layer_plans(head),
-                                         note=f"stacked in {label} ({len(members)} x {per_head:,})"))
+                                         note=f"stacked in {label} ({len(members)} x {per_head:,})", stack=label))
         return groups, notes
 
     def build(self, structure, groups, num_tasks, mean, std):

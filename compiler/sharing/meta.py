@@ -18,6 +18,7 @@ from polytask.spec.types import PositiveFloat, PositiveInt, StrictModel
 
 if TYPE_CHECKING:  # LayerList and AlgorithmName are resolved when the spec models are built (registry._complete)
     from polytask.spec.layers import LayerList
+    from polytask.spec.registry import AlgorithmName
 
 
 class InnerLoop(StrictModel):
@@ -94,6 +95,12 @@ training:
   checkpoint_every: 1000
 """  # `polytask init --pattern meta`
     learns_from = "family"
+
+    def plan_spec(self, loaded, *, allow_code=False, column_info=None):
+        from polytask.compiler.plan import PlanView, meta_program_plan
+
+        self.check(loaded.spec.structure, PlanView(loaded, {}))
+        return meta_program_plan(loaded)
 
     def check(self, structure, view):
         algorithm = ALGORITHMS.get(structure.algorithm)

@@ -66,6 +66,7 @@ class Transform(Concept):
     needs_task_gradients: ClassVar[bool] = False
     needs_gradient_norms: ClassVar[bool] = False
     multi_task: ClassVar[bool] = True  # balances several tasks: with one task it does nothing
+    reweights: ClassVar[bool] = True  # False for the identity (`equal`): it cannot be combined with others
 
     def spec_problems(self, params, task_names: list[str]) -> list[tuple[str, tuple, Optional[str]]]:
         """Plan-time problems: (message, path below this weighting's params, hint) each."""
@@ -132,6 +133,11 @@ class WeightingChain:
     @property
     def needs_gradient_norms(self) -> bool:
         return any(t.needs_gradient_norms for t in self.transforms)
+
+    @property
+    def reweights(self) -> bool:
+        """Some transform changes the task weights (reported as weight/<task>)."""
+        return any(t.reweights for t in self.transforms)
 
     def trainable_variables(self) -> list:
         out = []

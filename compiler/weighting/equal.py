@@ -9,4 +9,4 @@ class Equal(Transform):
 
     name = "equal"
     multi_task = False
-    pass
+    reweights = False

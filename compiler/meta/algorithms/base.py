@@ -13,11 +13,16 @@ All of them work on T tasks at once through the functional model's task axis.
 """
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import TYPE_CHECKING, ClassVar, Optional
 
 
-from polytask.errors import PolytaskError
-from polytask.spec.registry import ALGORITHMS, Concept
+from polytask.spec.registry import Concept
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from polytask.compiler.meta.functional import FunctionalModel
+    from polytask.compiler.meta.losses import TaskLoss
 
 class Algorithm(Concept):
     """Descriptor of a meta-learning algorithm (`structure.algorithm`): facts and the implementation.

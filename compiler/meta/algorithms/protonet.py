@@ -7,7 +7,6 @@ prototypes. There is no inner loop, so any number of ways works at evaluation ti
 
 from polytask.spec.registry import ALGORITHMS
 from polytask.compiler.meta.algorithms.base import Algorithm, MetaAlgorithm
-from polytask.errors import PolytaskError
 
 
 class ProtoNet(MetaAlgorithm):
