@@ -22,7 +22,6 @@ from polytask.spec.facts import UNKNOWN, Column, Facts, input_columns, input_sha
 from polytask.spec.registry import FAMILIES, LOSSES, METRICS, SHARING, SOURCES, WEIGHTINGS
 from polytask.spec.source import SourceMap, dotted
 from polytask.spec.suggest import did_you_mean, one_of
-from polytask.spec.types import range_problem
 
 RULES: list[tuple[Callable[["RuleContext"], None], tuple]] = []
 
@@ -324,20 +323,10 @@ def _metrics_fit(ctx, who: str, loss_name: str, loss_params, metrics: list, path
 # --------------------------------------------------------------------------- families and meta-learning
 
 
-def _range_ok(ctx, value, path, what: str) -> None:
-    problem = range_problem(value, what)
-    if problem is not None:
-        ctx.report("PT107", problem[0], path, hint=problem[1])
-
-
 @rule()
 def ranges(ctx: RuleContext) -> None:
-    """Settings each part can check on its own: the sinusoid family's ranges, and whatever each
-    data source (and, through `synthetic`, each generator kind) reports as `spec_problems`."""
-    family = ctx.spec.family
-    if family is not None and family.source == "sinusoid":
-        for key in ("amplitude", "phase", "x"):
-            _range_ok(ctx, getattr(family, key), ("family", key), key)
+    """Settings each data source (and, through `synthetic`, each generator kind) checks on its
+    own: its `spec_problems`."""
     for name, dataset in ctx.spec.datasets.items():
         for message, below, hint in SOURCES.get(dataset.source).spec_problems(dataset):
             ctx.report("PT107", message, ("datasets", name, *below), hint=hint)

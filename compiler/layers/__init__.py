@@ -57,6 +57,8 @@ class Layer(Concept):
     shorthand: ClassVar[Optional[str]] = None  # `- {activation: relu}` sets this field to `relu`
     stackable: ClassVar[bool] = False  # has a `stacked` form (may appear in a per-task head)
     meta_unsupported: ClassVar[Optional[str]] = None  # why there is no `functional` form
+    batch_statistics: ClassVar[bool] = False  # normalises with batch statistics (meta: support-set statistics)
+    xla_slow_on_cpu: ClassVar[bool] = False  # XLA runs it slower than TensorFlow's own CPU kernels
 
     # ---- plan facts (no TensorFlow)
     def output_shape(self, params, input_shape: tuple, form: str = "keras") -> tuple:

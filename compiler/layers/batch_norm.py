@@ -26,6 +26,7 @@ class BatchNorm(Layer):
 
     name = "batch_norm"
     Params = NormParams
+    batch_statistics = True
 
     def weights(self, params, input_shape):
         channels = input_shape[-1]

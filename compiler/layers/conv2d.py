@@ -39,6 +39,7 @@ class Conv2d(Layer):
 
     name = "conv2d"
     Params = Conv2dParams
+    xla_slow_on_cpu = True  # oneDNN's convolutions beat XLA's on CPU (measured: docs/benchmarks.md)
 
     def output_shape(self, params, input_shape, form="keras"):
         if len(input_shape) != 3:

@@ -51,7 +51,7 @@ class FunctionalModel:
 
     @property
     def has_batch_norm(self) -> bool:
-        return any(layer.kind == "batch_norm" for layer in self.architecture.layers)
+        return any(layer.descriptor.batch_statistics for layer in self.architecture.layers)
 
     def __call__(self, params: Params, x: tf.Tensor, *, start: int = 0, stop: Optional[int] = None,
                  stats_count: Optional[int] = None) -> tf.Tensor:

@@ -20,10 +20,6 @@ def output_units(algorithm: str, description) -> int | None:
     return int(description.target_dim)
 
 
-def default_loss(description) -> str:
-    return "cross_entropy" if description.kind == "classification" else "mse"
-
-
 def resolve(loaded):
     """(family description, architecture) of a meta spec; PolytaskError when they do not fit."""
     spec = loaded.spec
@@ -71,7 +67,7 @@ def meta_plan(loaded) -> dict[str, Any]:
         "algorithm": algorithm.name,
         "second_order": algorithm.second_order,
         "family": spec.family.source,
-        "loss": spec.loss_name or default_loss(description),
+        "loss": spec.loss_name,  # check requires it (PT209)
         "inner_loop": None if algorithm.adapts is None else {
             "steps": inner.steps,
             "eval_steps": inner.eval_steps or inner.steps,

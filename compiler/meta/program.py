@@ -33,7 +33,7 @@ from polytask.compiler.meta.functional import FunctionalModel, initial_values
 from polytask.compiler.meta.losses import TaskLoss
 from polytask.compiler.optimizers import make_optimizer
 from polytask.spec.registry import ALGORITHMS
-from polytask.compiler.meta.plan import MetaPlan, default_loss, meta_plan, resolve
+from polytask.compiler.meta.plan import MetaPlan, meta_plan, resolve
 from polytask.compiler.program import META_EXPORT_INFO_FILE
 from polytask.errors import PolytaskError
 
@@ -97,7 +97,7 @@ class MetaProgram:
         self.sampler = get_family(spec.family.source).build(spec.family, loaded, seed=self.seed,
                                                             allow_code=allow_code)
         self.model = FunctionalModel(self.architecture)
-        self.loss = TaskLoss(spec.loss_name or default_loss(self.description), self.description.kind,
+        self.loss = TaskLoss(spec.loss_name, self.description.kind,
                              spec.loss_params)
         self.algorithm = ALGORITHMS.get(self.structure.algorithm).build(self.model, self.structure, self.loss,
                                                                  self.description)
@@ -111,8 +111,8 @@ class MetaProgram:
             self.sampler.check("train", self.description.ways, self.description.shots, self.description.queries)
         # XLA where it helps: it fuses the many small ops of dense models (sinusoid MAML: ~2x),
         # but on CPU its convolutions are slower than oneDNN's, so conv models run without it.
-        has_conv = any(layer.kind == "conv2d" for layer in self.architecture.layers)
-        default_jit = not (has_conv and not tf.config.list_logical_devices("GPU"))
+        slow = any(layer.descriptor.xla_slow_on_cpu for layer in self.architecture.layers)
+        default_jit = not (slow and not tf.config.list_logical_devices("GPU"))
         self.jit_compile = default_jit if spec.runtime.jit_compile is None else bool(spec.runtime.jit_compile)
         if jit_compile is not None:
             self.jit_compile = bool(jit_compile)

@@ -11,7 +11,7 @@ from typing import Literal, Optional
 
 from polytask.compiler.meta.families.base import EpisodeSampler, FamilyDescription, TaskFamily, split_seed
 from polytask.spec.registry import FAMILIES, LOSSES
-from polytask.spec.types import FiniteFloat, PositiveInt, StrictModel
+from polytask.spec.types import FiniteFloat, PositiveInt, StrictModel, range_problem
 
 
 class SinusoidFamilyParams(StrictModel):
@@ -39,6 +39,10 @@ class SinusoidFamily(TaskFamily):
     Params = SinusoidFamilyParams
 
     def check(self, family, ctx):
+        for key in ("amplitude", "phase", "x"):
+            problem = range_problem(getattr(family, key), key)
+            if problem is not None:
+                ctx.report("PT107", problem[0], ("family", key), hint=problem[1])
         loss = ctx.spec.loss_name
         if loss is not None and LOSSES.get(loss).measures != "regression":
             ctx.report("PT205", f"the sinusoid family is regression; loss {loss} does not fit", ("loss",),
