@@ -13,7 +13,6 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
-import numpy as np
 
 from polytask.errors import DataError
 
@@ -45,6 +44,8 @@ def stat_key(path: Path) -> tuple:
 
 def freeze(value: Any) -> Any:
     """Make every NumPy array inside (dicts, lists, tuples) read-only."""
+    import numpy as np
+
     if isinstance(value, np.ndarray):
         value.setflags(write=False)
     elif isinstance(value, dict):
@@ -57,6 +58,8 @@ def freeze(value: Any) -> Any:
 
 
 def nbytes(value: Any) -> int:
+    import numpy as np
+
     if isinstance(value, np.ndarray):
         return value.nbytes
     if isinstance(value, dict):

@@ -11,14 +11,16 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import numpy as np
 
 from polytask.compiler.data.table import Table, infer_column_info, normalize_column, split_indices
 from polytask.errors import DataError, PolytaskError
 from polytask.spec.facts import Column, input_columns
 from polytask.spec.registry import SOURCES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -35,6 +37,8 @@ class SourceContext:
 
     def rng(self, stream: str) -> np.random.Generator:
         """A generator seeded by the spec seed and a stream name, so streams never overlap."""
+        import numpy as np
+
         return np.random.default_rng(np.random.SeedSequence([int(self.seed), zlib.crc32(stream.encode())]))
 
     def dataset_where(self, *field: str) -> str:
@@ -79,6 +83,8 @@ def available_sources() -> list[str]:
 
 def _finish(loaded_columns: Columns, context: SourceContext) -> Table:
     """Normalise dtypes, check row counts, infer column info; splits are added by load_table."""
+    import numpy as np
+
     where = loaded_columns.where or context.dataset_where()
     if not loaded_columns.columns:
         raise DataError(f"dataset '{context.name}' has no columns", where=where)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
-import numpy as np
 
 from polytask.errors import DataError
 from polytask.spec.facts import MAX_CLASSES, MISSING_LABEL, Column
 from polytask.spec.splits import split_sizes
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -25,6 +27,8 @@ ColumnInfo = Column
 
 def infer_column_info(values: np.ndarray) -> Column:
     """Describe an array already normalised by `normalize_column` (float32, int64 or strings)."""
+    import numpy as np
+
     shape = tuple(int(d) for d in values.shape[1:])
     if values.dtype.kind in "USO":
         return Column(shape=shape, dtype="string")
@@ -55,6 +59,8 @@ def normalize_column(values: np.ndarray) -> np.ndarray:
     Float arrays whose values are all integers are *not* turned into labels here: a float
     file format says "number" on purpose. (The csv source, which has no dtypes, decides itself.)
     """
+    import numpy as np
+
     values = np.asarray(values)
     if values.dtype.kind == "b":
         return values.astype(np.int64)
@@ -79,6 +85,8 @@ def split_indices(num_rows: int, fractions, seed: int) -> dict[str, np.ndarray]:
     Sizes are rounded with the largest-remainder rule so they add up to `num_rows`; a split
     with a fraction above 0 gets at least one row when there are enough rows to go round.
     """
+    import numpy as np
+
     sizes = split_sizes(num_rows, [float(getattr(fractions, name)) for name in SPLIT_NAMES])
     order_rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EED]))
     permutation = order_rng.permutation(num_rows)
@@ -172,6 +180,8 @@ class Table:
         Missing values are not allowed in inputs: a NaN (or a -1 label) in a feature column is
         a DataError that names the column.
         """
+        import numpy as np
+
         names = self.input_columns(names, targets)
         for name in names:
             info = self.info[name]
@@ -199,6 +209,8 @@ class Table:
 
     def rows(self, split: str, *, required: bool = True) -> np.ndarray:
         """Row indices of a split; an empty split that is `required` is a DataError."""
+        import numpy as np
+
         if split not in SPLIT_NAMES:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLIT_NAMES}")
         indices = self.split_indices.get(split, np.zeros(0, np.int64))
@@ -218,6 +230,8 @@ class Table:
 
     def rows_by_class(self, column: str = "label", rows: Optional[np.ndarray] = None) -> list[np.ndarray]:
         """Row indices of each class of a categorical column, indexed by class id (missing labels skipped)."""
+        import numpy as np
+
         self.require([column])
         info = self.info[column]
         if not info.categorical:

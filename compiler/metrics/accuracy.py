@@ -1,5 +1,4 @@
 """`accuracy`: fraction of examples whose predicted class is the label."""
-import numpy as np
 
 from polytask.compiler.metrics import Metric
 from polytask.spec.registry import METRICS
@@ -12,5 +11,7 @@ class Accuracy(Metric):
     name = "accuracy"
 
     def __call__(self, labels, predictions):
+        import numpy as np
+
         predicted = self.need(predictions, "class", self.name)
         return float(np.mean(predicted == labels[:, 0].astype(np.int64)))

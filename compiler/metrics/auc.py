@@ -1,5 +1,4 @@
 """`auc`: area under the ROC curve (binary; one-vs-rest macro average for K classes)."""
-import numpy as np
 
 from polytask.compiler.metrics import Metric
 from polytask.spec.registry import METRICS
@@ -18,6 +17,8 @@ class Auc(Metric):
         return None
 
     def __call__(self, labels, predictions):
+        import numpy as np
+
         from sklearn.metrics import roc_auc_score
 
         y = labels[:, 0].astype(np.int64)

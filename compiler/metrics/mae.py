@@ -1,5 +1,4 @@
 """`mae`: mean absolute error."""
-import numpy as np
 
 from polytask.compiler.metrics._pair import RegressionMetric
 from polytask.spec.registry import METRICS
@@ -12,5 +11,7 @@ class Mae(RegressionMetric):
     name = "mae"
 
     def __call__(self, labels, predictions):
+        import numpy as np
+
         y, p = self.pair(labels, predictions)
         return float(np.mean(np.abs(p - y)))

@@ -1,5 +1,4 @@
 """`r2`: coefficient of determination (1 - SS_res / SS_tot), averaged over target dimensions."""
-import numpy as np
 
 from polytask.compiler.metrics._pair import RegressionMetric
 from polytask.spec.registry import METRICS
@@ -13,6 +12,8 @@ class R2(RegressionMetric):
     higher_is_better = True
 
     def __call__(self, labels, predictions):
+        import numpy as np
+
         y, p = self.pair(labels, predictions)
         residual = np.sum((y - p) ** 2, axis=0)
         total = np.sum((y - y.mean(axis=0)) ** 2, axis=0)

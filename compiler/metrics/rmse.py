@@ -1,5 +1,4 @@
 """`rmse`: root mean squared error."""
-import numpy as np
 
 from polytask.compiler.metrics._pair import RegressionMetric
 from polytask.spec.registry import METRICS
@@ -12,5 +11,7 @@ class Rmse(RegressionMetric):
     name = "rmse"
 
     def __call__(self, labels, predictions):
+        import numpy as np
+
         y, p = self.pair(labels, predictions)
         return float(np.sqrt(np.mean((p - y) ** 2)))

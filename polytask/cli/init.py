@@ -14,7 +14,24 @@ import click
 
 from polytask.cli import main
 from polytask.errors import PolytaskError
-from polytask.spec.registry import REGISTRIES, SHARING
+
+
+class PatternChoice(click.Choice):
+    """The sharing patterns that have a starter spec, looked up only when the option is used:
+    every command imports this module, and the registry loads the whole spec language."""
+
+    def __init__(self):
+        super().__init__([])
+
+    @property
+    def choices(self):
+        from polytask.spec.registry import SHARING
+
+        return SHARING.where(lambda d: d.starter)
+
+    @choices.setter
+    def choices(self, value):  # click.Choice.__init__ assigns it
+        pass
 
 _HEADER = """\
 # polytask spec (format 1): {pattern} sharing.
@@ -32,6 +49,8 @@ seed: 0                       # every random choice (data splits, init, sampling
 
 def starter_spec(pattern: str, name: str, filename: str) -> str:
     """The commented starter spec for a sharing pattern."""
+    from polytask.spec.registry import REGISTRIES, SHARING
+
     body = re.sub(r"<<(\w+)>>", lambda m: ", ".join(REGISTRIES[m.group(1)].names()), SHARING.get(pattern).starter)
     return _HEADER.format(pattern=pattern, name=name, filename=filename) + body
 
@@ -45,7 +64,7 @@ def _spec_name(path: Path) -> str:
 
 @main.command()
 @click.argument("path", required=False, default="polytask.yaml", type=click.Path(dir_okay=True))
-@click.option("--pattern", type=click.Choice(SHARING.where(lambda d: d.starter)), default="pooled", show_default=True,
+@click.option("--pattern", type=PatternChoice(), default="pooled", show_default=True,
               help="The sharing pattern of the starter spec.")
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 def init(path, pattern, force):

@@ -19,15 +19,17 @@ Columns: `x` (N, d), `task_0 ... task_{T-1}` each (N, 1).
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import numpy as np
 from pydantic import Field
 
 from polytask.compiler.data.generators import Generator, task_columns
 from polytask.errors import DataError
 from polytask.spec.registry import GENERATORS
 from polytask.spec.types import NonNegativeFloat, PositiveInt, StrictModel
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SCALE = 1.0
 
@@ -68,6 +70,8 @@ def check(spec) -> None:
 
 def task_weights(spec, rng: np.random.Generator) -> np.ndarray:
     """(T, d) weight vectors with norm c and pairwise cosine `correlation`."""
+    import numpy as np
+
     check(spec)
     tasks, dim, p = spec.tasks, spec.input_dim, float(spec.correlation)
     # Orthonormal u_1..u_T: QR of a Gaussian matrix (drawn before p is used, so x and the
@@ -81,6 +85,8 @@ def task_weights(spec, rng: np.random.Generator) -> np.ndarray:
 
 def _psd_cholesky(matrix: np.ndarray) -> np.ndarray:
     """Lower-triangular L with L L^T = matrix, also for the semidefinite edge cases p = 1 and p = -1/(T-1)."""
+    import numpy as np
+
     size = len(matrix)
     lower = np.zeros_like(matrix)
     for i in range(size):
@@ -107,6 +113,8 @@ class Mmoe(Generator):
         check(spec)
 
     def generate(self, spec, samples: int, rng_for):
+        import numpy as np
+
         weights = task_weights(spec, rng_for("mmoe/directions"))
         sine_rng = rng_for("mmoe/sines")
         alphas = sine_rng.normal(size=spec.sine_terms)

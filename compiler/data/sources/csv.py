@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import csv
 import difflib
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
-import numpy as np
 from pydantic import Field
 
 from polytask.compiler.data.files import cached, existing_path, stat_key
@@ -29,6 +28,9 @@ from polytask.errors import DataError
 from polytask.spec.data_checks import missing
 from polytask.spec.facts import MAX_CLASSES, MISSING_LABEL, Column, DatasetBase, Facts
 from polytask.spec.registry import SOURCES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CSV_SAMPLE_ROWS = 20_000  # rows `polytask check` reads to tell label columns from numbers
 
@@ -110,6 +112,8 @@ def _check_header(header: list[str], path, line: int) -> None:
 
 
 def _parse_column(name: str, cells, lines, path, position: int) -> np.ndarray:
+    import numpy as np
+
     try:  # fast path: NumPy parses numbers (and surrounding spaces, 'nan', 'inf') in C
         values = np.asarray(cells, dtype=np.float64)
         missing = np.isnan(values)
@@ -119,6 +123,8 @@ def _parse_column(name: str, cells, lines, path, position: int) -> np.ndarray:
 
 
 def _parse_cells(name: str, cells, lines, path, position: int):
+    import numpy as np
+
     stripped = [cell.strip() for cell in cells]
     missing = np.fromiter((not c or c.lower() == "nan" for c in stripped), dtype=bool, count=len(stripped))
     present = [c for c, m in zip(stripped, missing) if not m]
@@ -143,6 +149,8 @@ def _parse_cells(name: str, cells, lines, path, position: int):
 
 def _typed(name: str, values: np.ndarray, missing: np.ndarray, lines, path, position: int) -> np.ndarray:
     """float64 values + missing mask -> int64 labels (-1 = missing) or float32 (NaN = missing)."""
+    import numpy as np
+
     finite = np.isfinite(values) | missing
     if not finite.all():
         line = lines[int(np.argmin(finite))]

@@ -24,9 +24,8 @@ import io
 import os
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from pydantic import Field
 
 from polytask.compiler.data.files import cached, existing_path, stat_key
@@ -37,6 +36,9 @@ from polytask.spec.data_checks import missing
 from polytask.spec.facts import Column, DatasetBase, Facts
 from polytask.spec.registry import SOURCES
 from polytask.spec.types import PositiveInt
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class ImageFolderDataset(DatasetBase):
@@ -152,6 +154,8 @@ def unreadable_image_reason(exc: Exception) -> str:
 
 def decode_image(data: bytes, name: str, size: tuple[int, int], grayscale: bool, invert: bool) -> np.ndarray:
     """Bytes of one image -> float32 (H, W, C) in [0, 1]; a file PIL cannot read is a DataError naming it."""
+    import numpy as np
+
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -173,6 +177,8 @@ def decode_image(data: bytes, name: str, size: tuple[int, int], grayscale: bool,
 
 
 def load_images(tree: ImageTree, size, grayscale: bool, invert: bool) -> np.ndarray:
+    import numpy as np
+
     blobs = tree.read_all()
     channels = 1 if grayscale else 3
     images = np.empty((len(blobs), size[0], size[1], channels), dtype=np.float32)
@@ -295,6 +301,8 @@ class ImageFolder(Source):
         return None
 
     def load(self, dataset, context: SourceContext) -> Columns:
+        import numpy as np
+
         tree, path = _tree(dataset, context)
         options = (tuple(dataset.image_size), dataset.grayscale, dataset.invert)
         key = ("images", stat_key(path), dataset.class_depth, tuple(dataset.extensions), options)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import difflib
 import zipfile
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 
 from polytask.compiler.data.files import cached, existing_path, stat_key
 from polytask.compiler.data.load import Columns, SourceContext
@@ -22,6 +21,9 @@ from polytask.errors import DataError
 from polytask.spec.data_checks import missing
 from polytask.spec.facts import MAX_CLASSES, Column, DatasetBase, Facts
 from polytask.spec.registry import SOURCES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 NPZ_READ_LIMIT = 4_000_000  # bytes of a 1-D integer array `polytask check` reads to count its classes
 
@@ -38,6 +40,8 @@ class NpzDataset(DatasetBase):
 
 
 def read_npz(path) -> dict[str, np.ndarray]:
+    import numpy as np
+
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {}
@@ -67,6 +71,8 @@ def read_npz(path) -> dict[str, np.ndarray]:
 
 
 def _npy_header(handle):
+    import numpy as np
+
     version = np.lib.format.read_magic(handle)
     if version == (1, 0):
         return np.lib.format.read_array_header_1_0(handle)
@@ -75,6 +81,8 @@ def _npy_header(handle):
 
 def probe_npz(params, resolve, report) -> Facts:
     """Array names, shapes and dtypes from the .npy headers inside the zip (for `polytask check`)."""
+    import numpy as np
+
     path = resolve(params.path)
     if not path.is_file():
         missing(report, path, "npz file")

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Mapping
 from typing import Literal, Optional
 
-import numpy as np
 from pydantic import Field
 
 from polytask.compiler.data.load import Columns, SourceContext
@@ -73,6 +72,8 @@ class Python(Source):
     reads = "your code (`--allow-code`)"
 
     def load(self, dataset, context: SourceContext) -> Columns:
+        import numpy as np
+
         where = context.dataset_where("callable")
         if not context.allow_code:
             raise DataError(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 
 from polytask.compiler.data.load import Columns, SourceContext
 from polytask.compiler.data.sources import Source
@@ -72,6 +71,8 @@ class Sklearn(Source):
         return Facts(columns=columns(params.name), rows=META[params.name]["rows"])
 
     def load(self, dataset, context: SourceContext) -> Columns:
+        import numpy as np
+
         from sklearn import datasets as sk_datasets
 
         bunch = getattr(sk_datasets, f"load_{dataset.name}")()

@@ -12,9 +12,8 @@ from __future__ import annotations
 import glob as globlib
 import re
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-import numpy as np
 from pydantic import ConfigDict, Field
 
 from polytask.compiler.data.files import cached, stat_key
@@ -25,6 +24,9 @@ from polytask.errors import DataError
 from polytask.spec.facts import Column, DatasetBase, Facts
 from polytask.spec.registry import SOURCES
 from polytask.spec.types import Identifier, StrictModel
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class TfRecordFeature(StrictModel):
@@ -70,6 +72,8 @@ def _files(dataset, context: SourceContext) -> list:
 
 
 def read_tfrecords(files: list, schema: dict) -> dict[str, np.ndarray]:
+    import numpy as np
+
     import tensorflow as tf
 
     dtypes = {"float32": tf.float32, "int64": tf.int64, "string": tf.string}

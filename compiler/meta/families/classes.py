@@ -13,9 +13,8 @@ random, so no label is tied to a class across episodes.
 """
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Optional
 
-import numpy as np
 from pydantic import Field
 
 from polytask.compiler.meta.families.base import SPLITS, EpisodeSampler, FamilyDescription, TaskFamily, split_seed
@@ -24,6 +23,9 @@ from polytask.spec.facts import Column
 from polytask.spec.registry import FAMILIES, LOSSES
 from polytask.spec.splits import Fractions, split_sizes
 from polytask.spec.types import Fraction, Identifier, PositiveInt, StrictModel
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class ClassSplit(Fractions):
@@ -133,6 +135,8 @@ class ClassFamily(TaskFamily):
                                  shots=family.shots, queries=family.queries, ways=family.ways)
 
     def build(self, family, loaded, *, seed: int, allow_code: bool = False) -> "ClassEpisodeSampler":
+        import numpy as np
+
         from polytask.compiler.data import load_table
 
         description = self.describe(family, loaded)
@@ -155,6 +159,8 @@ class ClassEpisodeSampler(EpisodeSampler):
 
     def __init__(self, family, description: FamilyDescription, images: np.ndarray, labels: np.ndarray,
                  class_names: list[str], seed: int):
+        import numpy as np
+
         from polytask.compiler.data.table import split_indices
 
         self.family = family
