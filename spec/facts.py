@@ -14,6 +14,8 @@ Nothing here imports NumPy or TensorFlow.
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from dataclasses import dataclass, field
 from math import prod
 from typing import Callable, Iterable, Optional
@@ -80,8 +82,7 @@ class Facts:
 class DatasetBase(StrictModel):
     """Base of every data source's params model (`datasets.<name>`)."""
 
-    split: Split = Split()
-    """Row split (train/validation/test fractions), drawn once from the seed."""
+    split: Split = Field(Split(), description='Row split (train/validation/test fractions), drawn once from the seed.')
 
 
 def declared_features(dataset) -> Optional[list[str]]:

@@ -16,7 +16,7 @@ from polytask.spec.registry import LAYERS
 class LayerBase(BaseModel):
     """One layer: exactly one of the fields below is set."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
     noun: ClassVar[str] = "layer kind"
 
     @model_validator(mode="before")

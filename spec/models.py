@@ -100,14 +100,10 @@ def loss_params(choice):
 class Task(StrictModel):
     """One task T_i = (D_i, L_i): a dataset, the target it predicts and the loss to learn it."""
 
-    dataset: Identifier
-    """Name of a dataset under `datasets`."""
-    target: str = Field(min_length=1)
-    """The column (or array) to predict; image folders: `label`."""
-    loss: LossChoice
-    """Also fixes the output layer (softmax over the classes, one sigmoid unit, or linear units: the loss decides from the target)."""
-    metrics: list[MetricName] = []
-    """Reported per task on validation and test."""
+    dataset: Identifier = Field(description='Name of a dataset under `datasets`.')
+    target: str = Field(min_length=1, description='The column (or array) to predict; image folders: `label`.')
+    loss: LossChoice = Field(description='Also fixes the output layer (softmax over the classes, one sigmoid unit, or linear units: the loss decides from the target).')
+    metrics: list[MetricName] = Field([], description='Reported per task on validation and test.')
     weight: NonNegativeFloat = Field(1.0, description="w_i in L = sum_i w_i L_i.")
     sampling_rate: Optional[PositiveFloat] = Field(
         None, description="Relative share of batches drawn from this task (separate from weight)."
@@ -151,8 +147,7 @@ Schedule = SCHEDULES.tagged_union(default="constant")
 
 
 class TemperatureSampling(StrictModel):
-    temperature: PositiveFloat
-    """Draw task i with probability proportional to n_i^(1/T): T=1 proportional, large T uniform."""
+    temperature: PositiveFloat = Field(description='Draw task i with probability proportional to n_i^(1/T): T=1 proportional, large T uniform.')
 
 
 SamplingName = Literal["uniform", "proportional"]
@@ -170,41 +165,26 @@ Weighting = WEIGHTINGS.single_key_model("Weighting", WeightingBase)
 
 
 class EarlyStopping(StrictModel):
-    metric: str = "loss"
-    """`loss`, `<task>/loss` or `<task>/<metric>` (meta: `loss` or a family metric)."""
-    patience: PositiveInt = 5
-    """Evaluations without improvement before stopping."""
-    mode: Literal["min", "max"] = "min"
-    """`min` for losses and errors, `max` for metrics that are better when higher (accuracy, r2, ...)."""
-    min_delta: NonNegativeFloat = 0.0
-    """Smallest change that counts as an improvement."""
+    metric: str = Field("loss", description='`loss`, `<task>/loss` or `<task>/<metric>` (meta: `loss` or a family metric).')
+    patience: PositiveInt = Field(5, description='Evaluations without improvement before stopping.')
+    mode: Literal["min", "max"] = Field("min", description='`min` for losses and errors, `max` for metrics that are better when higher (accuracy, r2, ...).')
+    min_delta: NonNegativeFloat = Field(0.0, description='Smallest change that counts as an improvement.')
 
 
 class Training(StrictModel):
-    steps: PositiveInt = 1000
-    """Optimizer updates (meta: meta-updates)."""
-    batch_size: PositiveInt = 64
-    """Examples per batch (global, across replicas)."""
+    steps: PositiveInt = Field(1000, description='Optimizer updates (meta: meta-updates).')
+    batch_size: PositiveInt = Field(64, description='Examples per batch (global, across replicas).')
     meta_batch: PositiveInt = Field(4, description="Tasks per meta-update (meta only).")
-    optimizer: Optimizer = Field(default_factory=lambda: Optimizer(adam={}))
-    """An optimizer by name (defaults), or `{NAME: {parameters}}`."""
-    schedule: Schedule = Field(default_factory=lambda: SCHEDULES.get("constant").Params())
-    """Learning-rate schedule."""
-    sampling: Sampling = "proportional"
-    """How batches are drawn across tasks: uniform, proportional to task size, or {temperature: T}."""
-    weighting: list[Weighting] = Field(default_factory=lambda: [Weighting(equal={})])
-    """Loss weighting / gradient transforms, applied in order."""
-    eval_every: PositiveInt = 200
-    """Evaluate on the validation split every N steps."""
+    optimizer: Optimizer = Field(default_factory=lambda: Optimizer(adam={}), description='An optimizer by name (defaults), or `{NAME: {parameters}}`.')
+    schedule: Schedule = Field(default_factory=lambda: SCHEDULES.get("constant").Params(), description='Learning-rate schedule.')
+    sampling: Sampling = Field("proportional", description='How batches are drawn across tasks: uniform, proportional to task size, or {temperature: T}.')
+    weighting: list[Weighting] = Field(default_factory=lambda: [Weighting(equal={})], description='Loss weighting / gradient transforms, applied in order.')
+    eval_every: PositiveInt = Field(200, description='Evaluate on the validation split every N steps.')
     eval_episodes: PositiveInt = Field(600, description="Meta-test episodes for the final report.")
-    checkpoint_every: PositiveInt = 500
-    """Save a checkpoint every N steps."""
-    log_every: PositiveInt = 50
-    """Log metrics every N steps."""
-    early_stopping: Optional[EarlyStopping] = None
-    """Stop when a validation metric stops improving."""
-    gradient_clip_norm: Optional[PositiveFloat] = None
-    """Clip the global gradient norm."""
+    checkpoint_every: PositiveInt = Field(500, description='Save a checkpoint every N steps.')
+    log_every: PositiveInt = Field(50, description='Log metrics every N steps.')
+    early_stopping: Optional[EarlyStopping] = Field(None, description='Stop when a validation metric stops improving.')
+    gradient_clip_norm: Optional[PositiveFloat] = Field(None, description='Clip the global gradient norm.')
 
     @model_validator(mode="before")
     @classmethod
@@ -218,10 +198,8 @@ class Training(StrictModel):
 class Runtime(StrictModel):
     """Defaults for where and how the program runs (CLI flags override)."""
 
-    strategy: Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"] = "auto"
-    """tf.distribute strategy; auto mirrors over local GPUs, else one CPU device."""
-    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
-    """float32 or mixed precision."""
+    strategy: Literal["auto", "one_device", "mirrored", "multi_worker", "tpu"] = Field("auto", description='tf.distribute strategy; auto mirrors over local GPUs, else one CPU device.')
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field("float32", description='float32 or mixed precision.')
     jit_compile: Optional[bool] = Field(None, description="XLA for train steps; default: where it helps.")
 
 
@@ -232,29 +210,20 @@ class Spec(StrictModel):
     """A whole polytask spec: tasks over datasets, or a task family, plus shared structure."""
 
     polytask: Literal[1] = Field(description="Spec format version.")
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)
-    """Run name: letters, digits, `_ . -`; used for run folders and reports."""
-    description: Optional[str] = None
-    """Free text for people."""
-    seed: Annotated[int, Field(strict=True, ge=0, le=MAX_INT)] = 0
-    """Seeds every random choice (splits, initialisation, sampling, generated data)."""
-    datasets: dict[Identifier, Dataset] = {}
-    """Named data sources; tasks and families refer to them by name."""
-    tasks: dict[Identifier, Task] = {}
-    """Named tasks T_i = (dataset, target, loss) for multi-task learning (the multi-task sharing patterns)."""
-    family: Optional[Family] = None
-    """A task family p(T) for meta-learning (meta sharing)."""
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128, description='Run name: letters, digits, `_ . -`; used for run folders and reports.')
+    description: Optional[str] = Field(None, description='Free text for people.')
+    seed: Annotated[int, Field(strict=True, ge=0, le=MAX_INT)] = Field(0, description='Seeds every random choice (splits, initialisation, sampling, generated data).')
+    datasets: dict[Identifier, Dataset] = Field({}, description='Named data sources; tasks and families refer to them by name.')
+    tasks: dict[Identifier, Task] = Field({}, description='Named tasks T_i = (dataset, target, loss) for multi-task learning (the multi-task sharing patterns).')
+    family: Optional[Family] = Field(None, description='A task family p(T) for meta-learning (meta sharing).')
     loss: Optional[LossChoice] = Field(None, description="The family's loss (meta only).")
-    metrics: list[MetricName] = []
-    """The family's metrics (meta only)."""
+    metrics: list[MetricName] = Field([], description="The family's metrics (meta only).")
     structure: Structure = Field(
         default_factory=lambda: SHARING.get("pooled").Params(sharing="pooled"),
         description="How parameters are shared; default pooled.",
     )
-    training: Training = Training()
-    """Steps, batches, optimizer, schedule, sampling, loss weighting, cadence."""
-    runtime: Runtime = Runtime()
-    """Defaults for distribution and precision (CLI flags override)."""
+    training: Training = Field(Training(), description='Steps, batches, optimizer, schedule, sampling, loss weighting, cadence.')
+    runtime: Runtime = Field(Runtime(), description='Defaults for distribution and precision (CLI flags override).')
 
     @property
     def sharing(self) -> str:

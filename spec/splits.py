@@ -10,7 +10,7 @@ import math
 
 from typing import ClassVar
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from polytask.spec.types import Fraction, StrictModel
 
@@ -41,12 +41,9 @@ class Fractions(StrictModel):
 class Split(Fractions):
     """Fractions of a dataset's rows per split; they must add up to 1."""
 
-    train: Fraction = 0.8
-    """Fraction of rows for training (> 0)."""
-    validation: Fraction = 0.0
-    """Fraction for validation (evaluation during training, early stopping)."""
-    test: Fraction = 0.2
-    """Fraction held out for the final report."""
+    train: Fraction = Field(0.8, description='Fraction of rows for training (> 0).')
+    validation: Fraction = Field(0.0, description='Fraction for validation (evaluation during training, early stopping).')
+    test: Fraction = Field(0.2, description='Fraction held out for the final report.')
 
 
 def split_sizes(count: int, fractions: list) -> list[int]:

@@ -25,7 +25,7 @@ class StrictModel(BaseModel):
     """Base for every spec node: unknown keys are errors, values are not coerced silently
     (numbers are `strict`: `units: true` or `steps: "10"` is an error, not 1 or 10)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class NoParams(StrictModel):

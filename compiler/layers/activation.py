@@ -1,6 +1,8 @@
 """`activation`: an element-wise nonlinearity as its own layer."""
 from __future__ import annotations
 
+from pydantic import Field
+
 from polytask.compiler.layers import Layer, tf_activation
 from polytask.spec.registry import LAYERS
 from polytask.spec.types import Activation as ActivationName
@@ -8,8 +10,7 @@ from polytask.spec.types import StrictModel
 
 
 class ActivationParams(StrictModel):
-    function: ActivationName
-    """The activation; `- {activation: relu}` is short for `{function: relu}`."""
+    function: ActivationName = Field(description='The activation; `- {activation: relu}` is short for `{function: relu}`.')
 
 
 @LAYERS.register

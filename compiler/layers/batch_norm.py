@@ -16,8 +16,7 @@ from polytask.spec.types import StrictModel
 
 
 class NormParams(StrictModel):
-    epsilon: Annotated[float, Field(strict=True, gt=0.0)] = 1e-3
-    """Added to the variance."""
+    epsilon: Annotated[float, Field(strict=True, gt=0.0)] = Field(1e-3, description='Added to the variance.')
 
 
 @LAYERS.register

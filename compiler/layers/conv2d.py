@@ -11,16 +11,11 @@ from polytask.spec.types import Activation, StrictModel
 
 
 class Conv2dParams(StrictModel):
-    filters: Annotated[int, Field(strict=True, ge=1, le=100_000)]
-    """Output channels."""
-    kernel_size: Annotated[int, Field(strict=True, ge=1, le=64)] = 3
-    """Square kernel size."""
-    strides: Annotated[int, Field(strict=True, ge=1, le=64)] = 1
-    """Square stride."""
-    padding: Literal["same", "valid"] = "same"
-    """`same` keeps the size, `valid` shrinks it."""
-    activation: Activation = "linear"
-    """Activation after the layer."""
+    filters: Annotated[int, Field(strict=True, ge=1, le=100_000)] = Field(description='Output channels.')
+    kernel_size: Annotated[int, Field(strict=True, ge=1, le=64)] = Field(3, description='Square kernel size.')
+    strides: Annotated[int, Field(strict=True, ge=1, le=64)] = Field(1, description='Square stride.')
+    padding: Literal["same", "valid"] = Field("same", description='`same` keeps the size, `valid` shrinks it.')
+    activation: Activation = Field("linear", description='Activation after the layer.')
 
 
 def conv_size(size: int, kernel: int, stride: int, padding: str) -> int:

@@ -11,12 +11,9 @@ from polytask.spec.types import Activation, StrictModel
 
 
 class DenseParams(StrictModel):
-    units: Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
-    """Output width."""
-    activation: Activation = "linear"
-    """Activation after the layer."""
-    use_bias: bool = True
-    """Add a bias."""
+    units: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] = Field(description='Output width.')
+    activation: Activation = Field("linear", description='Activation after the layer.')
+    use_bias: bool = Field(True, description='Add a bias.')
 
 
 @LAYERS.register

@@ -11,8 +11,7 @@ from polytask.spec.types import StrictModel
 
 
 class DropoutParams(StrictModel):
-    rate: Annotated[float, Field(strict=True, ge=0.0, lt=1.0)]
-    """Fraction of units dropped in training."""
+    rate: Annotated[float, Field(strict=True, ge=0.0, lt=1.0)] = Field(description='Fraction of units dropped in training.')
 
 
 @LAYERS.register

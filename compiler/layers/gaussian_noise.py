@@ -16,8 +16,7 @@ from polytask.spec.types import StrictModel
 
 
 class GaussianNoiseParams(StrictModel):
-    stddev: Annotated[float, Field(strict=True, gt=0.0, le=100.0, allow_inf_nan=False)]
-    """Standard deviation of the noise added in training."""
+    stddev: Annotated[float, Field(strict=True, gt=0.0, le=100.0, allow_inf_nan=False)] = Field(description='Standard deviation of the noise added in training.')
 
 
 @LAYERS.register

@@ -11,8 +11,7 @@ from polytask.spec.types import StrictModel
 
 
 class Pool2dParams(StrictModel):
-    pool_size: Annotated[int, Field(strict=True, ge=1, le=64)] = 2
-    """Square window and stride."""
+    pool_size: Annotated[int, Field(strict=True, ge=1, le=64)] = Field(2, description='Square window and stride.')
 
 
 @LAYERS.register

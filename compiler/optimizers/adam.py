@@ -1,6 +1,8 @@
 """`adam`: Adam (Kingma & Ba, 2015), optionally with decoupled weight decay."""
 from __future__ import annotations
 
+from pydantic import Field
+
 from typing import Optional
 
 from polytask.compiler.optimizers import Optimizer
@@ -9,14 +11,10 @@ from polytask.spec.types import Fraction, NonNegativeFloat, PositiveFloat, Stric
 
 
 class AdamParams(StrictModel):
-    learning_rate: PositiveFloat = 1e-3
-    """Step size (> 0)."""
-    beta_1: Fraction = 0.9
-    """First-moment decay."""
-    beta_2: Fraction = 0.999
-    """Second-moment decay."""
-    weight_decay: Optional[NonNegativeFloat] = None
-    """Decoupled weight decay (adamw: default 0.004; adam: none unless set)."""
+    learning_rate: PositiveFloat = Field(1e-3, description='Step size (> 0).')
+    beta_1: Fraction = Field(0.9, description='First-moment decay.')
+    beta_2: Fraction = Field(0.999, description='Second-moment decay.')
+    weight_decay: Optional[NonNegativeFloat] = Field(None, description='Decoupled weight decay (adamw: default 0.004; adam: none unless set).')
 
 
 @OPTIMIZERS.register

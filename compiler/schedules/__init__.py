@@ -20,8 +20,7 @@ from polytask.spec.types import MAX_INT, StrictModel
 class ScheduleParams(StrictModel):
     """Learning-rate schedule applied on top of the optimizer's learning_rate."""
 
-    warmup_steps: Annotated[int, Field(strict=True, ge=0, le=MAX_INT)] = 0
-    """Linear warm-up over these steps, up to the full rate (must be below training.steps)."""
+    warmup_steps: Annotated[int, Field(strict=True, ge=0, le=MAX_INT)] = Field(0, description='Linear warm-up over these steps, up to the full rate (must be below training.steps).')
 
 
 class Schedule(Concept):

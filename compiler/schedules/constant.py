@@ -1,6 +1,8 @@
 """`constant`: the optimizer's learning rate throughout (after the warm-up, if any)."""
 from __future__ import annotations
 
+from pydantic import Field
+
 from typing import Literal
 
 from polytask.compiler.schedules import Schedule, ScheduleParams
@@ -8,8 +10,7 @@ from polytask.spec.registry import SCHEDULES
 
 
 class ConstantSchedule(ScheduleParams):
-    kind: Literal["constant"] = "constant"
-    """`constant`"""
+    kind: Literal["constant"] = Field("constant", description='`constant`')
 
 
 @SCHEDULES.register

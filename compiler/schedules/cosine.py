@@ -1,6 +1,8 @@
 """`cosine`: cosine decay (Loshchilov & Hutter, SGDR, 2017) over the steps after the warm-up."""
 from __future__ import annotations
 
+from pydantic import Field
+
 from typing import Literal
 
 from polytask.compiler.schedules import Schedule, ScheduleParams
@@ -9,10 +11,8 @@ from polytask.spec.types import Fraction
 
 
 class CosineSchedule(ScheduleParams):
-    kind: Literal["cosine"]
-    """`cosine`"""
-    min_fraction: Fraction = 0.0
-    """Final learning rate as a fraction of the initial one."""
+    kind: Literal["cosine"] = Field(description='`cosine`')
+    min_fraction: Fraction = Field(0.0, description='Final learning rate as a fraction of the initial one.')
 
 
 @SCHEDULES.register

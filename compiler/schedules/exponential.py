@@ -1,6 +1,8 @@
 """`exponential`: the rate times `decay_rate` every `decay_steps` steps (continuously)."""
 from __future__ import annotations
 
+from pydantic import Field
+
 from typing import Literal
 
 from polytask.compiler.schedules import Schedule, ScheduleParams
@@ -9,12 +11,9 @@ from polytask.spec.types import Fraction, PositiveInt
 
 
 class ExponentialSchedule(ScheduleParams):
-    kind: Literal["exponential"]
-    """`exponential`"""
-    decay_rate: Fraction = 0.96
-    """Factor per decay_steps."""
-    decay_steps: PositiveInt = 1000
-    """Steps per decay_rate factor."""
+    kind: Literal["exponential"] = Field(description='`exponential`')
+    decay_rate: Fraction = Field(0.96, description='Factor per decay_steps.')
+    decay_steps: PositiveInt = Field(1000, description='Steps per decay_rate factor.')
 
 
 @SCHEDULES.register

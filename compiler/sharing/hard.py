@@ -7,6 +7,8 @@ head layers must have a stacked form; the graph does not grow with the number of
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from typing import TYPE_CHECKING, Literal
 
 from polytask.compiler.layers import final_shape, flat_size, output_layer
@@ -22,12 +24,9 @@ if TYPE_CHECKING:  # resolved when the spec models are built (see Registry.tagge
 class HardStructure(StrictModel):
     """A shared trunk with one head per task (hard parameter sharing)."""
 
-    sharing: Literal["hard"]
-    """`hard`"""
-    trunk: LayerList
-    """Shared layers."""
-    head: LayerList = []
-    """Per-task hidden layers after the trunk; the output layer is inferred."""
+    sharing: Literal["hard"] = Field(description='`hard`')
+    trunk: LayerList = Field(description='Shared layers.')
+    head: LayerList = Field([], description='Per-task hidden layers after the trunk; the output layer is inferred.')
 
 
 def head_signature(head_layers, units: int) -> str:

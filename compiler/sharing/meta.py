@@ -22,10 +22,8 @@ if TYPE_CHECKING:  # LayerList and AlgorithmName are resolved when the spec mode
 
 
 class InnerLoop(StrictModel):
-    steps: PositiveInt = 1
-    """Adaptation steps per task in training."""
-    learning_rate: PositiveFloat = 0.01
-    """Inner-loop step size (metasgd: its initial value)."""
+    steps: PositiveInt = Field(1, description='Adaptation steps per task in training.')
+    learning_rate: PositiveFloat = Field(0.01, description='Inner-loop step size (metasgd: its initial value).')
     eval_steps: Optional[PositiveInt] = Field(
         None, description="Inner steps at evaluation (default: steps)."
     )
@@ -34,14 +32,10 @@ class InnerLoop(StrictModel):
 class MetaStructure(StrictModel):
     """Meta-learning over a task family with a named algorithm."""
 
-    sharing: Literal["meta"]
-    """`meta`"""
-    algorithm: AlgorithmName
-    """Meta-learning algorithm."""
-    inner: InnerLoop = InnerLoop()
-    """The inner (adaptation) loop."""
-    model: LayerList
-    """Hidden layers; the output layer is inferred from `loss` (and `ways`)."""
+    sharing: Literal["meta"] = Field(description='`meta`')
+    algorithm: AlgorithmName = Field(description='Meta-learning algorithm.')
+    inner: InnerLoop = Field(InnerLoop(), description='The inner (adaptation) loop.')
+    model: LayerList = Field(description='Hidden layers; the output layer is inferred from `loss` (and `ways`).')
     reptile_step_size: PositiveFloat = Field(
         1.0, description="Reptile's outer interpolation rate epsilon (reptile only)."
     )

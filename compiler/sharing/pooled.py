@@ -7,6 +7,8 @@ input), or the model cannot tell them apart. The descriptor is joined to vector 
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from typing import TYPE_CHECKING, Literal
 
 from polytask.compiler.layers import final_shape, flat_size, output_layer
@@ -23,14 +25,10 @@ HARD_HINT = "use `sharing: hard` for a shared trunk with one head per task"
 class PooledStructure(StrictModel):
     """One model over D = U D_i with L = sum_i w_i L_i, optionally conditioned on z_i."""
 
-    sharing: Literal["pooled"]
-    """`pooled`"""
-    model: LayerList = []
-    """Hidden layers; the output layer is inferred."""
-    descriptor: Literal["none", "onehot", "embedding"] = "none"
-    """How the model is told the task: none, a one-hot vector, or a learned embedding."""
-    embedding_dim: PositiveInt = 8
-    """Width of the task embedding (descriptor: embedding)."""
+    sharing: Literal["pooled"] = Field(description='`pooled`')
+    model: LayerList = Field([], description='Hidden layers; the output layer is inferred.')
+    descriptor: Literal["none", "onehot", "embedding"] = Field("none", description='How the model is told the task: none, a one-hot vector, or a learned embedding.')
+    embedding_dim: PositiveInt = Field(8, description='Width of the task embedding (descriptor: embedding).')
 
 
 def model_input(structure, input_shape: tuple, num_tasks: int) -> tuple:

@@ -6,14 +6,15 @@ where L_i(t) is task i's average loss over period t. The paper's periods are epo
 period is `training.log_every` steps (multi-task runs mix tasks and have no common epoch).
 Until two periods are complete the weights are 1. Tasks whose loss falls slowly get more weight.
 """
+from pydantic import Field
+
 from polytask.compiler.weighting import Transform, replica_variable
 from polytask.spec.registry import WEIGHTINGS
 from polytask.spec.types import PositiveFloat, StrictModel
 
 
 class DwaParams(StrictModel):
-    temperature: PositiveFloat = 2.0
-    """Softness of the dynamic weights (Liu et al. 2019)."""
+    temperature: PositiveFloat = Field(2.0, description='Softness of the dynamic weights (Liu et al. 2019).')
 
 
 @WEIGHTINGS.register

@@ -8,6 +8,8 @@ slowly (high r_i) get larger gradients. Since G_i = w_i ||grad_W L_i||, only the
 gradient norms are needed (no second-order terms). The weights are updated with Adam at
 `learning_rate` (the paper trains them with the model's optimizer).
 """
+from pydantic import Field
+
 from polytask.compiler.weighting import Transform, replica_variable
 from polytask.spec.registry import WEIGHTINGS
 from polytask.spec.types import NonNegativeFloat, PositiveFloat, StrictModel
@@ -16,10 +18,8 @@ BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-8
 
 
 class GradNormParams(StrictModel):
-    alpha: NonNegativeFloat = 1.5
-    """Restoring-force strength (Chen et al. 2018)."""
-    learning_rate: PositiveFloat = 0.025
-    """Step size of the task weights."""
+    alpha: NonNegativeFloat = Field(1.5, description='Restoring-force strength (Chen et al. 2018).')
+    learning_rate: PositiveFloat = Field(0.025, description='Step size of the task weights.')
 
 
 @WEIGHTINGS.register

@@ -12,14 +12,15 @@ seed and the step: every replica draws the same weights and a resumed run repeat
 """
 from typing import Literal
 
+from pydantic import Field
+
 from polytask.compiler.weighting import Transform
 from polytask.spec.registry import WEIGHTINGS
 from polytask.spec.types import StrictModel
 
 
 class RlwParams(StrictModel):
-    distribution: Literal["normal", "uniform"] = "normal"
-    """p(lambda): standard normal, or uniform on [0, 1]; the weights are softmax(lambda)."""
+    distribution: Literal["normal", "uniform"] = Field("normal", description='p(lambda): standard normal, or uniform on [0, 1]; the weights are softmax(lambda).')
 
 
 @WEIGHTINGS.register

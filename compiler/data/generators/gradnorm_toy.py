@@ -13,6 +13,8 @@ the same signal-to-noise ratio. Columns: `x` (N, input_dim), `task_i` (N, output
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from typing import Literal, Optional
 
 from polytask.compiler.data.generators import Generator, task_columns
@@ -31,18 +33,12 @@ class GradNormToyGenerator(StrictModel):
     Targets are `task_0 ... task_{T-1}`; `sigmas` sets each task's scale (default: 1..T).
     """
 
-    kind: Literal["gradnorm_toy"]
-    """`gradnorm_toy`"""
-    tasks: PositiveInt = 2
-    """Number of tasks (target columns `task_0`...)."""
-    input_dim: PositiveInt = 250
-    """Width of `x`."""
-    output_dim: PositiveInt = 100
-    """Width of each task's target."""
-    sigmas: Optional[list[PositiveFloat]] = None
-    """One scale per task (default 1..tasks)."""
-    noise: NonNegativeFloat = 0.0
-    """Standard deviation of the per-task noise eps_i."""
+    kind: Literal["gradnorm_toy"] = Field(description='`gradnorm_toy`')
+    tasks: PositiveInt = Field(2, description='Number of tasks (target columns `task_0`...).')
+    input_dim: PositiveInt = Field(250, description='Width of `x`.')
+    output_dim: PositiveInt = Field(100, description="Width of each task's target.")
+    sigmas: Optional[list[PositiveFloat]] = Field(None, description='One scale per task (default 1..tasks).')
+    noise: NonNegativeFloat = Field(0.0, description='Standard deviation of the per-task noise eps_i.')
 
 
 def _sigmas_problem(spec):

@@ -37,18 +37,12 @@ SCALE = 1.0
 class MmoeGenerator(StrictModel):
     """MMoE's synthetic tasks (Ma et al. 2018) whose label correlation is set by `correlation`."""
 
-    kind: Literal["mmoe"]
-    """`mmoe`"""
-    tasks: Annotated[int, Field(strict=True, ge=2)] = 2
-    """Number of tasks (target columns `task_0`...)."""
-    input_dim: PositiveInt = 100
-    """Width of `x`."""
-    correlation: Annotated[float, Field(strict=True, ge=-1.0, le=1.0)] = 0.9
-    """Correlation between the tasks' weight vectors (-1..1)."""
-    sine_terms: PositiveInt = 10
-    """Sine terms in each label function."""
-    noise: NonNegativeFloat = 0.01
-    """Label noise standard deviation."""
+    kind: Literal["mmoe"] = Field(description='`mmoe`')
+    tasks: Annotated[int, Field(strict=True, ge=2)] = Field(2, description='Number of tasks (target columns `task_0`...).')
+    input_dim: PositiveInt = Field(100, description='Width of `x`.')
+    correlation: Annotated[float, Field(strict=True, ge=-1.0, le=1.0)] = Field(0.9, description="Correlation between the tasks' weight vectors (-1..1).")
+    sine_terms: PositiveInt = Field(10, description='Sine terms in each label function.')
+    noise: NonNegativeFloat = Field(0.01, description='Label noise standard deviation.')
 
 
 def check(spec) -> None:

@@ -7,6 +7,8 @@ a fresh sinusoid per episode, is a task family, not a dataset.)
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 import math
 from typing import Literal
 
@@ -18,16 +20,11 @@ from polytask.spec.types import FiniteFloat, PositiveInt, StrictModel, range_pro
 class SinusoidGenerator(StrictModel):
     """Rows of y = A sin(x - phi) for a fixed set of (A, phi); one target column per task."""
 
-    kind: Literal["sinusoid"]
-    """`sinusoid`"""
-    tasks: PositiveInt = 5
-    """Number of sinusoids (target columns `task_0`...)."""
-    amplitude: tuple[FiniteFloat, FiniteFloat] = (0.1, 5.0)
-    """[low, high] of A."""
-    phase: tuple[FiniteFloat, FiniteFloat] = (0.0, math.pi)
-    """[low, high] of phi."""
-    x: tuple[FiniteFloat, FiniteFloat] = (-5.0, 5.0)
-    """[low, high] of the input."""
+    kind: Literal["sinusoid"] = Field(description='`sinusoid`')
+    tasks: PositiveInt = Field(5, description='Number of sinusoids (target columns `task_0`...).')
+    amplitude: tuple[FiniteFloat, FiniteFloat] = Field((0.1, 5.0), description='[low, high] of A.')
+    phase: tuple[FiniteFloat, FiniteFloat] = Field((0.0, math.pi), description='[low, high] of phi.')
+    x: tuple[FiniteFloat, FiniteFloat] = Field((-5.0, 5.0), description='[low, high] of the input.')
 
 
 @GENERATORS.register

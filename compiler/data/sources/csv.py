@@ -38,15 +38,12 @@ CSV_SAMPLE_ROWS = 20_000  # rows `polytask check` reads to tell label columns fr
 class CsvDataset(DatasetBase):
     """A table in a csv file: feature columns in, one or more target columns out."""
 
-    source: Literal["csv"]
-    """`csv`"""
-    path: str
-    """The csv file (header row, numeric cells); relative to the spec's folder."""
+    source: Literal["csv"] = Field(description='`csv`')
+    path: str = Field(description="The csv file (header row, numeric cells); relative to the spec's folder.")
     features: Optional[list[str]] = Field(
         None, min_length=1, description="Input columns; default: every column that no task uses as a target."
     )
-    delimiter: str = Field(",", min_length=1, max_length=1)
-    """One character."""
+    delimiter: str = Field(",", min_length=1, max_length=1, description='One character.')
 
 
 def read_csv(path, delimiter: str) -> tuple[list[str], dict[str, np.ndarray]]:

@@ -44,21 +44,15 @@ if TYPE_CHECKING:
 class ImageFolderDataset(DatasetBase):
     """Class-structured images: `<root>/<class>/<image>` (or deeper, see `class_depth`), a folder or a .zip."""
 
-    source: Literal["image_folder"]
-    """`image_folder`"""
-    path: str
-    """A folder tree or a .zip; relative to the spec's folder."""
-    image_size: tuple[PositiveInt, PositiveInt] = (28, 28)
-    """[height, width] images are resized to."""
-    grayscale: bool = True
-    """One channel (true) or RGB (false)."""
-    invert: bool = False
-    """Map v -> 1 - v (e.g. Omniglot's black strokes become 1)."""
+    source: Literal["image_folder"] = Field(description='`image_folder`')
+    path: str = Field(description="A folder tree or a .zip; relative to the spec's folder.")
+    image_size: tuple[PositiveInt, PositiveInt] = Field((28, 28), description='[height, width] images are resized to.')
+    grayscale: bool = Field(True, description='One channel (true) or RGB (false).')
+    invert: bool = Field(False, description="Map v -> 1 - v (e.g. Omniglot's black strokes become 1).")
     class_depth: PositiveInt = Field(
         1, description="Folder levels that make up a class name, e.g. 2 for Omniglot's <alphabet>/<character>."
     )
-    extensions: list[str] = [".png", ".jpg", ".jpeg", ".bmp", ".gif"]
-    """Image file extensions to read (case-insensitive)."""
+    extensions: list[str] = Field([".png", ".jpg", ".jpeg", ".bmp", ".gif"], description='Image file extensions to read (case-insensitive).')
 
 
 def image_shape(params) -> tuple:

@@ -8,6 +8,8 @@ missing value. Object arrays are refused (loading them would unpickle, i.e. run 
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 import difflib
 import zipfile
 from typing import TYPE_CHECKING, Literal
@@ -31,12 +33,9 @@ NPZ_READ_LIMIT = 4_000_000  # bytes of a 1-D integer array `polytask check` read
 class NpzDataset(DatasetBase):
     """Arrays in a NumPy .npz file: `features` names the input array, targets name others."""
 
-    source: Literal["npz"]
-    """`npz`"""
-    path: str
-    """The .npz file; relative to the spec's folder."""
-    features: str = "x"
-    """The input array's name."""
+    source: Literal["npz"] = Field(description='`npz`')
+    path: str = Field(description="The .npz file; relative to the spec's folder.")
+    features: str = Field("x", description="The input array's name.")
 
 
 def read_npz(path) -> dict[str, np.ndarray]:

@@ -29,12 +29,9 @@ class PythonDataset(DatasetBase):
     The callable takes no arguments and returns a mapping of column name to array.
     """
 
-    source: Literal["python"]
-    """`python`"""
-    callable: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-    """`module:attr`; the module is looked up next to the spec first."""
-    features: Optional[list[str]] = Field(None, min_length=1)
-    """Input columns; default: every column no task uses as a target."""
+    source: Literal["python"] = Field(description='`python`')
+    callable: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description='`module:attr`; the module is looked up next to the spec first.')
+    features: Optional[list[str]] = Field(None, min_length=1, description='Input columns; default: every column no task uses as a target.')
 
 
 def resolve_callable(reference: str, base_dir, where: str):

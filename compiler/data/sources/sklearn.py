@@ -9,6 +9,8 @@ column per physiological target: `Weight`, `Waist`, `Pulse`. digits also has `im
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from typing import Literal
 
 
@@ -32,10 +34,8 @@ META = {
 class SklearnDataset(DatasetBase):
     """A data set that ships inside scikit-learn (no download)."""
 
-    source: Literal["sklearn"]
-    """`sklearn`"""
-    name: Literal[tuple(META)]
-    """Columns: `x` and `target` (linnerud also `Weight`, `Waist`, `Pulse`; digits also `image`)."""
+    source: Literal["sklearn"] = Field(description='`sklearn`')
+    name: Literal[tuple(META)] = Field(description='Columns: `x` and `target` (linnerud also `Weight`, `Waist`, `Pulse`; digits also `image`).')
 
 
 def columns(name: str) -> dict[str, Column]:

@@ -6,6 +6,8 @@ is `x` and its targets are `task_0 ... task_{T-1}`.
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from typing import TYPE_CHECKING, Literal
 
 from polytask.compiler.data.load import Columns, SourceContext
@@ -22,12 +24,9 @@ if TYPE_CHECKING:  # GeneratorChoice is resolved when the spec models are built 
 class SyntheticDataset(DatasetBase):
     """Data the project generates from the seed: nothing to download, nothing to ship."""
 
-    source: Literal["synthetic"]
-    """`synthetic`"""
-    generator: GeneratorChoice
-    """What to generate: a generator kind (`kind:`) and its settings; columns `x`, `task_0`..."""
-    samples: PositiveInt = 1000
-    """Rows to generate."""
+    source: Literal["synthetic"] = Field(description='`synthetic`')
+    generator: GeneratorChoice = Field(description='What to generate: a generator kind (`kind:`) and its settings; columns `x`, `task_0`...')
+    samples: PositiveInt = Field(1000, description='Rows to generate.')
 
 
 @SOURCES.register

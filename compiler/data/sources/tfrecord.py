@@ -32,24 +32,19 @@ if TYPE_CHECKING:
 class TfRecordFeature(StrictModel):
     reference_name: ClassVar[str] = "feature"  # in the reference docs: "`feature` mapping"
 
-    shape: list[Annotated[int, Field(strict=True, ge=1)]] = []
-    """Per-example shape; [] for a scalar."""
-    dtype: Literal["float32", "int64", "string"] = "float32"
-    """Storage type of the feature."""
+    shape: list[Annotated[int, Field(strict=True, ge=1)]] = Field([], description='Per-example shape; [] for a scalar.')
+    dtype: Literal["float32", "int64", "string"] = Field("float32", description='Storage type of the feature.')
 
 
 class TfRecordDataset(DatasetBase):
     """tf.train.Example records; `schema` declares each feature's shape and dtype."""
 
-    source: Literal["tfrecord"]
-    """`tfrecord`"""
+    source: Literal["tfrecord"] = Field(description='`tfrecord`')
     path: str = Field(description="A file or a glob pattern.")
-    schema_: dict[Identifier, TfRecordFeature] = Field(alias="schema")
-    """Each feature's shape and dtype."""
-    features: list[str] = Field(min_length=1)
-    """The input features."""
+    schema_: dict[Identifier, TfRecordFeature] = Field(alias="schema", description="Each feature's shape and dtype.")
+    features: list[str] = Field(min_length=1, description='The input features.')
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 def _is_glob(path: str) -> bool:

@@ -34,32 +34,23 @@ class ClassSplit(Fractions):
     what: ClassVar[str] = "class_split"
     train_required: ClassVar[bool] = False
 
-    train: Fraction = 0.7
-    """Fraction of classes for meta-training."""
-    validation: Fraction = 0.1
-    """Fraction of classes for meta-validation."""
-    test: Fraction = 0.2
-    """Fraction of classes for the meta-test report."""
+    train: Fraction = Field(0.7, description='Fraction of classes for meta-training.')
+    validation: Fraction = Field(0.1, description='Fraction of classes for meta-validation.')
+    test: Fraction = Field(0.2, description='Fraction of classes for the meta-test report.')
 
 
 class ClassEpisodeFamily(StrictModel):
     """N-way K-shot Q-query classification episodes drawn from a class-structured dataset."""
 
-    source: Literal["classes"]
-    """`classes`"""
-    dataset: Identifier
-    """An image_folder dataset whose classes are the episode classes."""
-    ways: Annotated[int, Field(strict=True, ge=2)] = 5
-    """Classes per episode (N)."""
-    shots: PositiveInt = 1
-    """Support examples per class (K)."""
-    queries: PositiveInt = 15
-    """Query examples per class."""
+    source: Literal["classes"] = Field(description='`classes`')
+    dataset: Identifier = Field(description='An image_folder dataset whose classes are the episode classes.')
+    ways: Annotated[int, Field(strict=True, ge=2)] = Field(5, description='Classes per episode (N).')
+    shots: PositiveInt = Field(1, description='Support examples per class (K).')
+    queries: PositiveInt = Field(15, description='Query examples per class.')
     rotations: list[Literal[0, 90, 180, 270]] = Field(
         [0], description="Each rotation of a class is an extra class (Omniglot: [0, 90, 180, 270])."
     )
-    class_split: ClassSplit = ClassSplit()
-    """How classes are split into meta-train / meta-validation / meta-test."""
+    class_split: ClassSplit = Field(ClassSplit(), description='How classes are split into meta-train / meta-validation / meta-test.')
     extra_datasets: list[Identifier] = Field(
         [],
         description="More image_folder datasets whose classes join `dataset`'s pool before the class "

@@ -6,6 +6,8 @@ meta-test tasks come from disjoint random streams of the same distribution.
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 import math
 from typing import Literal, Optional
 
@@ -17,18 +19,12 @@ from polytask.spec.types import FiniteFloat, PositiveInt, StrictModel, range_pro
 class SinusoidFamilyParams(StrictModel):
     """The MAML sinusoid family: y = A sin(x - phi), A, phi, x uniform in the given ranges."""
 
-    source: Literal["sinusoid"]
-    """`sinusoid`"""
-    amplitude: tuple[FiniteFloat, FiniteFloat] = (0.1, 5.0)
-    """[low, high] of A."""
-    phase: tuple[FiniteFloat, FiniteFloat] = (0.0, math.pi)
-    """[low, high] of phi."""
-    x: tuple[FiniteFloat, FiniteFloat] = (-5.0, 5.0)
-    """[low, high] of the input."""
-    shots: PositiveInt = 10
-    """Support examples per task (K)."""
-    queries: PositiveInt = 10
-    """Query examples per task."""
+    source: Literal["sinusoid"] = Field(description='`sinusoid`')
+    amplitude: tuple[FiniteFloat, FiniteFloat] = Field((0.1, 5.0), description='[low, high] of A.')
+    phase: tuple[FiniteFloat, FiniteFloat] = Field((0.0, math.pi), description='[low, high] of phi.')
+    x: tuple[FiniteFloat, FiniteFloat] = Field((-5.0, 5.0), description='[low, high] of the input.')
+    shots: PositiveInt = Field(10, description='Support examples per task (K).')
+    queries: PositiveInt = Field(10, description='Query examples per task.')
 
 
 @FAMILIES.register

@@ -24,8 +24,7 @@ from polytask.spec.types import StrictModel
 
 
 class FocalParams(StrictModel):
-    gamma: Annotated[float, Field(strict=True, ge=0.0, le=100.0, allow_inf_nan=False)] = 2.0
-    """Focusing parameter: 0 is cross-entropy; the paper's best is 2."""
+    gamma: Annotated[float, Field(strict=True, ge=0.0, le=100.0, allow_inf_nan=False)] = Field(2.0, description="Focusing parameter: 0 is cross-entropy; the paper's best is 2.")
 
 
 def _binary(column) -> bool:

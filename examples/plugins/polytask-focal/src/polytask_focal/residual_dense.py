@@ -21,10 +21,8 @@ from polytask.spec.types import Activation, StrictModel
 
 
 class ResidualDenseParams(StrictModel):
-    units: Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
-    """Output width."""
-    activation: Activation = "relu"
-    """Activation of the dense branch (the skip connection is linear)."""
+    units: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] = Field(description='Output width.')
+    activation: Activation = Field("relu", description='Activation of the dense branch (the skip connection is linear).')
 
 
 @LAYERS.register
