@@ -48,7 +48,8 @@ class OneOf(StrictModel):
 
     @property
     def kind(self) -> str:
-        return next(name for name in type(self).model_fields if getattr(self, name) is not None)
+        # Validation leaves exactly one field set (the `_exactly_one` check), so this is it.
+        return next(iter(self.model_fields_set))
 
     @property
     def params(self) -> Any:
