@@ -161,7 +161,8 @@ class Registry(Generic[C]):
     # ------------------------------------------------------------------ lookup
 
     def get(self, name: str) -> C:
-        load_all()
+        if not _loaded:
+            load_all()
         if name not in self._entries:
             names = self.names()
             raise PolytaskError(f"unknown {self.noun} '{name}'{did_you_mean(name, names)}",
@@ -169,7 +170,8 @@ class Registry(Generic[C]):
         return self._entries[name]
 
     def __contains__(self, name: object) -> bool:
-        load_all()
+        if not _loaded:
+            load_all()
         return isinstance(name, str) and name in self._entries
 
     def names(self) -> list[str]:

@@ -150,10 +150,11 @@ class LayerStackError(LayerShapeError):
 
 
 def infer_layers(layers, input_shape: tuple, where: str = "model", form: str = "keras",
-                 inferred_from: Optional[int] = None) -> list[LayerPlan]:
+                 inferred_from: Optional[int] = None, with_weights: bool = True) -> list[LayerPlan]:
     """Resolve `layers` (spec layer models) against `input_shape` for one form.
 
-    Layers at and after position `inferred_from` are marked as added by the compiler.
+    Layers at and after position `inferred_from` are marked as added by the compiler;
+    `with_weights=False` skips the weights (shapes only, as `polytask check` needs).
     Raises LayerStackError naming the layer (`where[index]`), what does not fit and how to fix it.
     """
     plans, shape = [], tuple(int(d) for d in input_shape)
@@ -168,7 +169,7 @@ def infer_layers(layers, input_shape: tuple, where: str = "model", form: str = "
                                   f"layer: {missing}", f"use {', '.join(usable)}", index, where)
         try:
             new_shape = tuple(descriptor.output_shape(layer.params, shape, form))
-            weights = tuple(descriptor.weights(layer.params, shape))
+            weights = tuple(descriptor.weights(layer.params, shape)) if with_weights else ()
         except LayerShapeError as exc:
             raise LayerStackError(
                 f"{label} ({layer.kind}) does not fit its input of shape {list(shape)}: {exc.message}",

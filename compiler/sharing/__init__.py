@@ -64,7 +64,7 @@ def check_layers(view, layers, input_shape: Optional[tuple], path: tuple, form: 
     if input_shape is None:
         return None
     try:
-        plans = infer_layers(layers, input_shape, ".".join(map(str, path)), form, inferred_from)
+        plans = infer_layers(layers, input_shape, ".".join(map(str, path)), form, inferred_from, with_weights=False)
     except LayerStackError as exc:
         view.report("PT221", exc.message, path + (exc.index,), hint=exc.hint)
         return None
