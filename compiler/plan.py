@@ -13,11 +13,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from polytask.compiler.layers import LayerStackError, infer_layers
 from polytask.errors import PolytaskError
-from polytask.spec.facts import input_columns, input_shape
+from polytask.spec.facts import input_columns, input_shape, targets_by_dataset
 from polytask.spec.registry import LOSSES, SHARING, WEIGHTINGS
-from polytask.spec.suggest import as_text
+from polytask.spec.suggest import as_text, closest
 
 
 @dataclass
@@ -106,11 +105,6 @@ class Plan:
 # --------------------------------------------------------------------------- inputs
 
 
-def input_shape_of(columns: list[str], info: dict) -> tuple:
-    """Same rule as Table.features and `polytask check` (`polytask.spec.facts.input_shape`)."""
-    return input_shape(columns, info.get)
-
-
 def _column_info(loaded, name: str, allow_code: bool, cache: dict) -> dict:
     if name not in cache:
         from polytask.compiler.data import describe_table
@@ -122,28 +116,19 @@ def _column_info(loaded, name: str, allow_code: bool, cache: dict) -> dict:
     return cache[name]
 
 
-def _targets_by_dataset(spec) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for task in spec.tasks.values():
-        out.setdefault(task.dataset, set()).add(task.target)
-    return out
-
-
-def resolve_task(loaded, name: str, task, info: dict) -> TaskPlan:
-    """Shapes, output layer and label width of one task, from its dataset's column info."""
+def resolve_task(loaded, name: str, task, info: dict, targets: set) -> TaskPlan:
+    """Shapes, output layer and label width of one task, from its dataset's column info
+    (`targets`: the columns some task of that dataset predicts)."""
     spec = loaded.spec
     if task.target not in info:
-        import difflib
-
-        close = difflib.get_close_matches(task.target, list(info), n=1)
+        close = closest(task.target, info)
         raise PolytaskError(
             f"task '{name}': dataset '{task.dataset}' has no column '{task.target}'",
-            hint=(f"did you mean '{close[0]}'? " if close else "") + f"columns are: {', '.join(info)}",
+            hint=(f"did you mean '{close}'? " if close else "") + f"columns are: {', '.join(info)}",
         )
-    targets = _targets_by_dataset(spec)[task.dataset]
     # One rule for check, plan and the table (a csv column called `x` is not special), so the
     # plan's shapes always match the table the model is fed from.
-    columns = input_columns(spec.datasets[task.dataset], task.features or None, targets, info)
+    columns = input_columns(spec.datasets[task.dataset], task.features, targets, info)
     for column in columns:
         if column not in info:
             raise PolytaskError(f"task '{name}': input column '{column}' is not in dataset '{task.dataset}'",
@@ -163,7 +148,7 @@ def resolve_task(loaded, name: str, task, info: dict) -> TaskPlan:
         metrics=list(task.metrics),
         weight=float(task.weight),
         input_columns=columns,
-        input_shape=input_shape_of(columns, info),
+        input_shape=input_shape(columns, info.get),
         output_units=units,
         output_shape=(units,),
         label_width=loss.label_width(params, target_info),
@@ -173,14 +158,6 @@ def resolve_task(loaded, name: str, task, info: dict) -> TaskPlan:
 
 
 # --------------------------------------------------------------------------- plans
-
-
-def infer(layers, input_shape: tuple, where: str, form: str = "keras") -> list:
-    """The one shape inference (`polytask.compiler.layers.infer_layers`), its errors as PolytaskErrors."""
-    try:
-        return infer_layers(layers, input_shape, where, form)
-    except LayerStackError as exc:
-        raise PolytaskError(exc.message, hint=exc.hint) from None
 
 
 def layer_plans(plans) -> list[LayerPlan]:
@@ -242,7 +219,9 @@ def plan_tasks(pattern, loaded, *, allow_code: bool = False, column_info: Option
     if not spec.tasks:
         raise PolytaskError("the spec declares no tasks", hint="add at least one entry under `tasks:`")
     cache = dict(column_info or {})
-    tasks = {name: resolve_task(loaded, name, task, _column_info(loaded, task.dataset, allow_code, cache))
+    targets = targets_by_dataset(spec.tasks)
+    tasks = {name: resolve_task(loaded, name, task, _column_info(loaded, task.dataset, allow_code, cache),
+                                targets[task.dataset])
              for name, task in spec.tasks.items()}
     names = list(tasks)
     structure = spec.structure

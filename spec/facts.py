@@ -93,6 +93,14 @@ def declared_features(dataset) -> Optional[list[str]]:
     return [declared] if isinstance(declared, str) else list(declared)
 
 
+def targets_by_dataset(tasks) -> dict[str, set[str]]:
+    """Dataset name -> the columns some task predicts from it (`tasks`: name -> spec Task)."""
+    out: dict[str, set[str]] = {}
+    for task in tasks.values():
+        out.setdefault(task.dataset, set()).add(task.target)
+    return out
+
+
 def input_columns(dataset, features: Optional[list[str]], targets: Iterable[str],
                   columns: Optional[dict]) -> Optional[list[str]]:
     """The input columns of a task: its `features:`, else its source's default input (the

@@ -352,14 +352,3 @@ def load_all() -> None:
 def plugin_problems() -> list[PluginProblem]:
     load_all()
     return list(_problems)
-
-
-def plugins() -> list[dict]:
-    """Every concept that plugins added: kind, name, plugin, distribution (for `polytask schema` and docs)."""
-    out = []
-    for kind, registry in REGISTRIES.items():
-        for name, descriptor in registry.items():
-            if not descriptor.origin.builtin:
-                out.append({"kind": kind, "name": name, "plugin": descriptor.origin.plugin,
-                            "distribution": descriptor.origin.distribution})
-    return out

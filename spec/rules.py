@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from polytask.spec.diagnostics import MAX_REPORTS, Diagnostic
-from polytask.spec.facts import UNKNOWN, Column, Facts, input_columns, input_shape
+from polytask.spec.facts import UNKNOWN, Column, Facts, input_columns, input_shape, targets_by_dataset
 from polytask.spec.registry import FAMILIES, LOSSES, METRICS, SHARING, SOURCES, WEIGHTINGS
 from polytask.spec.source import SourceMap, dotted
 from polytask.spec.suggest import did_you_mean, one_of
@@ -92,9 +92,7 @@ class RuleContext:
     def targets_of(self, dataset_name: str) -> set:
         """Columns that some task of this dataset predicts (computed once per dataset)."""
         if self._targets is None:
-            self._targets = {}
-            for t in self.spec.tasks.values():
-                self._targets.setdefault(t.dataset, set()).add(t.target)
+            self._targets = targets_by_dataset(self.spec.tasks)
         return self._targets.get(dataset_name, set())
 
     def input_shape(self, task_name: str, task) -> Optional[tuple]:

@@ -260,6 +260,7 @@ def test_check_with_the_plugin_installed_never_imports_tensorflow(plugin_path, t
     env_path = Path(os.pathsep.join([str(blocker), str(plugin_path)]))
     result = run([sys.executable, "-m", "polytask", "check", str(spec)], env_path)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "PT020" not in result.stdout  # a plugin that tried to import TensorFlow would fail to load here
     result = run([sys.executable, "-m", "polytask", "schema"], env_path)
     assert result.returncode == 0 and "residual_dense" in result.stdout
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from math import prod
 from typing import Any, ClassVar, Optional
 
+from polytask.errors import PolytaskError
 from polytask.spec.registry import LAYERS, Concept
 
 
@@ -140,13 +141,14 @@ def output_layer(units: int):
     return LayerSpec.model_validate({"dense": {"units": int(units)}})
 
 
-class LayerStackError(LayerShapeError):
-    """A layer list does not fit its input; `index` is the layer's position in its list."""
+class LayerStackError(PolytaskError):
+    """A layer list does not fit its input (a user error: the CLI prints it without a traceback);
+    `index` is the layer's position in its list, `layers` the list's spec path."""
 
-    def __init__(self, message: str, hint: Optional[str], index: int, where: str):
-        super().__init__(message, hint)
+    def __init__(self, message: str, hint: Optional[str], index: int, layers: str):
+        super().__init__(message, hint=hint)
         self.index = index
-        self.where = where
+        self.layers = layers
 
 
 def infer_layers(layers, input_shape: tuple, where: str = "model", form: str = "keras",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from math import prod
 from typing import Any, ClassVar, Optional
 
+from polytask.errors import PolytaskError
 from polytask.spec.registry import LOSSES, Concept
 
 EPSILON = 1e-7
@@ -39,7 +40,14 @@ class Loss(Concept):
     def bound(self, params=None) -> "BoundLoss":
         """This loss with its parameters fixed (a params model, a plain dict from a plan, or None)."""
         if params is None or isinstance(params, dict):
-            params = self.Params.model_validate(params or {})
+            from pydantic import ValidationError
+
+            try:
+                params = self.Params.model_validate(params or {})
+            except ValidationError as exc:  # e.g. a run directory's recorded parameters were edited
+                raise PolytaskError(
+                    f"loss {self.name}: parameters {params} are not valid ({exc.errors()[0]['msg']})",
+                    hint="re-export the run with `polytask train --resume`") from None
         return BoundLoss(self, params)
 
     # ---- plan facts (no TensorFlow, no NumPy)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Optional
 
-from polytask.compiler.layers import LayerPlan, LayerStackError, infer_layers, output_layer
+from polytask.compiler.layers import LayerPlan, infer_layers, output_layer
 from polytask.errors import PolytaskError
 
 
@@ -72,16 +72,12 @@ def build_architecture(layers, input_shape: tuple[int, ...], output_units: Optio
     Raises PolytaskError for a layer that cannot take its input or has no functional form.
     """
     specs = list(layers) + ([output_layer(output_units)] if output_units is not None else [])
-    try:
-        plans = infer_layers(specs, input_shape, "structure.model", "functional",
-                             inferred_from=len(layers) if output_units is not None else None)
-    except LayerStackError as exc:
-        raise PolytaskError(exc.message, hint=exc.hint) from None
-    architecture = Architecture(tuple(int(d) for d in input_shape), tuple(plans), 0,
-                                plans[-1].output_shape if plans else tuple(input_shape))
-    trained = [p.index for p in plans if architecture.layer_params(p)]
+    plans = infer_layers(specs, input_shape, "structure.model", "functional",
+                         inferred_from=len(layers) if output_units is not None else None)
+    trained = [p.index for p in plans if any(w.trainable for w in p.weights)]
     if not trained:
         raise PolytaskError("the meta model has no parameters to learn",
                             hint="add dense or conv2d layers under structure.model")
     head_start = len(plans) - 1 if output_units is not None else trained[-1]
-    return Architecture(architecture.input_shape, architecture.layers, head_start, architecture.output_shape)
+    return Architecture(tuple(int(d) for d in input_shape), tuple(plans), head_start,
+                        plans[-1].output_shape if plans else tuple(input_shape))

@@ -19,6 +19,7 @@ from typing import Optional
 
 import numpy as np
 
+from polytask.spec.facts import targets_by_dataset
 from polytask.spec.registry import LOSSES
 from polytask.errors import DataError
 
@@ -68,9 +69,8 @@ def assemble(plan, spec, tables: dict) -> MultiTaskData:
     """Arrays for every split from the loaded tables, following the plan's resolved tasks."""
     names = list(plan.tasks)
     width = max(t.label_width for t in plan.tasks.values())
-    all_targets: dict[str, set] = {}
-    for task in spec.tasks.values():
-        all_targets.setdefault(task.dataset, set()).add(task.target)
+    all_targets = targets_by_dataset(spec.tasks)
+    losses = {name: LOSSES.get(plan.tasks[name].loss).bound(plan.tasks[name].loss_params) for name in names}
     splits = {}
     for split in ("train", "validation", "test"):
         pools, pool_keys, pool_of_task, rows, labels, dropped = [], {}, [], [], [], []
@@ -86,8 +86,7 @@ def assemble(plan, spec, tables: dict) -> MultiTaskData:
                 else:  # an empty validation/test split (Table.features cannot reshape zero rows)
                     pools.append(np.zeros((0,) + tuple(t.input_shape), np.float32))
             pool_of_task.append(pool_keys[key])
-            encoded = LOSSES.get(t.loss).bound(t.loss_params).encode_labels(
-                table.column(t.target, task=name)[split_rows], table.info[t.target])
+            encoded = losses[name].encode_labels(table.column(t.target, task=name)[split_rows], table.info[t.target])
             valid = np.isfinite(encoded).all(axis=1)
             padded = np.zeros((len(encoded), width), np.float32)
             padded[:, : encoded.shape[1]] = encoded

@@ -53,12 +53,9 @@ class MultiTaskProgram:
         groups = [(plan.tasks[self.tasks[int(np.flatnonzero(self.group_of_task == g)[0])]].output_units,
                    [int(i) for i in np.flatnonzero(self.group_of_task == g)]) for g in range(len(group_labels))]
         # (group, loss) pairs: each computes its loss once over the batch; examples pick theirs.
-        def pair_key(i: int, task: str):
-            return int(self.group_of_task[i]), self.losses[i]
-
-        pair_keys = list(dict.fromkeys(pair_key(i, t) for i, t in enumerate(self.tasks)))
-        self.pairs = list(pair_keys)
-        self.pair_of_task = tf.constant([pair_keys.index(pair_key(i, t)) for i, t in enumerate(self.tasks)], tf.int32)
+        task_pairs = [(int(self.group_of_task[i]), self.losses[i]) for i in range(self.num_tasks)]
+        self.pairs = list(dict.fromkeys(task_pairs))
+        self.pair_of_task = tf.constant([self.pairs.index(pair) for pair in task_pairs], tf.int32)
         self.base_weights = np.array([plan.tasks[t].weight for t in self.tasks], np.float32)
 
         keras.utils.set_random_seed(self.seed)

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from typing import TYPE_CHECKING, Literal
 
-from polytask.compiler.layers import final_shape, flat_size, output_layer
+from polytask.compiler.layers import final_shape, flat_size, infer_layers, output_layer
 from polytask.compiler.sharing import SharingPattern, check_layers
 from polytask.spec.registry import LAYERS, SHARING
 from polytask.spec.suggest import one_of
@@ -104,10 +104,10 @@ training:
             check_layers(view, structure.head, (flat_size(trunk_out),), ("structure", "head"), "stacked")
 
     def plan(self, structure, tasks, input_shape):
-        from polytask.compiler.plan import ParamGroup, infer, layer_plans, param_count
+        from polytask.compiler.plan import ParamGroup, layer_plans, param_count
 
         names, notes, groups = list(tasks), [], []
-        trunk = infer(structure.trunk, input_shape, "structure.trunk")
+        trunk = infer_layers(structure.trunk, input_shape, "structure.trunk")
         trunk_out = final_shape(trunk, input_shape)
         groups.append(ParamGroup("trunk", names, True, param_count(trunk), layer_plans(trunk)))
         head_in = (flat_size(trunk_out),)
@@ -118,7 +118,7 @@ training:
             signatures.setdefault(head_signature(structure.head, task.output_units), []).append(name)
         for group_index, members in enumerate(signatures.values()):
             units = tasks[members[0]].output_units
-            head = infer(list(structure.head) + [output_layer(units)], head_in, "structure.head", "stacked")
+            head = infer_layers(list(structure.head) + [output_layer(units)], head_in, "structure.head", "stacked")
             per_head = param_count(head)
             label = f"heads/{group_index}"
             for name in members:

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from typing import TYPE_CHECKING, Literal
 
-from polytask.compiler.layers import final_shape, flat_size, output_layer
+from polytask.compiler.layers import final_shape, flat_size, infer_layers, output_layer
 from polytask.compiler.sharing import SharingPattern, check_layers
 from polytask.spec.registry import SHARING
 from polytask.spec.types import PositiveInt, StrictModel
@@ -119,7 +119,7 @@ training:
             check_layers(view, structure.model, model_input(structure, shape, len(names)), ("structure", "model"))
 
     def plan(self, structure, tasks, input_shape):
-        from polytask.compiler.plan import LayerPlan, ParamGroup, infer, layer_plans, param_count
+        from polytask.compiler.plan import LayerPlan, ParamGroup, layer_plans, param_count
 
         names, notes, groups = list(tasks), [], []
         model_in = model_input(structure, input_shape, len(names))
@@ -130,12 +130,12 @@ training:
             groups.append(ParamGroup("task_embedding", names, False, size,
                                      [LayerPlan("embedding", (structure.embedding_dim,), size)],
                                      note=f"one learned {structure.embedding_dim}-vector per task, appended to the input"))
-        body = infer(structure.model, model_in, "structure.model")
+        body = infer_layers(structure.model, model_in, "structure.model")
         body_out = final_shape(body, model_in)
         if len(body_out) > 1:
             notes.append(f"the model output {list(body_out)} is flattened before the output layer")
         units = next(iter(tasks.values())).output_units
-        out = infer([output_layer(units)], (flat_size(body_out),), "output")
+        out = infer_layers([output_layer(units)], (flat_size(body_out),), "output")
         groups.insert(0, ParamGroup("model", names, True, param_count(body + out), layer_plans(body + out)))
         for task in tasks.values():
             task.head_group = "model"

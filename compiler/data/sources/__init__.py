@@ -54,8 +54,8 @@ class Source(Concept):
         return declared_features(params)
 
     def data_path(self, params) -> Optional[str]:
-        """The spec path of the file `facts` reads (its cache key), or None when it reads none."""
-        return None
+        """The spec path of the file `facts` reads (its cache key): the dataset's `path`, or None."""
+        return getattr(params, "path", None)
 
     def static_facts(self, params) -> Facts:
         """Facts known from the spec alone (`polytask check --no-data`)."""

@@ -261,9 +261,6 @@ class Csv(Source):
     reads = "a csv file with a header row"
     missing_column_code = "PT302"
 
-    def data_path(self, params):
-        return params.path
-
     def facts(self, params, resolve, report) -> Facts:
         return probe_csv(params, resolve, report)
 

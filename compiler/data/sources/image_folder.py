@@ -279,9 +279,6 @@ class ImageFolder(Source):
     def default_inputs(self, params) -> list[str]:
         return ["image"]
 
-    def data_path(self, params):
-        return params.path
-
     def facts(self, params, resolve, report) -> Facts:
         return probe_images(params, resolve, report)
 

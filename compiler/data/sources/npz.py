@@ -148,9 +148,6 @@ class Npz(Source):
     missing_column_code = "PT303"
     column_noun = "array"
 
-    def data_path(self, params):
-        return params.path
-
     def facts(self, params, resolve, report) -> Facts:
         return probe_npz(params, resolve, report)
 

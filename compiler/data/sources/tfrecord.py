@@ -135,9 +135,6 @@ class TfRecord(Source):
     other_columns = "one per `schema` entry"
     reads = "TFRecord files (glob)"
 
-    def data_path(self, params):
-        return params.path
-
     def reference_models(self):
         return [("tfrecord `schema.<feature>`", TfRecordFeature)]
 
