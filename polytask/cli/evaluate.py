@@ -12,6 +12,7 @@ import click
 
 from polytask.cli import main
 from polytask.cli._common import user_errors
+from polytask.cli._requires import needs_tensorflow
 
 
 def _is_meta_run(run_dir: Path) -> bool:
@@ -39,6 +40,7 @@ def _is_meta_run(run_dir: Path) -> bool:
 @click.option("--support", type=click.Path(exists=False), default=None, help="Meta runs: support set of a new task.")
 @click.option("--query", type=click.Path(exists=False), default=None, help="Meta runs: query set of a new task.")
 @user_errors
+@needs_tensorflow("evaluate")
 def evaluate(run_dir, split, output_format, episodes, ways, shots, support, query):
     """Evaluate the trained model in RUN_DIR on a split (default: test)."""
     from polytask.errors import PolytaskError

@@ -7,6 +7,7 @@ import click
 
 from polytask.cli import main
 from polytask.cli._common import user_errors
+from polytask.cli._requires import needs_tensorflow
 
 
 @main.command()
@@ -18,6 +19,7 @@ from polytask.cli._common import user_errors
 @click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv",
               help="stdout format when no --output is given.")
 @user_errors
+@needs_tensorflow("predict")
 def predict(run_dir, input_path, task, output, output_format):
     """Predict TASK for each row of INPUT (a csv with a header, or an npz)."""
     from polytask.runtime.serving import predict_run, table_csv

@@ -8,6 +8,7 @@ import click
 
 from polytask.cli import main
 from polytask.cli._common import user_errors
+from polytask.cli._requires import needs_tensorflow
 
 
 def default_run_dir(spec_name: str) -> Path:
@@ -34,6 +35,7 @@ def default_run_dir(spec_name: str) -> Path:
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               help="Final summary as text or the report as JSON.")
 @user_errors
+@needs_tensorflow("train")
 def train(spec, out, steps, seed, resume, baseline, allow_code, strategy, precision, quiet, output_format):
     """Train SPEC: checkpoints, TensorBoard, metrics.jsonl, report.json and a SavedModel in --out."""
     from polytask.errors import PolytaskError
