@@ -15,7 +15,7 @@ TENSORFLOW_EXTRAS = ("pip install 'polytask[tensorflow]' (or 'polytask[cpu]' for
 
 
 def needs_tensorflow(verb: str):
-    """Decorate a verb (below `user_errors`): a one-line error naming the extra when TF is absent.
+    """Decorate a verb: a one-line error naming the extra when TF is absent.
 
     `find_spec` looks for the package without importing it, so the check costs nothing.
     """
