@@ -98,10 +98,11 @@ def labels_or_numbers(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
     return out
 
 
-def number_column_facts(integral: bool, low: int, high: int, shape: tuple = ()) -> Column:
+def number_column_facts(integral: bool, low: int, high: int, shape: tuple = (), missing: int = 0) -> Column:
     """What `polytask check` knows of a number column of such a table from a sample of its cells:
     `integral` (every present value is whole), and the smallest and largest whole value seen
-    (`high` < 0 when no value was seen). The same rule as `labels_or_numbers`."""
+    (`high` < 0 when no value was seen), and `missing` empty cells. The same rule as
+    `labels_or_numbers`."""
     categorical = shape == () and integral and 0 <= low and 0 <= high < MAX_CLASSES
     because = None
     if integral and high < 0 and low >= 0:
@@ -111,7 +112,7 @@ def number_column_facts(integral: bool, low: int, high: int, shape: tuple = ()) 
     elif integral and high >= MAX_CLASSES:
         because = f"values up to {high} (at most {MAX_CLASSES} classes, 0..{MAX_CLASSES - 1})"
     return Column(shape, categorical=categorical, num_classes=high + 1 if categorical else None,
-                  dtype="int64" if categorical else "float32", not_labels_because=because)
+                  dtype="int64" if categorical else "float32", missing=missing, not_labels_because=because)
 
 
 def split_indices(num_rows: int, fractions, seed: int) -> dict[str, np.ndarray]:

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field
 
-from polytask.compiler.data.files import cached, existing_path, stat_key
+from polytask.compiler.data.files import cached, existing_path, raising_report, stat_key
 from polytask.compiler.data.load import Columns, SourceContext
 from polytask.compiler.data.sources import Source
-from polytask.compiler.data.table import infer_column_info, labels_or_numbers, number_column_facts
+from polytask.compiler.data.table import labels_or_numbers, number_column_facts
 from polytask.errors import DataError
 from polytask.spec.data_checks import missing
 from polytask.spec.facts import DatasetBase, Facts
@@ -173,8 +173,11 @@ def _cell_kind(cell: str):
     return True, (int(value) if value.is_integer() else None), False
 
 
-def probe_csv(params, resolve, report) -> Facts:
-    """The header and, from a bounded sample of rows, each column's kind (for `polytask check`)."""
+def probe_csv(params, resolve, report, *, sample_rows: Optional[int] = CSV_SAMPLE_ROWS) -> Facts:
+    """The header and, from the first `sample_rows` rows (None: all), each column's kind.
+
+    `check` reads a bounded sample; `plan` reads every row (exact class counts). Plain
+    Python, so neither needs NumPy."""
     path = resolve(params.path)
     if not path.is_file():
         missing(report, path, "csv file")
@@ -194,6 +197,7 @@ def probe_csv(params, resolve, report) -> Facts:
             integral = [True] * len(header)
             low = [0] * len(header)
             high = [-1] * len(header)
+            empty_cells = [0] * len(header)
             rows = 0
             for line_no, row in enumerate(reader, start=2):
                 if not row:
@@ -210,13 +214,14 @@ def probe_csv(params, resolve, report) -> Facts:
                                "not a number", hint="csv cells must be numbers or empty (a missing value)")
                         return Facts()
                     if empty:
+                        empty_cells[i] += 1
                         continue
                     if integer is None:
                         integral[i] = False
                     else:
                         low[i] = min(low[i], integer)
                         high[i] = max(high[i], integer)
-                if rows >= CSV_SAMPLE_ROWS:
+                if sample_rows is not None and rows >= sample_rows:
                     break
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         report("PT306", f"cannot read {path.name}: {exc}")
@@ -224,8 +229,9 @@ def probe_csv(params, resolve, report) -> Facts:
     if rows == 0:
         report("PT306", f"{path.name} has a header but no rows", hint="add data rows below the header")
         return Facts()  # column facts from no rows would only add false follow-up errors
-    columns = {column: number_column_facts(integral[i], low[i], high[i]) for i, column in enumerate(header)}
-    return Facts(columns=columns, rows=rows if rows < CSV_SAMPLE_ROWS else None)
+    columns = {column: number_column_facts(integral[i], low[i], high[i], missing=empty_cells[i])
+               for i, column in enumerate(header)}
+    return Facts(columns=columns, rows=rows if sample_rows is None or rows < sample_rows else None)
 
 
 @SOURCES.register
@@ -245,15 +251,7 @@ class Csv(Source):
     def _read(self, dataset, context: SourceContext):
         path = existing_path(context, dataset.path, what="csv file")
         header, columns = cached(("csv", stat_key(path), dataset.delimiter), lambda: read_csv(path, dataset.delimiter))
-        if dataset.features is not None:
-            for name in dataset.features:
-                if name not in columns:
-                    close = difflib.get_close_matches(name, header, n=1)
-                    raise DataError(
-                        f"feature column '{name}' is not in {path.name}",
-                        hint=(f"did you mean '{close[0]}'? " if close else "") + f"columns are: {', '.join(header)}",
-                        where=f"{path}:1",
-                    )
+        _check_features(dataset, header, path)
         return path, columns
 
     def load(self, dataset, context: SourceContext) -> Columns:
@@ -261,8 +259,22 @@ class Csv(Source):
         return Columns(columns=dict(columns), feature_columns=dataset.features, where=str(path), typed=True)
 
     def describe(self, dataset, context: SourceContext):
-        _, columns = self._read(dataset, context)
-        return {name: infer_column_info(values) for name, values in columns.items()}
+        """Every column's facts from all rows, with `check`'s probe (no NumPy)."""
+        path = existing_path(context, dataset.path, what="csv file")
+        facts = probe_csv(dataset, lambda _: path, raising_report(path), sample_rows=None)
+        _check_features(dataset, list(facts.columns), path)
+        return dict(facts.columns)
+
+
+def _check_features(dataset, header, path) -> None:
+    for name in dataset.features or ():
+        if name not in header:
+            close = difflib.get_close_matches(name, header, n=1)
+            raise DataError(
+                f"feature column '{name}' is not in {path.name}",
+                hint=(f"did you mean '{close[0]}'? " if close else "") + f"columns are: {', '.join(header)}",
+                where=f"{path}:1",
+            )
 
 
 __all__ = ["Csv", "CsvDataset", "read_csv"]
