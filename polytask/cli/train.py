@@ -62,7 +62,8 @@ def summary_text(report: dict, run_dir: Path) -> str:
 
     lines = [f"trained {report.get('name', '')}: {report['steps']} steps in {report['wall_time_seconds']:.1f}s"
              + (" (stopped early)" if report.get("stopped_early") else "")
-             + (f", {report['steady_state_steps_per_second']:.1f} steps/s" if report.get("steady_state_steps_per_second") else "")]
+             + (f", {report['steady_state_steps_per_second']:.1f} steps/s steady state (after graph build and "
+                f"warm-up)" if report.get("steady_state_steps_per_second") else "")]
     test = (report.get("metrics") or {}).get("test") or {}
     if test:
         lines.append("test metrics:")
