@@ -79,6 +79,27 @@ def normalize_column(values: np.ndarray) -> np.ndarray:
     raise TypeError(f"unsupported array dtype {values.dtype}")
 
 
+def float32_problem(values: np.ndarray) -> Optional[str]:
+    """Where a numeric array holds a value float32 cannot (inf, or beyond +-3.4e38), as
+    "[3, 1] holds 1e+39, beyond float32's range"; None when it converts cleanly. NaN is fine
+    (a missing value)."""
+    import numpy as np
+
+    values = np.asarray(values)
+    if values.dtype.kind not in "fiu" or values.size == 0:
+        return None
+    if values.dtype.kind == "f":
+        bad = np.isinf(values) | (np.isfinite(values) & (np.abs(values) > np.finfo(np.float32).max))
+    else:
+        bad = np.abs(values.astype(np.float64)) > np.finfo(np.float32).max
+    if not bad.any():
+        return None
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    value = float(values[index])
+    what = "an infinite value" if np.isinf(value) else f"{value:g}, beyond float32's range (+-3.4e38)"
+    return f"at [{', '.join(map(str, index))}] holds {what}"
+
+
 def split_indices(num_rows: int, fractions, seed: int) -> dict[str, np.ndarray]:
     """Row indices per split: one seeded permutation cut by the split fractions.
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from polytask.compiler.data.files import cached, existing_path, stat_key
 from polytask.compiler.data.load import Columns, SourceContext
 from polytask.compiler.data.sources import Source
-from polytask.compiler.data.table import infer_column_info, normalize_column
+from polytask.compiler.data.table import float32_problem, infer_column_info, normalize_column
 from polytask.errors import DataError
 from polytask.spec.data_checks import missing
 from polytask.spec.facts import MAX_CLASSES, Column, DatasetBase, Facts
@@ -66,6 +66,14 @@ def read_npz(path) -> dict[str, np.ndarray]:
                 hint="every array needs a first dimension of one entry per example",
                 where=str(path),
             )
+        if array.dtype.kind not in "biufUSO":
+            raise DataError(f"array '{name}' in {path.name} holds {array.dtype} values, not real numbers or text",
+                            hint="save real numbers (complex, datetime and structured arrays cannot be used)",
+                            where=str(path))
+        problem = float32_problem(array)
+        if problem:
+            raise DataError(f"array '{name}' in {path.name}: {problem}",
+                            hint="rescale it, or use NaN for a missing value", where=str(path))
     return {name: normalize_column(array) for name, array in arrays.items()}
 
 
