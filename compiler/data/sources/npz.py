@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Optional
 from polytask.compiler.data.files import cached, existing_path, raising_report, stat_key
 from polytask.compiler.data.load import Columns, SourceContext
 from polytask.compiler.data.sources import Source
-from polytask.compiler.data.table import normalize_column
+from polytask.compiler.data.table import float32_problem, normalize_column
 from polytask.errors import DataError
 from polytask.spec.data_checks import missing
 from polytask.spec.facts import MAX_CLASSES, Column, DatasetBase, Facts
@@ -70,7 +70,15 @@ def read_npz(path) -> dict[str, np.ndarray]:
                 hint="every array needs a first dimension of one entry per example",
                 where=str(path),
             )
-    return {name: normalize_column(array) for name, array in arrays.items()}
+        if values.dtype.kind not in "biufUSO":
+            raise DataError(f"array '{name}' in {path.name} holds {values.dtype} values, not real numbers or text",
+                            hint="save real numbers (complex, datetime and structured arrays cannot be used)",
+                            where=str(path))
+        problem = float32_problem(values)
+        if problem:
+            raise DataError(f"array '{name}' in {path.name}: {problem}",
+                            hint="rescale it, or use NaN for a missing value", where=str(path))
+    return {name: normalize_column(values) for name, values in arrays.items()}
 
 
 class NpyDtype(NamedTuple):
@@ -158,6 +166,10 @@ def probe_npz(params, resolve, report, *, read_limit: Optional[int] = NPZ_READ_L
                     if dtype.kind in "OV":
                         report("PT306", f"array '{array_name}' in {path.name} holds Python objects or records "
                                "(refused: loading objects would run code)", hint="save numbers or text arrays")
+                        continue
+                    if dtype.kind in "cmM":
+                        report("PT306", f"array '{array_name}' in {path.name} holds complex or date/time values, "
+                               "not real numbers or text", hint="save real numbers")
                         continue
                     if not shape:
                         report("PT306", f"array '{array_name}' in {path.name} is a scalar, not one value per "
