@@ -123,3 +123,29 @@ def test_the_sequences_example_trains_an_lstm_trunk(tmp_path):
     # Each target has unit variance: r2 well above 0 means the LSTM state remembers the past.
     assert min(test["short/r2"], test["medium/r2"], test["long/r2"]) > 0.5, test
     assert (tmp_path / "run" / "saved_model" / "saved_model.pb").exists()
+
+
+@pytest.mark.slow
+def test_an_embedding_first_reads_token_ids_unstandardised(tmp_path):
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 10, size=(600, 12))
+    np.savez(tmp_path / "tokens.npz", x=tokens, threes=(tokens == 3).sum(axis=1).astype(np.float32),
+             starts_with_7=(tokens[:, 0] == 7).astype(np.int64))
+    spec = {"polytask": 1, "name": "tokens", "seed": 0,
+            "datasets": {"t": {"source": "npz", "path": "tokens.npz",
+                               "split": {"train": 0.7, "validation": 0.1, "test": 0.2}}},
+            "tasks": {"count": {"dataset": "t", "target": "threes", "loss": "mse", "metrics": ["r2"]},
+                      "first": {"dataset": "t", "target": "starts_with_7", "loss": "binary_cross_entropy",
+                                "metrics": ["accuracy"]}},
+            "structure": {"sharing": "hard",
+                          "trunk": [{"keras": {"layer": "Embedding", "config": {"input_dim": 10, "output_dim": 8}}},
+                                    {"keras": {"layer": "LSTM", "config": {"units": 16}}}]},
+            "training": {"steps": 400, "batch_size": 32, "eval_every": 400,
+                         "optimizer": {"adam": {"learning_rate": 0.01}}}}
+    path = _write(tmp_path, spec)
+    program = load_program(path)
+    assert not program.data.mean.any() and (program.data.std == 1).all()  # token ids reach the Embedding as ids
+    result = invoke("train", path, "--out", tmp_path / "run", "--quiet")
+    assert result.exit_code == 0, result.output
+    test = json.loads((tmp_path / "run" / "report.json").read_text())["metrics"]["test"]
+    assert test["count/r2"] > 0.5, test  # counting a token id is only possible if the ids survive

@@ -73,6 +73,11 @@ class Layer(Concept):
     def output_shape(self, params, input_shape: tuple, form: str = "keras") -> tuple:
         return tuple(input_shape)
 
+    def reads_raw_inputs(self, params) -> bool:
+        """True when, as the first layer, it needs the data as given (token ids), so the network's
+        inputs are not standardised with the training split's mean and standard deviation."""
+        return False
+
     def weights(self, params, input_shape: tuple) -> list[Weight]:
         return []
 

@@ -18,6 +18,9 @@ and a value (`MultiHeadAttention`, `Attention`, ...) attend to their own input
 (self-attention: query = value = the previous output). Layers that load files or run code
 (`Lambda`, `TFSMLayer`, wrappers of other frameworks) are refused.
 
+Inputs are standardised (training mean and standard deviation) unless the first layer reads
+ids (`RAW_INPUTS`: `Embedding`, ...), which then gets the token ids as they are in the data.
+
 Meta-learning runs layers as functions of per-task weights; a Keras layer owns its weights,
 so it cannot be used there (a `check` error). Keras layers cannot be per-task heads either.
 """
@@ -44,6 +47,10 @@ REFUSED = {
     "InputLayer": "the input is made from the data", "Layer": "it is the abstract base class",
     "Wrapper": "it is an abstract base class", "Pipeline": "it holds a list of layers; list them in the spec instead",
 }
+
+
+# Layers that read integer ids or categories: as the first layer, they get the inputs unstandardised.
+RAW_INPUTS = {"Embedding", "ReversibleEmbedding", "CategoryEncoding", "IntegerLookup", "Hashing", "HashedCrossing"}
 
 
 class KerasLayerParams(StrictModel):
@@ -170,6 +177,9 @@ class KerasLayer(Layer):
 
     def label(self, params) -> str:
         return f"keras.{params.layer}"
+
+    def reads_raw_inputs(self, params) -> bool:
+        return params.layer in RAW_INPUTS
 
     def output_shape(self, params, input_shape, form="keras"):
         return _built(_key(params), tuple(input_shape))[0]
