@@ -168,3 +168,11 @@ def test_tfds_omniglot_feeds_a_classes_family(tmp_path):
     assert report["steps"] == 20
     # the characters are distinct blocks: meta-test episodes of unseen characters are easy (chance 1/3)
     assert report["meta_test"]["curve"][0]["accuracy"]["mean"] > 0.6
+
+
+def test_without_tensorflow_datasets_the_message_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # `import tensorflow_datasets` fails
+    clear_cache()
+    with pytest.raises(DataError, match="needs tensorflow-datasets, which is not installed") as info:
+        load(tmp_path, {"source": "tfds", "name": "mnist"})
+    assert "polytask[tfds]" in info.value.hint
