@@ -176,3 +176,39 @@ def test_without_tensorflow_datasets_the_message_names_the_extra(tmp_path, monke
     with pytest.raises(DataError, match="needs tensorflow-datasets, which is not installed") as info:
         load(tmp_path, {"source": "tfds", "name": "mnist"})
     assert "polytask[tfds]" in info.value.hint
+
+
+def _prepare_info(folder, name="mnist"):
+    """A data_dir holding a builder's dataset_info.json and features.json (no data), as TFDS writes them."""
+    builder = tfds.builder(name, data_dir=str(folder / "tfds_data"))
+    target = folder / "tfds_data" / name / str(builder.info.version)
+    target.mkdir(parents=True)
+    builder.info.write_to_directory(str(target))
+
+
+def test_check_reads_the_features_of_prepared_data_and_they_match_the_table(tmp_path, mock_mnist):
+    from data_support import loaded_spec
+    from polytask.spec.data_checks import probe
+
+    _prepare_info(tmp_path)
+    dataset = {"source": "tfds", "name": "mnist", "data_dir": "tfds_data", "splits": {"train": "train"},
+               "image_size": [14, 14], "limit": 20}
+    spec_dataset = loaded_spec(tmp_path, {"d": dataset}).spec.datasets["d"]
+    facts = probe("d", spec_dataset, lambda p: tmp_path / p, lambda *args, **kwargs: None)
+    assert facts.columns["label"].num_classes == 10 and facts.columns["image"].shape == (14, 14, 1)
+    table = load(tmp_path, dataset)
+    assert set(facts.columns) == set(table.info)
+    for name, column in facts.columns.items():
+        assert (column.shape, column.dtype, column.categorical) == (table.info[name].shape, table.info[name].dtype,
+                                                                      table.info[name].categorical), name
+    # and so `polytask check` finds a misspelled target, with did-you-mean, without TensorFlow
+    spec = _mnist_spec(data_dir="tfds_data")
+    spec["tasks"]["digit"]["target"] = "lable"
+    path = _write(tmp_path, spec)
+    code = ("import sys; from polytask.cli import main\n"
+            "try:\n    main(['check', sys.argv[1]])\n"
+            "except SystemExit as e:\n    print('EXIT', e.code)\n"
+            "print('TF', 'tensorflow' in sys.modules or 'tensorflow_datasets' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert "TF False" in out.stdout and "EXIT 1" in out.stdout, out.stdout + out.stderr
+    assert "has no feature 'lable' (did you mean 'label'?)" in out.stdout

@@ -22,7 +22,8 @@ fractions cut the rows, as for other sources.
 folder, ~/tensorflow_datasets, when unset) as `tfds.builder(...).download_and_prepare()`
 does; with `false` (the default) the data must already be prepared there, and polytask
 never touches the network. `polytask check` validates the fields and the builder name
-without importing TensorFlow.
+without importing TensorFlow; when the data is prepared, it also reads the features
+(`<data_dir>/<name>/<version>/features.json`, plain JSON) to check targets and inputs.
 
 A class-structured builder (Omniglot: `image`, `label` = the character, `alphabet`) feeds
 `family: {source: classes}` when `image_size` and `grayscale` are set (so the episode shape
@@ -30,6 +31,10 @@ is known without reading the data); its `image` and `label` columns give the epi
 """
 from __future__ import annotations
 
+import json
+import os
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field, field_validator
@@ -39,7 +44,7 @@ from polytask.compiler.data.load import Columns, SourceContext
 from polytask.compiler.data.sources import Source
 from polytask.errors import DataError
 from polytask.spec.catalogs import names, unknown
-from polytask.spec.facts import Column, DatasetBase
+from polytask.spec.facts import Column, DatasetBase, Facts
 from polytask.spec.registry import SOURCES
 from polytask.spec.types import PositiveInt, StrictModel
 
@@ -195,6 +200,79 @@ def _read(params, context: SourceContext) -> tuple[dict, dict, dict, Optional[li
     return columns, info, ({} if params.splits is None else rows), class_names
 
 
+def prepared_folder(params, resolve) -> Optional[Path]:
+    """The folder of the prepared dataset (`<data_dir>/<name>[/<config>]/<version>`), if there is one.
+
+    Without `version`, the newest version folder; `data_dir` defaults as in TFDS
+    ($TFDS_DATA_DIR, else ~/tensorflow_datasets). Plain file-system reads, no TFDS."""
+    if params.data_dir:
+        root = resolve(params.data_dir)
+    else:
+        root = Path(os.environ.get("TFDS_DATA_DIR") or Path.home() / "tensorflow_datasets")
+    base = root / params.name / (params.config or "")
+    if params.version and "*" not in params.version:
+        folder = base / params.version
+        return folder if (folder / "features.json").is_file() else None
+    pattern = re.compile("^" + (params.version or "*.*.*").replace(".", r"\.").replace("*", "[0-9]+") + "$")
+    try:
+        versions = [f for f in base.iterdir() if pattern.match(f.name) and (f / "features.json").is_file()]
+    except OSError:
+        return None
+    return max(versions, key=lambda f: tuple(int(n) for n in f.name.split("."))) if versions else None
+
+
+def _feature_columns(feature: dict, path: str, params, out: dict) -> bool:
+    """Add the columns of one features.json entry to `out`; False for a feature kind not understood."""
+    kind = feature.get("pythonClassName", "").rsplit(".", 1)[-1]
+    if kind == "FeaturesDict":
+        return all(_feature_columns(f, f"{path}{key}/", params, out)
+                   for key, f in feature["featuresDict"]["features"].items())
+    name = path.rstrip("/")
+    if kind == "ClassLabel":
+        out[name] = Column((), dtype="int64", categorical=True, num_classes=int(feature["classLabel"]["numClasses"]))
+    elif kind == "Image":
+        dims = [int(d) for d in feature["image"]["shape"]["dimensions"]]
+        height_width = tuple(params.image_size) if params.image_size else tuple(dims[:2])
+        channels = dims[2] if params.grayscale is None else (1 if params.grayscale else 3)
+        if min(*height_width, channels) > 0:
+            out[name] = Column((*height_width, channels), dtype="float32", categorical=False)
+    elif kind == "Text":
+        out[name] = Column((), dtype="string")
+    elif kind in ("Tensor", "Scalar"):
+        info = feature.get("tensor", feature.get("scalar", {}))
+        dims = tuple(int(d) for d in info.get("shape", {}).get("dimensions", []))
+        dtype = info.get("dtype", "")
+        if any(d < 0 for d in dims):
+            return True  # a shape that varies: left out of the table, as the loader does
+        if dtype == "string":
+            out[name] = Column(dims, dtype="string")
+        elif dtype.startswith("float"):
+            out[name] = Column(dims, dtype="float32", categorical=False)
+        else:  # integers and booleans: whether they are labels depends on the values
+            out[name] = Column(dims, dtype=None, categorical=None)
+    else:
+        return False
+    return True
+
+
+def probe_prepared(params, resolve) -> Facts:
+    """The columns a prepared dataset's features.json describes, read as JSON (no TFDS, no TF);
+    unknown (`Facts()`) when the data is not prepared here or a feature kind is not understood."""
+    folder = prepared_folder(params, resolve)
+    if folder is None:
+        return Facts()
+    try:
+        features = json.loads((folder / "features.json").read_text())
+    except (OSError, ValueError):
+        return Facts()
+    columns: dict = {}
+    try:
+        understood = _feature_columns(features, "", params, columns)
+    except (KeyError, TypeError, ValueError):
+        return Facts()
+    return Facts(columns=columns) if understood else Facts()
+
+
 @SOURCES.register
 class Tfds(Source):
     """Any TensorFlow Datasets builder by name; columns are its features by feature path."""
@@ -211,6 +289,9 @@ class Tfds(Source):
 
     def data_path(self, params):
         return None
+
+    def facts(self, params, resolve, report) -> Facts:
+        return probe_prepared(params, resolve)
 
     def spec_problems(self, params):
         problems = []
