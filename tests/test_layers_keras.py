@@ -50,6 +50,8 @@ def test_check_validates_names_and_arguments_without_tensorflow(tmp_path):
         "code.yaml": _spec([{"keras": {"layer": "Lambda", "config": {"function": "x"}}}]),
         "head.yaml": _spec([{"dense": {"units": 4}}], head=[{"keras": {"layer": "Dense", "config": {"units": 4}}}]),
         "meta.yaml": META,
+        "nested.yaml": _spec([{"keras": {"layer": "Bidirectional",
+                                         "config": {"layer": {"class_name": "GRUU", "config": {"units": 4}}}}}]),
     }
     paths = [str(_write(tmp_path, spec, name)) for name, spec in specs.items()]
     code = ("import sys; from polytask.cli import main\n"
@@ -70,6 +72,7 @@ def test_check_validates_names_and_arguments_without_tensorflow(tmp_path):
     assert "cannot be stacked per task" in messages["head.yaml"]
     assert "meta-learning models take no `keras` layer" in messages["meta.yaml"]
     assert by_name["meta.yaml"][0]["path"] == "structure.model[1]"
+    assert "the layer 'GRUU' inside `config`: unknown Keras layer 'GRUU' (did you mean 'GRU'?)" in messages["nested.yaml"]
     for name, diags in by_name.items():
         assert all(d["line"] > 0 for d in diags), name
 
@@ -80,6 +83,8 @@ def test_check_validates_names_and_arguments_without_tensorflow(tmp_path):
      {"keras": {"layer": "GlobalAveragePooling1D"}}],
     [{"keras": {"layer": "Conv1D", "config": {"filters": 4, "kernel_size": 3, "activation": "relu"}}},
      {"keras": {"layer": "GRU", "config": {"units": 5}}}, {"dense": {"units": 7}}],
+    [{"keras": {"layer": "LayerNormalization"}},
+     {"keras": {"layer": "Bidirectional", "config": {"layer": {"class_name": "LSTM", "config": {"units": 3}}}}}],
 ])
 def test_plan_shapes_come_from_keras_and_counts_equal_the_model(tmp_path, trunk):
     path = _write(tmp_path, _spec(trunk))
@@ -94,6 +99,10 @@ def test_plan_shapes_come_from_keras_and_counts_equal_the_model(tmp_path, trunk)
         assert layers[0].params == 4 * (2 + 6 + 1) * 6
         # query, key, value: 6 -> 2 x 3 each (+ bias), output 2 x 3 -> 6 (+ bias)
         assert layers[1].params == 3 * (6 * 6 + 6) + (6 * 6 + 6)
+    elif trunk[0]["keras"]["layer"] == "LayerNormalization":
+        # gamma and beta of 2 features; two LSTMs (forward, backward) of 4 x (2 + 3 + 1) x 3, concatenated
+        assert [l.output_shape for l in layers] == [(12, 2), (6,)]
+        assert [l.params for l in layers] == [2 * 2, 2 * 4 * (2 + 3 + 1) * 3]
     else:
         # Conv1D 'valid' shrinks 12 -> 10; GRU (reset_after) has 3 x (4 + 5 + 2) x 5 weights
         assert [l.output_shape for l in layers] == [(10, 4), (5,), (7,)]

@@ -30,7 +30,7 @@ import json
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from polytask.compiler.layers import Layer, LayerShapeError, Weight
 from polytask.spec.catalogs import names, unknown
@@ -85,7 +85,38 @@ class KerasLayerParams(StrictModel):
         lacking = [k for k in facts["required"] if k not in self.config]
         if lacking:
             raise ValueError(f"Keras layer {self.layer} needs {', '.join(lacking)} under `config`")
+        for nested in _nested_layers(self.config):  # Bidirectional's `layer`, RNN's `cell`, ...
+            try:
+                KerasLayerParams(layer=nested["class_name"], config=nested.get("config") or {})
+            except ValidationError as exc:
+                problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                raise ValueError(f"the layer {nested['class_name']!r} inside `config`: {problem}") from None
         return self
+
+
+def _with_module(value):
+    """Nested layer dicts as Keras 3 deserializes them: `module: keras.layers` added where missing."""
+    if isinstance(value, dict):
+        out = {k: _with_module(v) for k, v in value.items()}
+        if isinstance(out.get("class_name"), str) and "module" not in out:
+            out["module"] = "keras.layers"
+        return out
+    if isinstance(value, list):
+        return [_with_module(v) for v in value]
+    return value
+
+
+def _nested_layers(value):
+    """Layers given as `{class_name: NAME, config: {...}}` inside a config (Keras' serialized form)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("class_name"), str):
+            yield value
+        else:
+            for item in value.values():
+                yield from _nested_layers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _nested_layers(item)
 
 
 def _key(params) -> tuple:
@@ -101,8 +132,10 @@ def construct(params, name=None):
         raise LayerShapeError(f"Keras {keras.__version__} has no layer {params.layer}",
                               "install the Keras version spec/keras_layers.json was generated from")
     try:
-        layer = cls(**params.config, **({"name": name} if name else {}))
-    except (TypeError, ValueError) as exc:
+        # from_config is the constructor plus Keras' deserialization of nested layers
+        # (`Bidirectional: {layer: {class_name: GRU, config: {units: 8}}}`)
+        layer = cls.from_config({**_with_module(params.config), **({"name": name} if name else {})})
+    except (TypeError, ValueError, KeyError) as exc:
         raise LayerShapeError(f"Keras could not build {params.layer}({_shown(params.config)}): {exc}",
                               "fix the arguments under `config`") from None
     if names("keras_layers")[params.layer]["inputs"] == "self_attention":
@@ -141,8 +174,6 @@ def _built(key: tuple, input_shape: tuple):
     import keras
 
     layer_name, config = key
-    from polytask.compiler.layers.keras import KerasLayerParams
-
     layer = construct(KerasLayerParams(layer=layer_name, config=json.loads(config)))
     try:
         out = layer(keras.KerasTensor((None, *input_shape)))
