@@ -8,6 +8,7 @@ to `polytask.compiler.meta.compile_program`. The caller creates `strategy` (the 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 
@@ -30,4 +31,10 @@ def compile_program(loaded, *, strategy, seed: Optional[int] = None, allow_code:
     column_info = {name: table.info for name, table in tables.items()}
     plan = build_plan(loaded, allow_code=allow_code, column_info=column_info)
     data = assemble(plan, spec, tables)
-    return MultiTaskProgram(plan, spec, data, strategy, seed=seed, jit_compile=jit_compile, steps=steps)
+    from polytask.compiler.layers.keras_application import SPEC_FOLDER
+
+    token = SPEC_FOLDER.set(Path(loaded.path).resolve().parent if getattr(loaded, "path", None) else None)
+    try:  # layers that read files (a backbone's weights) resolve them against the spec's folder
+        return MultiTaskProgram(plan, spec, data, strategy, seed=seed, jit_compile=jit_compile, steps=steps)
+    finally:
+        SPEC_FOLDER.reset(token)

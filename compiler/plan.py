@@ -161,7 +161,7 @@ def resolve_task(loaded, name: str, task, info: dict, targets: set) -> TaskPlan:
 
 
 def layer_plans(plans) -> list[LayerPlan]:
-    return [LayerPlan(p.kind, tuple(p.output_shape), p.param_count) for p in plans]
+    return [LayerPlan(p.descriptor.label(p.params), tuple(p.output_shape), p.param_count) for p in plans]
 
 
 def param_count(plans) -> int:
@@ -203,6 +203,21 @@ class PlanView:
             raise PolytaskError(message, hint=hint, where=self.loaded.where(*path))
 
 
+def layer_notes(structure) -> list[str]:
+    """The `plan_note` of every layer kind the structure's layer lists use (once each)."""
+    from polytask.spec.layers import LayerBase
+
+    notes = []
+    for field in type(structure).model_fields:
+        value = getattr(structure, field)
+        if isinstance(value, list):
+            for layer in value:
+                note = layer.descriptor.plan_note if isinstance(layer, LayerBase) else None
+                if note and note not in notes:
+                    notes.append(note)
+    return notes
+
+
 def build_plan(loaded, *, allow_code: bool = False, column_info: Optional[dict] = None) -> Plan:
     """Resolve `loaded.spec` into a Plan. `column_info` (dataset -> {column: ColumnInfo}) skips describe_table.
 
@@ -227,6 +242,7 @@ def plan_tasks(pattern, loaded, *, allow_code: bool = False, column_info: Option
     structure = spec.structure
     pattern.check(structure, PlanView(loaded, tasks))
     groups, notes = pattern.plan(structure, tasks, next(iter(tasks.values())).input_shape)
+    notes.extend(layer_notes(structure))
     for item in spec.training.weighting:
         learned = WEIGHTINGS.get(item.kind).plan_params(len(names))
         if learned is not None:

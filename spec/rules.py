@@ -228,6 +228,8 @@ def sharing_structure(ctx: RuleContext) -> None:
 class RuleView:
     """What a sharing pattern's `check` sees in `polytask check`: the spec's data facts (None: unknown)."""
 
+    static = True  # no TensorFlow: shapes that only Keras can compute stay unknown
+
     def __init__(self, ctx: RuleContext):
         self.ctx = ctx
         self.spec = ctx.spec

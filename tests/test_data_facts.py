@@ -28,6 +28,15 @@ def _write_files(folder):
         (folder / "imgs" / c).mkdir(parents=True, exist_ok=True)
         for i in range(count):
             Image.new("L", (5, 5)).save(folder / "imgs" / c / f"{i}.png")
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return
+    pq.write_table(pa.table({"a": [1.5, 2.0, 3.0, 4.0], "y": [0.0, float("nan"), 2.0, 1.0],
+                             "n": pa.array([3, None, -2, 5], pa.int64()), "flag": [True, False, True, True],
+                             "name": list("abcd"), "seq": pa.array([[1.0, 2.0]] * 4, pa.list_(pa.float32(), 2))}),
+                   folder / "t.parquet")
 
 
 # One small dataset per built-in source whose facts are known before loading; python's are
@@ -40,6 +49,8 @@ EXAMPLES = {
     "synthetic": {"source": "synthetic", "generator": {"kind": "gradnorm_toy", "tasks": 3, "input_dim": 7,
                                                          "output_dim": 2}, "samples": 10},
     "tfrecord": None,  # needs TensorFlow to load: tests/test_data_tfrecord.py checks its schema facts
+    "parquet": {"source": "parquet", "path": "t.parquet"},
+    "tfds": None,  # facts unknown before loading (TFDS would be imported): tests/test_data_tfds.py
 }
 EXEMPT = {"python"}
 

@@ -12,9 +12,10 @@ from polytask.spec.models import Split
 
 
 def test_every_spec_source_is_registered():
-    assert available_sources() == sorted(["csv", "npz", "image_folder", "tfrecord", "sklearn", "synthetic", "python"])
-    with pytest.raises(DataError, match="unknown data source 'parquet'"):
-        get_source("parquet")
+    assert available_sources() == sorted(["csv", "npz", "image_folder", "tfrecord", "sklearn", "synthetic", "python",
+                                          "parquet", "tfds"])
+    with pytest.raises(DataError, match="unknown data source 'feather'"):
+        get_source("feather")
 
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 7, 10, 101, 1000])

@@ -67,6 +67,9 @@ class Columns:
     # True when the source already chose each column's dtype (csv: -1 in an int64 column
     # marks a missing cell), so the generic array heuristics must not second-guess it.
     typed: bool = False
+    # Rows of each split when the source defines the splits itself (TFDS's named splits);
+    # None: the dataset's `split:` fractions cut the rows.
+    split_rows: Optional[dict[str, np.ndarray]] = None
 
 
 def get_source(name: str):
@@ -134,9 +137,16 @@ def load_table(name: str, dataset, loaded, *, allow_code: bool = False, seed: Op
     """
     context = _context(name, loaded, allow_code, seed)
     source = get_source(dataset.source)
-    table = _finish(source.load(dataset, context), context)
+    columns = source.load(dataset, context)
+    table = _finish(columns, context)
     table.source = dataset.source
-    table.split_indices = split_indices(table.num_rows, dataset.split, context.seed)
+    if columns.split_rows is not None:
+        import numpy as np
+
+        table.split_indices = {name: columns.split_rows.get(name, np.zeros(0, np.int64))
+                               for name in ("train", "validation", "test")}
+    else:
+        table.split_indices = split_indices(table.num_rows, dataset.split, context.seed)
     table.rows("train")  # an empty train split is always an error
     return table
 

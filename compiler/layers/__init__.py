@@ -60,10 +60,23 @@ class Layer(Concept):
     meta_unsupported: ClassVar[Optional[str]] = None  # why there is no `functional` form
     batch_statistics: ClassVar[bool] = False  # normalises with batch statistics (meta: support-set statistics)
     xla_slow_on_cpu: ClassVar[bool] = False  # XLA runs it slower than TensorFlow's own CPU kernels
+    # False: `output_shape`/`weights` import TensorFlow (Keras computes them), so `polytask
+    # check` does not know the shapes from this layer on; `plan_note` says so in `polytask plan`.
+    static_shapes: ClassVar[bool] = True
+    plan_note: ClassVar[Optional[str]] = None
 
     # ---- plan facts (no TensorFlow)
+    def label(self, params) -> str:
+        """How `polytask plan` names this layer (`dense`, `keras.LSTM`)."""
+        return self.name
+
     def output_shape(self, params, input_shape: tuple, form: str = "keras") -> tuple:
         return tuple(input_shape)
+
+    def reads_raw_inputs(self, params) -> bool:
+        """True when, as the first layer, it needs the data as given (token ids), so the network's
+        inputs are not standardised with the training split's mean and standard deviation."""
+        return False
 
     def weights(self, params, input_shape: tuple) -> list[Weight]:
         return []
@@ -164,11 +177,7 @@ def infer_layers(layers, input_shape: tuple, where: str = "model", form: str = "
         descriptor = LAYERS.get(layer.kind)
         inferred = inferred_from is not None and index >= inferred_from
         label = f"the output layer the compiler adds after {where}" if inferred else f"{where}[{index}]"
-        missing = descriptor.supports(form)
-        if missing is not None:
-            usable = [n for n, d in LAYERS.items() if d.supports(form) is None]
-            raise LayerStackError(f"{label} ({layer.kind}): {FORM_WORDS[form]} take no `{layer.kind}` "
-                                  f"layer: {missing}", f"use {', '.join(usable)}", index, where)
+        require_form(descriptor, layer.kind, label, form, index, where)
         try:
             new_shape = tuple(descriptor.output_shape(layer.params, shape, form))
             weights = tuple(descriptor.weights(layer.params, shape)) if with_weights else ()
@@ -187,6 +196,20 @@ def infer_layers(layers, input_shape: tuple, where: str = "model", form: str = "
         plans.append(LayerPlan(index, layer.kind, layer.params, shape, new_shape, weights, inferred=inferred))
         shape = new_shape
     return plans
+
+
+def require_form(descriptor, kind: str, label: str, form: str, index: int, where: str) -> None:
+    """LayerStackError when the layer has no `form` (a Keras layer in a meta-learning model)."""
+    missing = descriptor.supports(form)
+    if missing is not None:
+        usable = [n for n, d in LAYERS.items() if d.supports(form) is None]
+        raise LayerStackError(f"{label} ({kind}): {FORM_WORDS[form]} take no `{kind}` "
+                              f"layer: {missing}", f"use {', '.join(usable)}", index, where)
+
+
+def static_prefix(layers) -> int:
+    """How many leading layers have shapes computable without TensorFlow (`polytask check`)."""
+    return next((i for i, layer in enumerate(layers) if not LAYERS.get(layer.kind).static_shapes), len(layers))
 
 
 FORM_WORDS = {"keras": "models", "stacked": "per-task heads", "functional": "meta-learning models"}

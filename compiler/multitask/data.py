@@ -106,6 +106,8 @@ def assemble(plan, spec, tables: dict) -> MultiTaskData:
     mean = stacked.mean(axis=0).astype(np.float32)
     std = stacked.std(axis=0).astype(np.float32)
     std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+    if _first_layer_reads_raw_inputs(spec.structure):  # token ids must reach an Embedding unchanged
+        mean, std = np.zeros_like(mean), np.ones_like(std)
     class_names = {}
     for name in names:
         t = plan.tasks[name]
@@ -187,3 +189,14 @@ def train_dataset(data: MultiTaskData, batch_size: int, rates: np.ndarray, seed:
     options.autotune.enabled = False  # on few cores autotuning costs more than it saves (measured: 2x)
     options.deterministic = True
     return mixed.batch(batch_size, drop_remainder=True).map(gather).prefetch(2).with_options(options)
+
+
+def _first_layer_reads_raw_inputs(structure) -> bool:
+    """True when the structure's first layer reads its inputs as given (an Embedding's token ids)."""
+    from polytask.spec.layers import LayerBase
+
+    for field in type(structure).model_fields:
+        value = getattr(structure, field)
+        if isinstance(value, list) and value and isinstance(value[0], LayerBase):
+            return value[0].descriptor.reads_raw_inputs(value[0].params)
+    return False

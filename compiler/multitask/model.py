@@ -22,7 +22,7 @@ def build_layers(layers, prefix: str) -> list:
 
 def run_layers(layers, h, training):
     for layer in layers:
-        h = layer(h, training=training) if isinstance(layer, (keras.layers.Dropout, keras.layers.BatchNormalization)) else layer(h)
+        h = layer(h, training=training)  # Keras passes `training` on only to layers whose call takes it
     return h
 
 

@@ -68,6 +68,9 @@ class MultiTaskProgram:
         with strategy.scope():
             self.net = SHARING.get(structure.sharing).build(structure, groups, self.num_tasks, data.mean, data.std)
             self.net(tf.zeros((1,) + tuple(data.input_shape)), tf.zeros((1,), tf.int32))
+            for layer in self.net._flatten_layers(include_self=False):  # e.g. a backbone's weights file
+                if hasattr(layer, "load_initial_weights"):
+                    layer.load_initial_weights()
             self.chain = WeightingChain.create(
                 spec.training.weighting,
                 WeightingContext(self.tasks, self.base_weights, period=spec.training.log_every, seed=self.seed))

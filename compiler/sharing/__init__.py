@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Optional
 
-from polytask.compiler.layers import LayerStackError, infer_layers
-from polytask.spec.registry import SHARING, Concept
+from polytask.compiler.layers import LayerStackError, infer_layers, require_form, static_prefix
+from polytask.spec.registry import LAYERS, SHARING, Concept
 
 __all__ = ["SHARING", "SharingPattern", "check_layers"]
 
@@ -61,11 +61,18 @@ def check_layers(view, layers, input_shape: Optional[tuple], path: tuple, form: 
     """PT221 when a layer list does not fit `input_shape`; returns the output shape (None: unknown).
 
     Layers from `inferred_from` on are the ones the compiler adds (the output layer)."""
-    if input_shape is None:
-        return None
+    where = ".".join(map(str, path))
+    cut = static_prefix(layers) if getattr(view, "static", False) else len(layers)
     try:
-        plans = infer_layers(layers, input_shape, ".".join(map(str, path)), form, inferred_from, with_weights=False)
+        for index in range(cut, len(layers)):  # shapes unknown here (Keras computes them in `plan`)
+            label = f"{where}[{index}]"
+            require_form(LAYERS.get(layers[index].kind), layers[index].kind, label, form, index, where)
+        if input_shape is None:
+            return None
+        plans = infer_layers(layers[:cut], input_shape, where, form, inferred_from, with_weights=False)
     except LayerStackError as exc:
         view.report("PT221", exc.message, path + (exc.index,), hint=exc.hint)
+        return None
+    if cut < len(layers):
         return None
     return plans[-1].output_shape if plans else tuple(input_shape)

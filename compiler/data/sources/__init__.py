@@ -78,6 +78,15 @@ class Source(Concept):
         """(message, path below the dataset, hint) for settings that cannot work (PT107)."""
         return []
 
+    def episode_image_shape(self, params) -> Optional[tuple]:
+        """The image shape when this dataset is class-structured images (`image` and `label`
+        columns) that a `classes` family can draw episodes from, known from the spec alone; else None."""
+        return None
+
+    def episode_hint(self) -> str:
+        """How to make a dataset of this source usable by a `classes` family."""
+        return "use a `source: image_folder` dataset (a folder tree or zip) or a class-structured `source: tfds`"
+
     def reference_models(self) -> list[tuple[str, type]]:
         """(label, model) of models nested in `Params` that the reference docs list after it."""
         return []

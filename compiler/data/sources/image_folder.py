@@ -286,6 +286,9 @@ class ImageFolder(Source):
     def facts(self, params, resolve, report) -> Facts:
         return probe_images(params, resolve, report)
 
+    def episode_image_shape(self, params) -> tuple:
+        return image_shape(params)
+
     def spec_column(self, params, name: str):
         return Column(image_shape(params), categorical=False, dtype="float32") if name == "image" else None
 

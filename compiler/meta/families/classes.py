@@ -1,8 +1,10 @@
 """N-way K-shot classification episodes from a class-structured image dataset.
 
-Classes come from one or more `image_folder` datasets (`family.dataset` plus
-`family.extra_datasets`), e.g. Omniglot's `<alphabet>/<character>/<drawing>.png` with
-`class_depth: 2`. The *base* classes (characters) are split into meta-train /
+Classes come from one or more class-structured image datasets (`family.dataset` plus
+`family.extra_datasets`): `image_folder` trees, e.g. Omniglot's
+`<alphabet>/<character>/<drawing>.png` with `class_depth: 2`, or TFDS builders such as
+`omniglot` (`source: tfds`, whose `label` feature is the character); any source whose
+descriptor knows its `episode_image_shape`. The *base* classes (characters) are split into meta-train /
 meta-validation / meta-test by a seeded permutation (`family.class_split`); only then is
 each base class expanded into one class per rotation in `family.rotations`, so a rotated
 copy of a meta-test character can never appear in meta-training.
@@ -20,7 +22,7 @@ from pydantic import Field
 from polytask.compiler.meta.families.base import SPLITS, EpisodeSampler, FamilyDescription, TaskFamily, split_seed
 from polytask.errors import DataError
 from polytask.spec.facts import Column
-from polytask.spec.registry import FAMILIES, LOSSES
+from polytask.spec.registry import FAMILIES, LOSSES, SOURCES
 from polytask.spec.splits import Fractions, split_sizes
 from polytask.spec.types import Fraction, Identifier, PositiveInt, StrictModel
 
@@ -43,7 +45,7 @@ class ClassEpisodeFamily(StrictModel):
     """N-way K-shot Q-query classification episodes drawn from a class-structured dataset."""
 
     source: Literal["classes"] = Field(description='`classes`')
-    dataset: Identifier = Field(description='An image_folder dataset whose classes are the episode classes.')
+    dataset: Identifier = Field(description='A class-structured image dataset (image_folder, or tfds with image_size and grayscale) whose classes are the episode classes.')
     ways: Annotated[int, Field(strict=True, ge=2)] = Field(5, description='Classes per episode (N).')
     shots: PositiveInt = Field(1, description='Support examples per class (K).')
     queries: PositiveInt = Field(15, description='Query examples per class.')
@@ -53,9 +55,9 @@ class ClassEpisodeFamily(StrictModel):
     class_split: ClassSplit = Field(ClassSplit(), description='How classes are split into meta-train / meta-validation / meta-test.')
     extra_datasets: list[Identifier] = Field(
         [],
-        description="More image_folder datasets whose classes join `dataset`'s pool before the class "
-        "split (e.g. Omniglot's two small background zips). Each must have the same image_size "
-        "and grayscale setting as `dataset`.",
+        description="More such datasets whose classes join `dataset`'s pool before the class "
+        "split (e.g. Omniglot's two small background zips). Each must give images of the same shape "
+        "as `dataset`.",
     )
 
 
@@ -63,7 +65,7 @@ class ClassEpisodeFamily(StrictModel):
 
 @FAMILIES.register
 class ClassFamily(TaskFamily):
-    """N-way K-shot classification episodes from the classes of image_folder datasets."""
+    """N-way K-shot classification episodes from the classes of image datasets (image_folder, tfds)."""
 
     name = "classes"
     Params = ClassEpisodeFamily
@@ -73,22 +75,24 @@ class ClassFamily(TaskFamily):
         spec, loss = ctx.spec, ctx.spec.loss_name
         names = [family.dataset, *family.extra_datasets]
         paths = [("family", "dataset"), *[("family", "extra_datasets", i) for i in range(len(family.extra_datasets))]]
-        first = None
+        first = None  # (name, image shape) of the first usable dataset
         for name, path in zip(names, paths):
             dataset = spec.datasets.get(name)
             if dataset is None:
                 continue
-            if dataset.source != "image_folder":
-                ctx.report("PT211", f"a classes family draws episodes from class folders, but dataset '{name}' is "
-                           f"{dataset.source}", path, hint="use a `source: image_folder` dataset (a folder tree or zip)")
+            source = SOURCES.get(dataset.source)
+            shape = source.episode_image_shape(dataset)
+            if shape is None:
+                ctx.report("PT211", f"a classes family draws episodes from class-structured images, but dataset "
+                           f"'{name}' ({dataset.source}) is not known to be one", path, hint=source.episode_hint())
                 continue
             if first is None:
-                first = (name, dataset)
-            elif (dataset.image_size, dataset.grayscale) != (first[1].image_size, first[1].grayscale):
-                ctx.report("PT219", f"dataset '{name}' has image_size {list(dataset.image_size)} grayscale "
-                           f"{str(dataset.grayscale).lower()}, but '{first[0]}' has {list(first[1].image_size)} "
-                           f"grayscale {str(first[1].grayscale).lower()}", path,
-                           hint="datasets pooled by one family must produce images of the same shape")
+                first = (name, shape)
+            elif shape != first[1]:
+                ctx.report("PT219", f"dataset '{name}' gives images of shape {list(shape)}, but '{first[0]}' "
+                           f"gives {list(first[1])}", path,
+                           hint="datasets pooled by one family must produce images of the same shape "
+                           "(image_size and grayscale)")
         if len(set(names)) != len(names):
             ctx.report("PT107", "the family lists the same dataset more than once", ("family", "extra_datasets"),
                        prefer="key")
@@ -100,10 +104,10 @@ class ClassFamily(TaskFamily):
             ctx.report("PT107", "rotations are listed more than once", ("family", "rotations"),
                        hint="list each of 0, 90, 180, 270 at most once")
         episodes_fit_data(ctx, family, names)
-        height, width = first[1].image_size if first else (1, 1)
+        height, width = first[1][:2] if first else (1, 1)
         if any(r != 0 for r in family.rotations) and height != width:
-            ctx.report("PT107", f"rotations need square images, but dataset '{first[0]}' has image_size "
-                       f"{list(first[1].image_size)}", ("family", "rotations"),
+            ctx.report("PT107", f"rotations need square images, but dataset '{first[0]}' gives images of "
+                       f"{height} x {width}", ("family", "rotations"),
                        hint="set image_size to [N, N] or use rotations: [0]")
 
     def dataset_refs(self, raw):
@@ -115,10 +119,9 @@ class ClassFamily(TaskFamily):
 
     def input_shape(self, family, spec):
         dataset = spec.datasets.get(family.dataset)
-        if dataset is None or dataset.source != "image_folder":
+        if dataset is None:
             return None
-        height, width = dataset.image_size
-        return (height, width, 1 if dataset.grayscale else 3)
+        return SOURCES.get(dataset.source).episode_image_shape(dataset)
 
     def describe(self, family, loaded) -> FamilyDescription:
         """The episode shape; `check` has made sure the datasets are image folders of one image shape."""
@@ -136,11 +139,13 @@ class ClassFamily(TaskFamily):
             table = load_table(name, loaded.spec.datasets[name], loaded, allow_code=allow_code, seed=seed)
             table.require(["image", "label"])
             offset = len(names)
+            # Only classes that have examples: a TFDS ClassLabel (or a `limit`) may name more than it holds.
+            present, compact = np.unique(np.asarray(table.columns["label"], np.int64), return_inverse=True)
             images.append(np.asarray(table.columns["image"], np.float32))
-            labels.append(np.asarray(table.columns["label"], np.int64) + offset)
-            class_names = table.class_names or [str(i) for i in range(int(table.columns["label"].max()) + 1)]
+            labels.append(compact.astype(np.int64) + offset)
+            class_names = table.class_names or [str(i) for i in range(int(present.max()) + 1)]
             prefix = f"{name}:" if family.extra_datasets else ""
-            names.extend(prefix + c for c in class_names)
+            names.extend(prefix + class_names[int(c)] for c in present)
         return ClassEpisodeSampler(family, description, np.concatenate(images), np.concatenate(labels),
                                    names, seed)
 
