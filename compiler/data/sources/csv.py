@@ -26,7 +26,7 @@ from polytask.compiler.data.sources import Source
 from polytask.compiler.data.table import labels_or_numbers, number_column_facts
 from polytask.errors import DataError
 from polytask.spec.data_checks import missing
-from polytask.spec.facts import DatasetBase, Facts
+from polytask.spec.facts import MAX_CLASSES, DatasetBase, Facts
 from polytask.spec.registry import SOURCES
 
 if TYPE_CHECKING:
