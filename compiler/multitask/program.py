@@ -191,7 +191,14 @@ class MultiTaskProgram:
         return self._step(self.next_batch())
 
     def train_step(self) -> Mapping[str, Any]:
-        out = self._step(self.next_batch())
+        return self.train_on(self.next_batch())
+
+    def train_on(self, batch) -> Mapping[str, Any]:
+        """One optimizer update on `batch` (from `next_batch`); what `train_step` returns.
+
+        For callers that look at the batch before the update (the affinity probe).
+        """
+        out = self._step(batch)
         tasks, weights, present = out["tasks"].numpy(), out["weights"].numpy(), out["present"].numpy()
         values: dict[str, Any] = {"loss": float(out["loss"].numpy()), "grad_norm": float(out["grad_norm"].numpy())}
         reweighted = self.chain.reweights
