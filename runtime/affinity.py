@@ -195,7 +195,11 @@ def write_outputs(out: Path, result: dict, found, extra: dict) -> list:
 
 def heatmap(result: dict, path: Path) -> None:
     """An annotated, diverging heatmap; the annotations share one power of ten (in the title)."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise PolytaskError("the affinity.png heatmap needs matplotlib, which is not installed",
+                            hint='pip install "polytask[plot]" (or matplotlib)') from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
