@@ -157,7 +157,10 @@ def format_table(result: dict, found, *, overlap: bool) -> str:
     for i, task in enumerate(tasks):
         lines.append(f"{task:<{width}}" + "".join(f"{v:>+{width + 2}.2e}" for v in matrix[i]))
     kind = "overlapping groups" if overlap else "groups"
-    lines.append(f"suggested {kind} ({'exact' if found.exact else 'greedy'} search, total gain {found.total:.3e}):")
+    asked = result.get("groups_requested")
+    fewer = (f"; at most {asked} asked, {len(found.groups)} score{'s' if len(found.groups) == 1 else ''} higher"
+             if isinstance(asked, int) and len(found.groups) < min(asked, len(tasks)) else "")
+    lines.append(f"suggested {kind} ({'exact' if found.exact else 'greedy'} search, total gain {found.total:.3e}{fewer}):")
     serving = found.serving(matrix)
     for index, group in enumerate(found.groups):
         names = [tasks[t] + ("" if serving[t] == index else " (served by another group)") for t in group]

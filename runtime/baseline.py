@@ -137,6 +137,10 @@ def arms(loaded, run, report: dict, *, kinds: tuple, groups: Optional[list], str
                 for task in serves:
                     served[task] = alone[task]
                 continue
+            if sorted(members) == sorted(spec.tasks):  # the same run as the multi-task one
+                for task in serves:
+                    served[task] = result["multi_task"][task]
+                continue
             if echo:
                 echo(f"baseline: training group {index + 1} ({', '.join(members)}), seed {spec.seed}")
             test = train_subset(loaded, members, run.root / GROUPS_DIR / f"group{index + 1}", strategy=strategy,

@@ -34,7 +34,8 @@ class GroupsParam(click.ParamType):
 @click.option("--every", type=click.IntRange(min=1), default=5, show_default=True,
               help="Measure the lookahead affinities every N steps.")
 @click.option("--groups", "groups", type=GroupsParam(), default="auto", show_default=True,
-              help="At most K groups, or 'auto': every K from 1 to T, penalised per extra group (docs/multitask.md).")
+              help="At most K groups (fewer when they score higher), or 'auto': every K from 1 to T, penalised per "
+              "extra group (docs/multitask.md).")
 @click.option("--overlap", is_flag=True, help="Let a task sit in several groups; it is served by its best one.")
 @click.option("--penalty", type=click.FloatRange(min=0.0), default=None,
               help="auto: cost of each extra group in units of the mean |affinity| (default 1).")
@@ -71,6 +72,7 @@ def affinity(spec, steps, every, groups, overlap, penalty, lookahead_lr, seed, o
     result = run.measure_affinity(loaded, steps=steps, every=every, seed=seed, lookahead_lr=lookahead_lr,
                                   allow_code=allow_code, echo=echo)
     found = run.suggest_groups(result, groups=groups, overlap=overlap, penalty=penalty)
+    result["groups_requested"] = groups
     written = []
     if out:
         written += run.write_outputs(Path(out), result, found,
