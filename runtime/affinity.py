@@ -210,23 +210,30 @@ def heatmap(result: dict, path: Path) -> None:
 
     tasks, matrix = result["tasks"], np.asarray(result["affinity"])
     size = len(tasks)
-    peak = float(np.max(np.abs(matrix))) or 1.0
-    exponent = int(math.floor(math.log10(peak))) - 1  # annotations have at most two digits
+    # Colours and the common power of ten follow the off-diagonal values (what the grouping
+    # uses); the diagonal (a task's step on itself, usually far larger) is shown grey.
+    off = matrix[~np.eye(size, dtype=bool)]
+    peak = float(np.max(np.abs(off))) if off.size and np.max(np.abs(off)) > 0 else float(np.max(np.abs(matrix))) or 1.0
+    exponent = int(math.floor(math.log10(peak))) - 1  # off-diagonal annotations have at most two digits
     scaled = matrix / 10.0 ** exponent
     side = max(4.0, 0.42 * size + 2.5)
     fig, ax = plt.subplots(figsize=(side + 1.2, side))
-    image = ax.imshow(matrix, cmap="RdBu_r", vmin=-peak, vmax=peak)
+    shown = np.where(np.eye(size, dtype=bool), np.nan, matrix)
+    cmap = matplotlib.colormaps["RdBu_r"].copy()
+    cmap.set_bad("#d9d9d9")
+    image = ax.imshow(shown, cmap=cmap, vmin=-peak, vmax=peak)
     font = max(5.0, min(10.0, 220.0 / size))
     for i in range(size):
         for j in range(size):
-            ax.text(j, i, f"{scaled[i, j]:.0f}" if abs(scaled[i, j]) >= 9.5 else f"{scaled[i, j]:.1f}",
-                    ha="center", va="center", fontsize=font,
-                    color="white" if abs(matrix[i, j]) > 0.6 * peak else "black")
+            value = scaled[i, j]
+            ax.text(j, i, f"{value:.0f}" if abs(value) >= 9.5 else f"{value:.1f}", ha="center", va="center",
+                    fontsize=font, color="white" if i != j and abs(matrix[i, j]) > 0.6 * peak else "black")
     ax.set_xticks(range(size), tasks, rotation=90, fontsize=font + 1)
     ax.set_yticks(range(size), tasks, fontsize=font + 1)
     ax.set_xlabel("task j (affected)")
     ax.set_ylabel("task i (lookahead step on its loss)")
-    ax.set_title(f"inter-task affinity 1 - L_j(after step on i) / L_j   (cells x 1e{exponent})", fontsize=10)
+    ax.set_title(f"inter-task affinity 1 - L_j(after a step on i) / L_j\ncells x 1e{exponent}; diagonal (grey) not coloured",
+                 fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
