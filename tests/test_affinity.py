@@ -17,6 +17,7 @@ def _invoke(*args):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_vectorised_probe_equals_the_papers_lookahead_step_by_step(tmp_path):
     """Z[i][j] = 1 - L_j(theta_s - lr grad_s L_i) / L_j(theta_s), one eager pass per i as reference."""
     import tensorflow as tf
@@ -86,6 +87,7 @@ def test_json_output_has_exactly_the_documented_keys(tiny, tmp_path):
     assert again.exit_code == 1 and "already exists" in again.output and "Traceback" not in again.output
 
 
+@pytest.mark.slow
 def test_text_table_and_group_specs_that_pass_check(tiny, tmp_path):
     out = tmp_path / "specs"
     result = _invoke("affinity", str(tiny), "--steps", "20", "--groups", "3", "--spec-out", str(out))
