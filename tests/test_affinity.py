@@ -117,6 +117,8 @@ def test_bad_arguments_and_meta_specs_are_refused(tiny, tmp_path):
     meta = Path(__file__).resolve().parent.parent / "examples" / "meta" / "sinusoid_maml.yaml"
     refused = _invoke("affinity", str(meta))
     assert refused.exit_code == 1 and "meta spec" in refused.output and "Traceback" not in refused.output
+    as_json = _invoke("affinity", str(meta), "--format", "json")
+    assert as_json.exit_code == 1 and "meta spec" in json.loads(as_json.output)["error"]["message"]
 
 
 def test_heatmap_is_written_for_thirty_tasks(tmp_path):

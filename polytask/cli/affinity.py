@@ -55,6 +55,20 @@ def affinity(spec, steps, every, groups, overlap, penalty, lookahead_lr, seed, o
              output_format):
     """Measure inter-task affinity during a short multi-task run of SPEC and suggest task groups."""
     from polytask.errors import PolytaskError
+
+    try:
+        _affinity(spec, steps, every, groups, overlap, penalty, lookahead_lr, seed, out, spec_out, allow_code, quiet,
+                  output_format)
+    except PolytaskError as exc:
+        if output_format != "json":
+            raise
+        click.echo(json.dumps({"error": {"message": exc.message, "hint": exc.hint, "where": exc.where}}))
+        raise SystemExit(exc.exit_code) from None
+
+
+def _affinity(spec, steps, every, groups, overlap, penalty, lookahead_lr, seed, out, spec_out, allow_code, quiet,
+              output_format):
+    from polytask.errors import PolytaskError
     from polytask.spec.loader import load_spec
 
     if not Path(spec).exists():
