@@ -102,3 +102,16 @@ def test_seeds_without_baseline_is_a_usage_error(tmp_path):
     path = write_spec(tmp_path, spec_dict(steps=5))
     result = _invoke("train", str(path), "--seeds", "2")
     assert result.exit_code == 2 and "--baseline" in result.output
+
+
+@pytest.mark.slow
+def test_groups_baseline_measures_the_groups_when_none_are_given(tmp_path):
+    path = write_spec(tmp_path, spec_dict(steps=30, eval_every=30, checkpoint_every=30))
+    result = _invoke("train", str(path), "--out", str(tmp_path / "run"), "--quiet", "--baseline", "groups")
+    assert result.exit_code == 0, result.output
+    assert "vs suggested groups" in result.output
+    saved = json.loads((tmp_path / "run" / "affinity" / "affinity.json").read_text())
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert sorted(t for g in saved["groups"] for t in g) == ["a", "b", "c"]
+    row = report["baseline"]["tasks"]["c"]["mse"]
+    assert row["groups"]["values"] and row["groups_vs_multi_task"]["verdict"] == "no detectable difference"
