@@ -219,8 +219,7 @@ def heatmap(result: dict, path: Path) -> None:
     side = max(4.0, 0.42 * size + 2.5)
     fig, ax = plt.subplots(figsize=(side + 1.2, side))
     shown = np.where(np.eye(size, dtype=bool), np.nan, matrix)
-    cmap = matplotlib.colormaps["RdBu_r"].copy()
-    cmap.set_bad("#d9d9d9")
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#d9d9d9")
     image = ax.imshow(shown, cmap=cmap, vmin=-peak, vmax=peak)
     font = max(5.0, min(10.0, 220.0 / size))
     for i in range(size):
