@@ -61,14 +61,6 @@ def _check(affinity) -> np.ndarray:
     return matrix
 
 
-def gain(affinity, task: int, group) -> float:
-    """s(task, group): the mean affinity onto `task` from the group's other members (0 alone)."""
-    others = [i for i in group if i != task]
-    if not others:
-        return 0.0
-    return float(np.mean([affinity[i][task] for i in others]))
-
-
 def _group_gains(matrix: np.ndarray, group) -> np.ndarray:
     """s(j, group) for every member j, in the group's order."""
     members = np.asarray(list(group), dtype=np.int64)
