@@ -37,10 +37,10 @@ def main() -> None:
             spec = base.spec.model_copy(update={"datasets": {"synth": dataset}, "seed": seed})
             with tempfile.TemporaryDirectory() as out:
                 report = train_spec(dataclasses.replace(base, spec=spec), out, baseline="independent", quiet=True)
-            rows = report["baseline"]["tasks"]
+            rows = {task: metrics["mse"] for task, metrics in report["baseline"]["tasks"].items()}
             print(f"correlation {correlation:+.2f} seed {seed}: " + "  ".join(
-                f"{task}: multi-task {row['multi_task']:.3f} alone {row['independent']:.3f} "
-                f"({100 * row['relative_change']:+.1f}%)" for task, row in rows.items()), flush=True)
+                f"{task}: multi-task {row['multi_task']['mean']:.3f} alone {row['independent']['mean']:.3f} "
+                f"({100 * row['change']:+.1f}%)" for task, row in rows.items()), flush=True)
 
 
 if __name__ == "__main__":

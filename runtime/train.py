@@ -2,8 +2,9 @@
 
     report = train_spec(load_spec("examples/digits_hard.yaml"), out="runs/digits")
 
-Also runs the independent baseline (`baseline="independent"`): every task alone with the
-same architecture, steps and batch size, compared with the multi-task run per task.
+Also runs one seed's baselines (`baseline="independent"`: every task alone with the same
+architecture, steps and batch size; `"groups"`: also the suggested task groups), compared by
+`polytask.runtime.baseline` (which also runs several seeds).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from polytask.errors import RunError
 from polytask.runtime.loop import EarlyStoppingSettings, LoopSettings, fit
 from polytask.runtime.rundir import CHECKPOINTS_DIR, RunDir, existing_run, jsonable
 
-BASELINES = ("independent",)
+BASELINES = ("independent", "groups")
 
 
 def resolved_spec(loaded) -> dict:
@@ -86,7 +87,8 @@ def _strategy(spec, strategy: Optional[str], precision: Optional[str]):
 
 def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] = None, resume: bool = False,
                baseline: Optional[str] = None, allow_code: bool = False, strategy: Optional[str] = None,
-               precision: Optional[str] = None, quiet: Optional[bool] = None, echo=None) -> dict:
+               precision: Optional[str] = None, quiet: Optional[bool] = None, echo=None,
+               groups: Optional[list] = None, write_comparison: bool = True) -> dict:
     """Train the spec into run directory `out`; returns the report (also written to out/report.json)."""
     from polytask.compiler.compile import compile_program
     from polytask.runtime.strategy import is_chief, worker_failures_as_run_errors
@@ -94,7 +96,7 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
     if baseline is not None and baseline not in BASELINES:
         raise RunError(f"unknown baseline '{baseline}'", hint=f"use one of: {', '.join(BASELINES)}")
     if baseline is not None and loaded.spec.is_meta:
-        raise RunError("--baseline independent compares multi-task runs with single-task runs",
+        raise RunError(f"--baseline {baseline} compares multi-task runs with single-task runs",
                        hint="meta specs report meta-test metrics instead; drop --baseline")
     loaded = with_overrides(loaded, seed=seed, steps=steps)
     spec = loaded.spec
@@ -145,9 +147,14 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
     with worker_failures_as_run_errors(tf_strategy):  # a dead peer worker: say how to --resume
         report = fit(program, run.root, settings, resume=resume)
 
-        if baseline == "independent":
-            report["baseline"] = independent_baseline(loaded, run, report, strategy=tf_strategy,
-                                                      allow_code=allow_code, quiet=quiet, echo=echo)
+        if baseline is not None:
+            from polytask.runtime.baseline import arms, compare
+
+            kinds = ("independent",) if baseline == "independent" else ("independent", "groups")
+            report["baseline_runs"] = arms(loaded, run, report, kinds=kinds, groups=groups, strategy=tf_strategy,
+                                           allow_code=allow_code, echo=echo)
+            if write_comparison:
+                report["baseline"] = compare([report["baseline_runs"]])
             if chief:
                 run.write_report(jsonable(report))
     return report
@@ -172,54 +179,21 @@ def _describe(strategy) -> dict:
     return describe(strategy)
 
 
-def primary_metric(task_plan) -> str:
-    return task_plan.metrics[0] if task_plan.metrics else "loss"
-
-
-def independent_baseline(loaded, run: RunDir, report: dict, *, strategy, allow_code: bool, quiet, echo=None) -> dict:
-    """Train each task alone (same architecture, steps, batch size) and compare on the test split."""
+def train_subset(loaded, tasks: list, run_dir: Path, *, strategy, allow_code: bool, tables: dict, plan) -> dict:
+    """Train only `tasks` (same architecture, steps, batch size and inputs as the full spec) into
+    run_dir; its test metrics. One task trains with equal weighting (weighting schemes are for several)."""
     from polytask.compiler.compile import compile_program
-    from polytask.spec.registry import METRICS
-    from polytask.compiler.multitask.data import load_tables
 
     spec = loaded.spec
-    from polytask.compiler.plan import build_plan
-
-    tables = load_tables(loaded, allow_code=allow_code, seed=spec.seed)
-    plan = build_plan(loaded, allow_code=allow_code, column_info={n: t.info for n, t in tables.items()})
     inputs = {name: t.input_columns for name, t in plan.tasks.items()}
-    multi = report["metrics"].get("test") or {}
-    rows = {}
-    for name in spec.tasks:
-        if echo:
-            echo(f"baseline: training task '{name}' alone ({spec.training.steps} steps)")
-        single = with_overrides(loaded, tasks=[name], equal_weighting=True, inputs=inputs)
-        dataset = spec.tasks[name].dataset
-        program = compile_program(single, strategy=strategy, seed=spec.seed, allow_code=allow_code,
-                                  steps=spec.training.steps, tables={dataset: tables[dataset]})
-        settings = loop_settings(single.spec, steps=spec.training.steps, quiet=True, export=False)
-        alone = fit(program, run.baseline(name), settings)
-        metric = primary_metric(program.plan.tasks[name])
-        key = f"{name}/{metric}"
-        mt, ind = multi.get(key), (alone["metrics"].get("test") or {}).get(key)
-        higher = METRICS.get(metric).higher_is_better if metric != "loss" else False
-        change = None if mt is None or ind is None or ind == 0 else (mt - ind) / abs(ind)
-        better = None if mt is None or ind is None or mt == ind else (mt > ind if higher else mt < ind)
-        rows[name] = {"metric": metric, "higher_is_better": higher, "multi_task": mt, "independent": ind,
-                      "relative_change": change, "multi_task_better": better,
-                      "independent_steps": alone["steps"], "independent_run": str(run.baseline(name))}
-    return {"kind": "independent", "split": "test", "tasks": rows}
-
-
-def format_baseline(baseline: dict) -> str:
-    rows = baseline["tasks"]
-    lines = ["", "multi-task vs each task trained alone (test split):",
-             f"  {'task':<16} {'metric':<14} {'multi-task':>11} {'independent':>12} {'change':>9}"]
-    for name, row in rows.items():
-        mt = "n/a" if row["multi_task"] is None else f"{row['multi_task']:.4f}"
-        ind = "n/a" if row["independent"] is None else f"{row['independent']:.4f}"
-        change = "n/a" if row["relative_change"] is None else f"{100 * row['relative_change']:+.1f}%"
-        verdict = {None: "  no change", True: "  sharing helps", False: "  sharing hurts"}[row["multi_task_better"]]
-        arrow = "(higher is better)" if row["higher_is_better"] else "(lower is better)"
-        lines.append(f"  {name:<16} {row['metric']:<14} {mt:>11} {ind:>12} {change:>9}{verdict}  {arrow}")
-    return "\n".join(lines)
+    kinds = {w.kind for w in spec.training.weighting}
+    subset = with_overrides(loaded, tasks=list(tasks), equal_weighting=len(tasks) == 1 or "static" in kinds,
+                            inputs=inputs)
+    datasets = {spec.tasks[name].dataset for name in tasks}
+    program = compile_program(subset, strategy=strategy, seed=spec.seed, allow_code=allow_code,
+                              steps=spec.training.steps, tables={d: tables[d] for d in datasets})
+    settings = loop_settings(subset.spec, steps=spec.training.steps, quiet=True, export=False)
+    stopping = settings.early_stopping
+    if stopping is not None and "/" in stopping.metric and stopping.metric.split("/", 1)[0] not in tasks:
+        stopping.metric, stopping.mode = "loss", "min"
+    return fit(program, run_dir, settings)["metrics"].get("test") or {}

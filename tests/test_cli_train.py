@@ -204,17 +204,23 @@ def test_baseline_independent_reports_each_task_alone(tmp_path):
     assert result.exit_code == 0, result.output
     assert "multi-task vs each task trained alone" in result.output
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    rows = report["baseline"]["tasks"]
-    assert set(rows) == {"a", "b"}
-    for name, row in rows.items():
-        assert row["metric"] == "accuracy" and row["higher_is_better"]
-        assert row["multi_task"] == report["metrics"]["test"][f"{name}/accuracy"]
+    tasks = report["baseline"]["tasks"]
+    assert set(tasks) == {"a", "b"}
+    assert set(tasks["b"]) == {"accuracy", "auc"}  # every declared metric
+    for name, rows in tasks.items():
+        row = rows["accuracy"]
+        assert row["higher_is_better"]
+        assert row["multi_task"]["values"] == [report["metrics"]["test"][f"{name}/accuracy"]]
+        assert row["multi_task"]["ci95"] is None  # one seed: no interval, no verdict
+        assert row["verdict"] == "no detectable difference"
         alone = json.loads((tmp_path / "run" / "baseline" / name / "report.json").read_text())
         assert alone["steps"] == 40 and set(alone["tasks"]) == {name}
-        assert row["independent"] == alone["metrics"]["test"][f"{name}/accuracy"]
-        assert row["relative_change"] == pytest.approx((row["multi_task"] - row["independent"]) / row["independent"])
+        assert row["independent"]["values"] == [alone["metrics"]["test"][f"{name}/accuracy"]]
+        assert row["change"] == pytest.approx((row["multi_task"]["mean"] - row["independent"]["mean"])
+                                              / row["independent"]["mean"])
         # the same inputs as in the multi-task run: the other task's target is not an input
         assert alone["parameters"]["shared"] == report["parameters"]["shared"]
+    assert set(report["baseline"]["delta_m"]) >= {"mean", "ci95"}
 
 
 def test_the_summary_names_the_rate_as_steady_state(tmp_path):

@@ -14,8 +14,7 @@ README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_readme_specs_are_valid(tmp_path):
-    blocks = re.findall(r"```yaml\n(.*?)```", README, re.S)
-    specs = [b for b in blocks if b.lstrip().startswith(("polytask:", "# yaml-language-server"))]
+    specs = _spec_blocks()
     assert len(specs) >= 2
     (tmp_path / "data").mkdir()
     shutil.copy(EXAMPLES / "data" / "digits_multitask.csv", tmp_path / "data")
@@ -25,8 +24,13 @@ def test_readme_specs_are_valid(tmp_path):
         load_spec(path)  # raises SpecError with positioned diagnostics if README drifted
 
 
+def _spec_blocks() -> list[str]:
+    blocks = re.findall(r"```yaml\n(.*?)```", README, re.S)
+    return [b for b in blocks if b.lstrip().startswith(("polytask:", "# yaml-language-server"))]
+
+
 def test_readme_typo_example_matches_check_output(tmp_path):
-    text = re.findall(r"```yaml\n(.*?)```", README, re.S)[0]
+    text = _spec_blocks()[0]  # "A spec"
     (tmp_path / "data").mkdir()
     shutil.copy(EXAMPLES / "data" / "digits_multitask.csv", tmp_path / "data")
     (tmp_path / "spec.yaml").write_text(text.replace("{adam: {learning_rate", "{adam: {lerning_rate"))

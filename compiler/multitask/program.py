@@ -221,7 +221,14 @@ class MultiTaskProgram:
         return self._values(out), int(ran)
 
     def train_step(self) -> Mapping[str, Any]:
-        return self._values(self._step(self.next_batch()))
+        return self.train_on(self.next_batch())
+
+    def train_on(self, batch) -> Mapping[str, Any]:
+        """One optimizer update on `batch` (from `next_batch`); what `train_step` returns.
+
+        For callers that look at the batch before the update (the affinity probe).
+        """
+        return self._values(self._step(batch))
 
     def _values(self, out) -> dict[str, Any]:
         tasks, weights, present = out["tasks"].numpy(), out["weights"].numpy(), out["present"].numpy()

@@ -22,8 +22,17 @@ def default_run_dir(spec_name: str) -> Path:
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Override training.steps.")
 @click.option("--seed", type=click.IntRange(min=0, max=2**31 - 1), default=None, help="Override the spec's seed.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--baseline", type=click.Choice(["independent"]), default=None,
-              help="Also train each task alone and compare (report.json 'baseline').")
+@click.option("--baseline", type=click.Choice(["independent", "groups"]), default=None,
+              help="Also train each task alone (independent), and the affinity-suggested groups (groups); "
+              "compare per task and metric (report.json 'baseline').")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --baseline: train every arm for seeds s..s+N-1 (into RUN_DIR/seed-<s>/) and report "
+              "mean +/- 95% CI and verdicts.")
+@click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --seeds: run this many seeds at once, in separate processes.")
+@click.option("--groups-from", "groups_from", type=click.Path(), default=None,
+              help="--baseline groups: the --out directory (or affinity.json) of a previous `polytask affinity`; "
+              "without it the groups are computed first (RUN_DIR/affinity/).")
 @click.option("--allow-code", is_flag=True, help="Allow `source: python` datasets to import user code.")
 @click.option("--strategy", type=click.Choice(["auto", "one_device", "mirrored", "multi_worker", "tpu"]), default=None,
               help="tf.distribute strategy (default: the spec's runtime.strategy). training.batch_size "
@@ -34,9 +43,15 @@ def default_run_dir(spec_name: str) -> Path:
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 @format_option("text", "json", help="Final summary as text, or the report as one JSON object (also on error).")
 @needs_tensorflow("train")
-def train(spec, out, steps, seed, resume, baseline, allow_code, strategy, precision, quiet, output_format):
+def train(spec, out, steps, seed, resume, baseline, seeds, parallel, groups_from, allow_code, strategy, precision, quiet,
+          output_format):
     """Train SPEC: checkpoints, TensorBoard, metrics.jsonl, report.json and a SavedModel in --out."""
     from polytask.spec.loader import load_spec
+
+    if (seeds > 1 or parallel > 1 or groups_from) and baseline is None:
+        raise click.UsageError("--seeds, --parallel and --groups-from go with --baseline independent|groups")
+    if seeds > 1 and resume:
+        raise click.UsageError("--resume continues one run; it cannot be combined with --seeds")
 
     input_file(spec, "spec file")
     loaded = load_spec(spec, check_data=True, allow_code=allow_code)
@@ -48,11 +63,33 @@ def train(spec, out, steps, seed, resume, baseline, allow_code, strategy, precis
     echo = (lambda message: click.echo(message, err=True)) if not quiet else None
 
     quiet_tensorflow()
-    from polytask.runtime.train import format_baseline, train_spec
+    from polytask.runtime.baseline import format_baseline
+    from polytask.runtime.train import train_spec
 
+    groups = _groups(loaded, baseline, groups_from, run_dir, steps, seed, allow_code, echo) if baseline == "groups" else None
+    if seeds > 1:
+        from polytask.runtime.baseline import compare, run_seeds
+        from polytask.runtime.rundir import RunDir, jsonable
+
+        results = run_seeds(loaded, run_dir, seeds=seeds, parallel=parallel, steps=steps, seed=seed,
+                            kinds=("independent",) if baseline == "independent" else ("independent", "groups"),
+                            groups=groups, allow_code=allow_code, strategy=strategy, precision=precision, echo=echo)
+        report = {"name": loaded.spec.name, "spec": str(loaded.path), "seeds": [r["seed"] for r in results],
+                  "runs": [str(run_dir / f"seed-{r['seed']}") for r in results], "groups": groups,
+                  "baseline": compare(results)}
+        run = RunDir(run_dir)
+        run.create()
+        run.write_report(jsonable(report))
+        if output_format == "json":
+            click.echo(json.dumps(jsonable(report), indent=2))
+            return
+        click.echo(f"trained {loaded.spec.name} for seeds {report['seeds'][0]}..{report['seeds'][-1]}: "
+                   f"per-seed runs in {run_dir}/seed-<s>/, comparison in {run.report_file}")
+        click.echo(format_baseline(report["baseline"]))
+        return
     report = train_spec(loaded, run_dir, steps=steps, seed=seed, resume=resume, baseline=baseline,
                         allow_code=allow_code, strategy=strategy, precision=precision,
-                        quiet=True if quiet or output_format == "json" else None, echo=echo)
+                        quiet=True if quiet or output_format == "json" else None, echo=echo, groups=groups)
     if output_format == "json":
         from polytask.runtime.rundir import jsonable
 
@@ -74,6 +111,36 @@ def effective_steps(loaded, steps) -> None:
     if problem:
         raise PolytaskError(problem[0], hint=problem[1], code="PT218",
                             where=loaded.where("training", "schedule", "warmup_steps"))
+
+
+def _groups(loaded, baseline, groups_from, run_dir: Path, steps, seed, allow_code, echo) -> list:
+    """[{"tasks": [...], "serves": [...]}] from a previous affinity run, or measured now."""
+    from polytask.runtime import affinity
+
+    if groups_from:
+        saved = affinity.load_groups(Path(groups_from))
+    else:
+        if echo:
+            echo("baseline groups: measuring task affinity first (polytask affinity, default settings)")
+        result = affinity.measure_affinity(loaded, seed=seed, allow_code=allow_code)
+        found = affinity.suggest_groups(result)
+        out = run_dir / "affinity"
+        affinity.write_outputs(out, result, found, affinity.describe_grouping(result, found, overlap=False,
+                                                                             requested="auto"))
+        saved = affinity.load_groups(out)
+    groups, served_by = saved["groups"], saved.get("served_by") or {}
+    unknown = sorted({t for g in groups for t in g} - set(loaded.spec.tasks))
+    if unknown:
+        from polytask.errors import PolytaskError
+
+        raise PolytaskError(f"{saved['file']} names task '{unknown[0]}', which is not in {loaded.path}",
+                            hint="pass the affinity output of this spec")
+    first = {}
+    for index, group in enumerate(groups):
+        for task in group:
+            first.setdefault(task, index)
+    return [{"tasks": list(group), "serves": [t for t in group if served_by.get(t, first[t]) == index]}
+            for index, group in enumerate(groups)]
 
 
 def summary_text(report: dict, run_dir: Path) -> str:
