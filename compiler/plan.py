@@ -208,8 +208,8 @@ def layer_notes(structure) -> list[str]:
     from polytask.spec.layers import LayerBase
 
     notes = []
-    for field in type(structure).model_fields:
-        value = getattr(structure, field)
+    for key in type(structure).model_fields:
+        value = getattr(structure, key)
         if isinstance(value, list):
             for layer in value:
                 note = layer.descriptor.plan_note if isinstance(layer, LayerBase) else None

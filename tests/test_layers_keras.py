@@ -158,3 +158,13 @@ def test_an_embedding_first_reads_token_ids_unstandardised(tmp_path):
     assert result.exit_code == 0, result.output
     test = json.loads((tmp_path / "run" / "report.json").read_text())["metrics"]["test"]
     assert test["count/r2"] > 0.5, test  # counting a token id is only possible if the ids survive
+
+
+def test_plan_without_keras_names_the_extra(tmp_path):
+    path = _write(tmp_path, _spec([{"keras": {"layer": "LSTM", "config": {"units": 4}}}]))
+    code = ("import sys; sys.modules['keras'] = None; sys.modules['tensorflow'] = None\n"
+            "from polytask.cli import main\nmain(['plan', sys.argv[1]])\n")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "planning `keras` layers needs TensorFlow and Keras" in out.stdout + out.stderr
+    assert "polytask[tensorflow]" in out.stdout + out.stderr and "Traceback" not in out.stdout + out.stderr

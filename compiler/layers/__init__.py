@@ -223,6 +223,16 @@ def final_shape(plans: list[LayerPlan], input_shape: tuple) -> tuple:
     return plans[-1].output_shape if plans else tuple(input_shape)
 
 
+def require_keras(what: str):
+    """The keras module, or a PolytaskError saying which extra to install (planning a Keras layer)."""
+    try:
+        import keras
+    except ImportError:
+        raise PolytaskError(f"planning {what} needs TensorFlow and Keras, which are not installed",
+                            hint="pip install 'polytask[tensorflow]' (or polytask[cpu], polytask[cuda])") from None
+    return keras
+
+
 def tf_activation(name: str):
     """The TensorFlow function of a spec activation name (functional and stacked forms)."""
     import tensorflow as tf

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from polytask.compiler.layers import Layer, LayerShapeError, Weight
+from polytask.compiler.layers import Layer, LayerShapeError, Weight, require_keras
 from polytask.spec.catalogs import names, unknown
 from polytask.spec.registry import LAYERS
 from polytask.spec.suggest import did_you_mean, one_of
@@ -171,7 +171,7 @@ def _self_attention(inner, name):
 @lru_cache(maxsize=256)
 def _built(key: tuple, input_shape: tuple):
     """(output shape, weights) of a layer built on a symbolic input (batch axis left out)."""
-    import keras
+    keras = require_keras("`keras` layers")
 
     layer_name, config = key
     layer = construct(KerasLayerParams(layer=layer_name, config=json.loads(config)))

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from polytask.compiler.layers import Layer, LayerShapeError, Weight
+from polytask.compiler.layers import Layer, LayerShapeError, Weight, require_keras
 from polytask.errors import PolytaskError
 from polytask.spec.catalogs import names, unknown
 from polytask.spec.registry import LAYERS
@@ -135,7 +135,7 @@ def _key(params) -> str:
 @lru_cache(maxsize=32)
 def _built(key: str, input_shape: tuple):
     """(output shape, weights) of the backbone on a symbolic input; no weights are loaded."""
-    import keras
+    keras = require_keras("`keras_application` backbones")
 
     params = KerasApplicationParams.model_validate_json(key)
     layer = backbone(params, load_weights=False)

@@ -195,8 +195,8 @@ def _first_layer_reads_raw_inputs(structure) -> bool:
     """True when the structure's first layer reads its inputs as given (an Embedding's token ids)."""
     from polytask.spec.layers import LayerBase
 
-    for field in type(structure).model_fields:
-        value = getattr(structure, field)
+    for key in type(structure).model_fields:
+        value = getattr(structure, key)
         if isinstance(value, list) and value and isinstance(value[0], LayerBase):
             return value[0].descriptor.reads_raw_inputs(value[0].params)
     return False

@@ -35,7 +35,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import Literal, Optional
 
 from pydantic import Field, field_validator
 
@@ -47,9 +47,6 @@ from polytask.spec.catalogs import names, unknown
 from polytask.spec.facts import Column, DatasetBase, Facts
 from polytask.spec.registry import SOURCES
 from polytask.spec.types import PositiveInt, StrictModel
-
-if TYPE_CHECKING:
-    import numpy as np
 
 INSTALL_HINT = "install the extra: pip install 'polytask[tfds]' (or pip install tensorflow-datasets)"
 SPLITS = ("train", "validation", "test")
