@@ -26,7 +26,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from polytask.errors import DataError, PolytaskError, RunError
+from polytask.errors import DataError, PolytaskError, RunError, UsageError, special_file
 from polytask.spec.registry import ALGORITHMS
 from polytask.runtime.rundir import META_EXPORT_INFO_FILE, SAVED_MODEL_DIR, SPEC_FILE, RunDir, existing_run
 
@@ -87,6 +87,21 @@ def load_program(run_dir):
 # --------------------------------------------------------------------------- public entry point
 
 
+def check_options(*, episodes=None, ways=None, shots=None, support=None, query=None) -> None:
+    """Options that conflict are a UsageError (exit 2), before any run directory is read."""
+    if (support is None) != (query is None):
+        raise UsageError("--support and --query go together",
+                         hint="pass both: --support DIR --query DIR (csv/npz files for regression families)")
+    given = [f"--{k}" for k, v in (("episodes", episodes), ("ways", ways), ("shots", shots)) if v is not None]
+    if support is not None and given:
+        raise UsageError(f"{'/'.join(given)} do not apply to --support/--query",
+                         hint="the support set defines the ways and shots of a few-shot task")
+    for role, value in (("support", support), ("query", query)):
+        problem = special_file(value) if value is not None else None
+        if problem:
+            raise DataError(f"--{role}: {problem}", hint="pass a folder of class folders, or a csv/npz file")
+
+
 def evaluate_meta_run(run_dir, *, split: str = "test", episodes: Optional[int] = None, ways: Optional[int] = None,
                       shots: Optional[int] = None, support=None, query=None, format: str = "text",
                       program=None) -> dict:
@@ -94,14 +109,9 @@ def evaluate_meta_run(run_dir, *, split: str = "test", episodes: Optional[int] =
 
     Returns a JSON-ready dict (`render_text` turns it into the CLI's text output).
     """
-    if (support is None) != (query is None):
-        raise PolytaskError("--support and --query go together",
-                            hint="pass both: --support DIR --query DIR (csv/npz files for regression families)")
+    check_options(episodes=episodes, ways=ways, shots=shots, support=support, query=query)
     program = program or load_program(run_dir)
     if support is not None:
-        if episodes is not None or ways is not None or shots is not None:
-            raise PolytaskError("--episodes/--ways/--shots do not apply to --support/--query",
-                                hint="the support set defines the ways and shots of a few-shot task")
         return few_shot(program, Path(support), Path(query))
     if split not in ("train", "validation", "test"):
         raise PolytaskError(f"unknown split '{split}'", hint="use test, validation or train")

@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from pydantic import TypeAdapter, ValidationError
 
+from polytask.errors import special_file
 from polytask.spec.diagnostics import Diagnostic, has_errors, sort_key
 from polytask.spec.models import Spec
 from polytask.spec.rules import RuleContext, run_rules
@@ -151,6 +152,11 @@ def check_file(path, display: Optional[str] = None, *, check_data: bool = True,
     """Check one spec file; relative data paths resolve against the file's folder."""
     path = Path(path)
     filename = display or str(path)
+    problem = special_file(path)
+    if problem:  # opening a FIFO would wait for a writer forever
+        return CheckResult(filename=filename, path=path, spec=None, diagnostics=[
+            Diagnostic("PT001", f"cannot read {problem}", file=filename, line=None, column=None,
+                       hint="pass the spec file itself")])
     try:
         data = path.read_bytes()
     except OSError as exc:

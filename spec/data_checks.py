@@ -13,6 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Optional
 
+from polytask.errors import special_file
 from polytask.spec.facts import Facts
 from polytask.spec.registry import SOURCES
 
@@ -70,7 +71,12 @@ def _cache_key(dataset, data_path: Optional[str], resolve) -> Optional[tuple]:
 
 
 def missing(report: Report, path: Path, what: str) -> None:
-    """PT301 for a data file that is not there, or is a folder where a file belongs."""
+    """PT301 for a data file that is not there, or is a folder (or a FIFO, device, socket) where
+    a file belongs."""
+    problem = special_file(path)
+    if problem:
+        report("PT306", problem, hint=f"point `path` at the {what} itself (polytask reads regular files only)")
+        return
     if path.is_dir():
         report("PT301", f"{path} is a folder; `path` must be the {what} itself",
                hint=f"point `path` at the {what} inside it")

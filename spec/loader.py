@@ -67,6 +67,18 @@ class SpecError(PolytaskError):
     def __str__(self) -> str:
         return self.message
 
+    def to_dict(self) -> dict:
+        """The first error's code and position, plus every diagnostic (`polytask check --format json`'s)."""
+        first = next((d for d in self.diagnostics if isinstance(d, Diagnostic) and d.is_error), None)
+        out = super().to_dict()
+        if first is not None:
+            errors = sum(1 for d in self.diagnostics if isinstance(d, Diagnostic) and d.is_error)
+            more = f" (and {errors - 1} more error{'s' if errors > 2 else ''}: see diagnostics)" if errors > 1 else ""
+            out.update(code=first.code, message=first.message + more, hint=first.hint, file=first.file,
+                       line=first.line, column=first.column)
+        out["diagnostics"] = [d.to_dict() for d in self.diagnostics if isinstance(d, Diagnostic)]
+        return out
+
 
 def load_spec(path, check_data: bool = True, allow_code: bool = False) -> LoadedSpec:
     """Read, validate and check a spec file. Raises SpecError listing every problem."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Hashable
 
 
-from polytask.errors import DataError
+from polytask.errors import DataError, special_file
 
 _CACHE: "OrderedDict[Hashable, tuple[Any, int]]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -26,6 +26,9 @@ CACHE_BYTES = int(float(os.environ.get("POLYTASK_DATA_CACHE_MB", "2048")) * 2**2
 def existing_path(context, value: str, *, what: str = "file", allow_dir: bool = False) -> Path:
     """Resolve a spec path against the spec's folder; a missing path is a DataError that says where it looked."""
     path = context.resolve_path(value)
+    problem = special_file(path)
+    if problem:
+        raise DataError(problem, hint="polytask reads regular files only", where=context.dataset_where("path"))
     if not path.exists():
         raise DataError(
             f"{what} not found: {path}",

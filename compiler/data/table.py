@@ -79,6 +79,41 @@ def normalize_column(values: np.ndarray) -> np.ndarray:
     raise TypeError(f"unsupported array dtype {values.dtype}")
 
 
+def labels_or_numbers(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """The rule for tables whose files do not say which columns hold classes (csv, parquet).
+
+    `values` are float64 with `missing` marking empty cells. A column whose present values
+    are all whole numbers in 0..MAX_CLASSES-1 becomes int64 class labels with -1 where a
+    cell is missing; any other column becomes float32 with NaN where a cell is missing.
+    """
+    import numpy as np
+
+    known = values[~missing]
+    if known.size and bool(np.all(known == np.round(known))) and known.min() >= 0 and known.max() < MAX_CLASSES:
+        labels = np.full(len(values), MISSING_LABEL, dtype=np.int64)
+        labels[~missing] = known.astype(np.int64)
+        return labels
+    out = values.astype(np.float32)
+    out[missing] = np.nan
+    return out
+
+
+def number_column_facts(integral: bool, low: int, high: int, shape: tuple = ()) -> Column:
+    """What `polytask check` knows of a number column of such a table from a sample of its cells:
+    `integral` (every present value is whole), and the smallest and largest whole value seen
+    (`high` < 0 when no value was seen). The same rule as `labels_or_numbers`."""
+    categorical = shape == () and integral and 0 <= low and 0 <= high < MAX_CLASSES
+    because = None
+    if integral and high < 0 and low >= 0:
+        because = "no values (every cell is empty)"
+    elif integral and low < 0:
+        because = f"negative values (down to {low})"
+    elif integral and high >= MAX_CLASSES:
+        because = f"values up to {high} (at most {MAX_CLASSES} classes, 0..{MAX_CLASSES - 1})"
+    return Column(shape, categorical=categorical, num_classes=high + 1 if categorical else None,
+                  dtype="int64" if categorical else "float32", not_labels_because=because)
+
+
 def split_indices(num_rows: int, fractions, seed: int) -> dict[str, np.ndarray]:
     """Row indices per split: one seeded permutation cut by the split fractions.
 

@@ -127,7 +127,7 @@ class MetaProgram:
                                  and bool(getattr(self.sampler, "samples_in_graph", False)))
         self.steps_per_call = STEPS_PER_CALL if self.samples_in_graph else 1
         self._iterator = None
-        self._step_fn = None
+        self._step_fns: dict = {}  # first_order (None: the algorithm's own) -> compiled step
         self._eval_fns: dict = {}
         self._step_times: list[tuple[float, int]] = []  # (seconds, iterations) per call
         self._last_test: Optional[dict] = None
@@ -150,12 +150,19 @@ class MetaProgram:
         Returns (the last iteration's outputs, iterations run): the run stops early, after
         the first iteration with a non-finite output, so the runtime can name that step.
         """
-        if self._step_fn is None:
-            self._build_train_step()
         steps = max(1, min(int(steps), self.steps_per_call))
+        first_order = None
+        annealed = getattr(self.algorithm, "first_order_iterations", 0)
+        if annealed:  # MAML++ derivative-order annealing: one compiled step per order
+            remaining = annealed - int(self.batches_drawn.numpy())
+            first_order = remaining > 0
+            if first_order:
+                steps = min(steps, remaining)  # a call never crosses the switch to second order
+        if first_order not in self._step_fns:
+            self._build_train_step(first_order)
         started = time.perf_counter()
         try:
-            outputs, ran = self._run(steps)
+            outputs, ran = self._run(steps, first_order)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
             if not self.jit_compile or self.batches_drawn.numpy() > 0:
                 raise
@@ -163,17 +170,20 @@ class MetaProgram:
             print(f"note: XLA compilation failed ({str(exc).splitlines()[0][:120]}); "
                   "running without jit_compile")
             self.jit_compile = False
-            self._build_train_step()
-            outputs, ran = self._run(steps)
+            self._step_fns.clear()
+            self._iterator = None
+            self._build_train_step(first_order)
+            outputs, ran = self._run(steps, first_order)
         elapsed = time.perf_counter() - started
         self._step_times.append((elapsed, ran))
         return outputs, ran
 
-    def _run(self, steps: int):
+    def _run(self, steps: int, first_order: Optional[bool]):
+        step_fn = self._step_fns[first_order]
         if self.samples_in_graph:
-            outputs, ran = self._step_fn(tf.constant(steps, tf.int32))
+            outputs, ran = step_fn(tf.constant(steps, tf.int32))
             return outputs, int(ran)
-        outputs = self._step_fn(self._iterator)
+        outputs = step_fn(self._iterator)
         self.batches_drawn.assign_add(1)
         return outputs, 1
 
@@ -240,10 +250,10 @@ class MetaProgram:
 
     # ------------------------------------------------------------------ training
 
-    def _build_train_step(self) -> None:
+    def _build_train_step(self, first_order: Optional[bool] = None) -> None:
         strategy = self.strategy
         global_tasks = self.meta_batch
-        if not self.samples_in_graph:
+        if not self.samples_in_graph and self._iterator is None:
             dataset = self.sampler.dataset("train", global_tasks, start=int(self.batches_drawn.numpy()))
             if strategy.num_replicas_in_sync > 1:
                 # A plain batch() gives the distribution layer a static task axis to split.
@@ -255,7 +265,10 @@ class MetaProgram:
         # cluster. With several replicas the optimizer's all-reduce (a merge_call) cannot be
         # compiled, so only the meta-gradient computation is.
         whole_step_jit = self.jit_compile and strategy.num_replicas_in_sync == 1
-        gradients = self._gradients if whole_step_jit else tf.function(self._gradients, jit_compile=self.jit_compile)
+        def compute(theta, extra, batch):
+            return self._gradients(theta, extra, batch, first_order)
+
+        gradients = compute if whole_step_jit else tf.function(compute, jit_compile=self.jit_compile)
 
         def replica_step(batch):
             theta, extra = self.parameters.read()
@@ -291,7 +304,7 @@ class MetaProgram:
                     ran += 1
                 return outputs, ran
 
-            self._step_fn = steps
+            self._step_fns[first_order] = steps
             return
 
         @tf.function
@@ -299,10 +312,15 @@ class MetaProgram:
             # next() inside the graph: no Python round trip per meta-iteration.
             return reduce(strategy.run(replica_step, args=(next(iterator),)))
 
-        self._step_fn = step
+        self._step_fns[first_order] = step
 
-    def _gradients(self, theta, extra, batch):
-        grads_theta, grads_extra, metrics = self.algorithm.meta_gradients(theta, extra, batch)
+    def _gradients(self, theta, extra, batch, first_order: Optional[bool] = None):
+        options = {}
+        if getattr(self.algorithm, "multi_step_iterations", None):  # MAML++ MSL anneals by meta-iteration
+            options["iteration"] = self.batches_drawn.read_value()
+        if first_order is not None:
+            options["first_order"] = first_order
+        grads_theta, grads_extra, metrics = self.algorithm.meta_gradients(theta, extra, batch, **options)
         return {**grads_theta, **grads_extra}, metrics
 
     # ------------------------------------------------------------------ evaluation

@@ -27,6 +27,17 @@ class InnerLoop(StrictModel):
     eval_steps: Optional[PositiveInt] = Field(
         None, description="Inner steps at evaluation (default: steps)."
     )
+    # MAML++ (Antoniou, Edwards & Storkey, ICLR 2019); every default keeps plain MAML.
+    multi_step_loss_iterations: Optional[PositiveInt] = Field(
+        None, description="MAML++ multi-step loss (MSL): the meta-loss weighs the query loss after every "
+        "inner step, annealed over this many meta-iterations towards the last step only (the paper's "
+        "importance vector); afterwards only the last step counts. Default: last step only.")
+    learn_step_sizes: bool = Field(
+        False, description="MAML++ LSLR: learn one inner learning rate per parameter tensor and per inner "
+        "step (initialised to `learning_rate`), trained by the outer loop.")
+    first_order_iterations: int = Field(
+        0, ge=0, strict=True, description="MAML++ derivative-order annealing: the first this many "
+        "meta-iterations use the first-order meta-gradient, the rest the algorithm's own (second order).")
 
 
 class MetaStructure(StrictModel):
@@ -118,7 +129,32 @@ training:
                 layers.append(output_layer(1))
             check_layers(view, layers, shape, ("structure", "model"), "functional", len(structure.model))
         inner = structure.inner
+        self._check_maml_plus_plus(algorithm, inner, view)
         if inner.eval_steps is not None and inner.eval_steps < inner.steps:
             view.report("PT215", f"inner.eval_steps ({inner.eval_steps}) is below inner.steps ({inner.steps}): "
                         "evaluation adapts less than training did", ("structure", "inner", "eval_steps"),
                         severity="warning")
+
+    @staticmethod
+    def _check_maml_plus_plus(algorithm, inner, view) -> None:
+        """MAML++ options that cannot work with this algorithm or these inner-loop settings."""
+        set_fields = inner.model_fields_set
+        where = ("structure", "inner")
+        if not algorithm.metric_based:
+            for field in ("multi_step_loss_iterations", "learn_step_sizes", "first_order_iterations"):
+                if field in set_fields and not algorithm.implementation.supports(field):
+                    view.report("PT215", f"inner.{field} has no effect with {algorithm.name}", where + (field,),
+                                prefer="key", severity="warning")
+        if "multi_step_loss_iterations" in set_fields and inner.steps == 1:
+            view.report("PT215", "inner.multi_step_loss_iterations weighs the loss after each inner step; with "
+                        "inner.steps 1 there is only one", where + ("multi_step_loss_iterations",),
+                        prefer="key", severity="warning", hint="use inner.steps of 2 or more (MAML++ uses 5)")
+        learned = "learned inner learning rates" if algorithm.learned_learning_rates else (
+            "per-step learning rates (learn_step_sizes)" if inner.learn_step_sizes else None)
+        if learned and inner.eval_steps is not None and inner.eval_steps > inner.steps:
+            # The learned step sizes are only meaningful for the steps they were trained for;
+            # more steps at evaluation can diverge without any sign in the training curve.
+            view.report("PT212", f"inner.eval_steps ({inner.eval_steps}) is above inner.steps ({inner.steps}), "
+                        f"but the {learned} were learned for {inner.steps} step(s): adapting longer can "
+                        "diverge", where + ("eval_steps",),
+                        hint=f"set eval_steps to at most {inner.steps}, or train with that many steps")

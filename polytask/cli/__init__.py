@@ -6,9 +6,10 @@ Each verb lives in its own module and registers itself on `main`. Heavy imports
 import click
 
 from polytask import __version__
+from polytask.cli._common import PolytaskGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PolytaskGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="polytask")
 def main() -> None:
     """Declarative multi-task and meta-learning on TensorFlow."""

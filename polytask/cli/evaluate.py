@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from polytask.cli import main
-from polytask.cli._common import user_errors
+from polytask.cli._common import format_option, quiet_tensorflow
+from polytask.cli._requires import needs_tensorflow
 
 
 def _is_meta_run(run_dir: Path) -> bool:
@@ -32,16 +33,21 @@ def _is_meta_run(run_dir: Path) -> bool:
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--split", default="test", type=click.Choice(["test", "validation", "train"]))
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+@format_option("text", "json")
 @click.option("--episodes", type=click.IntRange(min=1), default=None, help="Meta runs: episodes to draw.")
 @click.option("--ways", type=click.IntRange(min=2), default=None, help="Meta runs: classes per episode.")
 @click.option("--shots", type=click.IntRange(min=1), default=None, help="Meta runs: support examples per class.")
 @click.option("--support", type=click.Path(exists=False), default=None, help="Meta runs: support set of a new task.")
 @click.option("--query", type=click.Path(exists=False), default=None, help="Meta runs: query set of a new task.")
-@user_errors
+@needs_tensorflow("evaluate")
 def evaluate(run_dir, split, output_format, episodes, ways, shots, support, query):
     """Evaluate the trained model in RUN_DIR on a split (default: test)."""
-    from polytask.errors import PolytaskError
+    from polytask.errors import UsageError
+
+    from polytask.runtime.meta_eval import check_options
+
+    check_options(episodes=episodes, ways=ways, shots=shots, support=support, query=query)
+    quiet_tensorflow()
     from polytask.runtime.rundir import existing_run
 
     path = existing_run(run_dir)
@@ -60,8 +66,8 @@ def evaluate(run_dir, split, output_format, episodes, ways, shots, support, quer
         return
     given = [f"--{k}" for k, v in meta_options.items() if v is not None]
     if given:
-        raise PolytaskError(f"{', '.join(given)} apply to meta-learning runs only, and {run_dir} is a multi-task run",
-                            hint="drop them, or pass the directory of a meta run")
+        raise UsageError(f"{', '.join(given)} apply to meta-learning runs only, and {run_dir} is a multi-task run",
+                         hint="drop them, or pass the directory of a meta run")
     from polytask.runtime.serving import evaluate_run, format_evaluation
 
     result = evaluate_run(path, split=split)

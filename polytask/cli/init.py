@@ -7,13 +7,15 @@ checks every one.
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import click
 
 from polytask.cli import main
-from polytask.errors import PolytaskError
+from polytask.cli._common import format_option
+from polytask.errors import PolytaskError, special_file
 
 
 class PatternChoice(click.Choice):
@@ -67,7 +69,8 @@ def _spec_name(path: Path) -> str:
 @click.option("--pattern", type=PatternChoice(), default="pooled", show_default=True,
               help="The sharing pattern of the starter spec.")
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
-def init(path, pattern, force):
+@format_option("text", "json")
+def init(path, pattern, force, output_format):
     """Write a commented starter spec to PATH (default polytask.yaml) that passes `polytask check`.
 
     \b
@@ -76,22 +79,23 @@ def init(path, pattern, force):
       polytask init --pattern hard mtl.yaml
       polytask init --pattern meta specs/    # writes specs/polytask.yaml
     """
-    from polytask.cli._common import user_errors
-
-    @user_errors
-    def run():
-        target = Path(path)
-        if target.is_dir():
-            target = target / "polytask.yaml"
-        if target.exists() and not force:
-            raise PolytaskError(f"{target} already exists", hint="pass --force to overwrite it, or choose another PATH")
-        if not target.parent.exists():
-            raise PolytaskError(f"folder {target.parent} does not exist", hint="create it first")
-        text = starter_spec(pattern, _spec_name(target), str(target))
-        try:
-            target.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise PolytaskError(f"cannot write {target}: {exc.strerror or exc}") from None
+    target = Path(path)
+    if target.is_dir():
+        target = target / "polytask.yaml"
+    problem = special_file(target)
+    if problem:
+        raise PolytaskError(problem, hint="choose another PATH")
+    if target.is_dir() or (target.exists() and not force):
+        raise PolytaskError(f"{target} already exists", hint="pass --force to overwrite it, or choose another PATH"
+                            if not target.is_dir() else "choose another PATH")
+    if not target.parent.exists():
+        raise PolytaskError(f"folder {target.parent} does not exist", hint="create it first")
+    text = starter_spec(pattern, _spec_name(target), str(target))
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise PolytaskError(f"cannot write {target}: {exc.strerror or exc}") from None
+    if output_format == "json":
+        click.echo(json.dumps({"wrote": str(target), "pattern": pattern}))
+    else:
         click.echo(f"wrote {target} ({pattern} sharing); next: polytask check {target}")
-
-    run()

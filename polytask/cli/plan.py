@@ -2,27 +2,23 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
 from polytask.cli import main
-from polytask.cli._common import user_errors
+from polytask.cli._common import format_option, input_file
 
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+@format_option("text", "json")
 @click.option("--allow-code", is_flag=True, help="Allow `source: python` datasets to import user code.")
-@user_errors
 def plan(spec, output_format, allow_code):
     """Show each task's shapes, the parameter groups, which tasks use them, and parameter counts."""
     from polytask.compiler.plan import build_plan, format_plan
-    from polytask.errors import PolytaskError
     from polytask.spec.loader import load_spec
 
-    if not Path(spec).exists():
-        raise PolytaskError(f"no such spec file: {spec}", hint="pass the path of a polytask YAML spec")
+    input_file(spec, "spec file")
     loaded = load_spec(spec, check_data=True, allow_code=allow_code)
     result = build_plan(loaded, allow_code=allow_code)
     if output_format == "json":

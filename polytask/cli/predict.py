@@ -6,7 +6,8 @@ import json
 import click
 
 from polytask.cli import main
-from polytask.cli._common import user_errors
+from polytask.cli._common import format_option, input_file, output_file, quiet_tensorflow
+from polytask.cli._requires import needs_tensorflow
 
 
 @main.command()
@@ -15,16 +16,39 @@ from polytask.cli._common import user_errors
 @click.option("--task", required=True, help="Which task's serving signature to use.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write predictions here (.csv, or .npz for raw arrays); default: csv on stdout.")
-@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv",
-              help="stdout format when no --output is given.")
-@user_errors
+@format_option("csv", "json", default="csv",
+               help="stdout format: csv of predictions, or one JSON object (with --output: what was written).")
+@needs_tensorflow("predict")
 def predict(run_dir, input_path, task, output, output_format):
-    """Predict TASK for each row of INPUT (a csv with a header, or an npz)."""
+    """Predict TASK for each row of INPUT (a csv with a header, or an npz).
+
+    \b
+    INPUT holds the task's input columns, the ones it was trained on:
+      * csv: a header naming the task's input columns (its `features:`, or every
+        column of the training csv that no task predicts), in any order; other
+        columns are ignored. A csv with exactly as many columns as the model's input
+        width is taken as is. Cells must be numbers; none may be empty.
+      * npz: one array per input column, or one array `x` of shape
+        (rows, *input shape).
+    `polytask plan SPEC` lists each task's inputs; RUN_DIR/saved_model/polytask.json
+    records them as `input_columns`.
+
+    \b
+    Example:
+      polytask predict runs/csv-hard new_rows.csv --task label -o predictions.csv
+    """
+    input_file(input_path, "input file")
+    if output:
+        output_file(output)
+    quiet_tensorflow()
     from polytask.runtime.serving import predict_run, table_csv
 
     result = predict_run(run_dir, task, input_path, output)
     if output:
-        click.echo(f"wrote {result['rows']} predictions for task '{task}' to {output}", err=True)
+        if output_format == "json":
+            click.echo(json.dumps({"task": task, "rows": result["rows"], "output": output}))
+        else:
+            click.echo(f"wrote {result['rows']} predictions for task '{task}' to {output}", err=True)
     elif output_format == "json":
         click.echo(json.dumps({"task": task, "predictions": result["table"]}, indent=2))
     else:

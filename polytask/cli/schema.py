@@ -1,17 +1,21 @@
 """`polytask schema [--output FILE]`: the JSON Schema of the spec language (no TensorFlow)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from polytask.cli import main
+from polytask.cli._common import format_option, output_file
 
 
 @main.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the schema to FILE instead of standard output.")
-def schema(output):
+@format_option("text", "json", help="The schema is JSON either way; with --output, json reports what was written "
+              "as one JSON object.")
+def schema(output, output_format):
     """Print the JSON Schema of polytask specs, for editor completion and validation.
 
     \b
@@ -29,9 +33,12 @@ def schema(output):
     if output is None:
         click.echo(text, nl=False)
         return
-    path = Path(output)
+    path = output_file(output)
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise click.UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
-    click.echo(f"wrote the spec JSON Schema to {output}", err=True)
+    if output_format == "json":
+        click.echo(json.dumps({"wrote": str(path)}))
+    else:
+        click.echo(f"wrote the spec JSON Schema to {output}", err=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from polytask.cli import main
-from polytask.cli._common import user_errors
+from polytask.cli._common import format_option, input_file, quiet_tensorflow
+from polytask.cli._requires import needs_tensorflow
 
 
 def default_run_dir(spec_name: str) -> Path:
@@ -31,20 +32,18 @@ def default_run_dir(spec_name: str) -> Path:
 @click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]), default=None,
               help="Compute precision (default: the spec's runtime.precision).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-              help="Final summary as text or the report as JSON.")
-@user_errors
+@format_option("text", "json", help="Final summary as text, or the report as one JSON object (also on error).")
+@needs_tensorflow("train")
 def train(spec, out, steps, seed, resume, baseline, allow_code, strategy, precision, quiet, output_format):
     """Train SPEC: checkpoints, TensorBoard, metrics.jsonl, report.json and a SavedModel in --out."""
-    from polytask.errors import PolytaskError
     from polytask.spec.loader import load_spec
 
-    if not Path(spec).exists():
-        raise PolytaskError(f"no such spec file: {spec}", hint="pass the path of a polytask YAML spec")
+    input_file(spec, "spec file")
     loaded = load_spec(spec, check_data=True, allow_code=allow_code)
     run_dir = Path(out) if out else default_run_dir(loaded.spec.name)
     echo = (lambda message: click.echo(message, err=True)) if not quiet else None
 
+    quiet_tensorflow()
     from polytask.runtime.train import format_baseline, train_spec
 
     report = train_spec(loaded, run_dir, steps=steps, seed=seed, resume=resume, baseline=baseline,

@@ -23,10 +23,10 @@ from pydantic import Field
 from polytask.compiler.data.files import cached, existing_path, stat_key
 from polytask.compiler.data.load import Columns, SourceContext
 from polytask.compiler.data.sources import Source
-from polytask.compiler.data.table import infer_column_info
+from polytask.compiler.data.table import infer_column_info, labels_or_numbers, number_column_facts
 from polytask.errors import DataError
 from polytask.spec.data_checks import missing
-from polytask.spec.facts import MAX_CLASSES, MISSING_LABEL, Column, DatasetBase, Facts
+from polytask.spec.facts import DatasetBase, Facts
 from polytask.spec.registry import SOURCES
 
 if TYPE_CHECKING:
@@ -156,18 +156,7 @@ def _typed(name: str, values: np.ndarray, missing: np.ndarray, lines, path, posi
             hint="replace it with a finite number, or leave the cell empty for a missing value",
             where=f"{path}:{line}:{position}",
         )
-    known = values[~missing]
-    is_labels = (
-        known.size > 0
-        and bool(np.all(known == np.round(known)))
-        and known.min() >= 0
-        and known.max() < MAX_CLASSES
-    )
-    if is_labels:
-        labels = np.full(len(values), MISSING_LABEL, dtype=np.int64)
-        labels[~missing] = known.astype(np.int64)
-        return labels
-    return values.astype(np.float32)
+    return labels_or_numbers(values, missing)
 
 
 def _cell_kind(cell: str):
@@ -235,18 +224,7 @@ def probe_csv(params, resolve, report) -> Facts:
     if rows == 0:
         report("PT306", f"{path.name} has a header but no rows", hint="add data rows below the header")
         return Facts()  # column facts from no rows would only add false follow-up errors
-    columns = {}
-    for i, column in enumerate(header):
-        categorical = integral[i] and low[i] >= 0 and high[i] < MAX_CLASSES and high[i] >= 0
-        because = None
-        if integral[i] and high[i] < 0 and low[i] >= 0:
-            because = "no values (every cell is empty)"
-        elif integral[i] and low[i] < 0:
-            because = f"negative values (down to {low[i]})"
-        elif integral[i] and high[i] >= MAX_CLASSES:
-            because = f"values up to {high[i]} (at most {MAX_CLASSES} classes, 0..{MAX_CLASSES - 1})"
-        columns[column] = Column((), categorical=categorical, num_classes=high[i] + 1 if categorical else None,
-                                 dtype="int64" if categorical else "float32", not_labels_because=because)
+    columns = {column: number_column_facts(integral[i], low[i], high[i]) for i, column in enumerate(header)}
     return Facts(columns=columns, rows=rows if rows < CSV_SAMPLE_ROWS else None)
 
 

@@ -31,7 +31,7 @@ from pydantic import Field
 from polytask.compiler.data.files import cached, existing_path, stat_key
 from polytask.compiler.data.load import Columns, SourceContext
 from polytask.compiler.data.sources import Source
-from polytask.errors import DataError
+from polytask.errors import DataError, special_file
 from polytask.spec.data_checks import missing
 from polytask.spec.facts import Column, DatasetBase, Facts
 from polytask.spec.registry import SOURCES
@@ -126,6 +126,10 @@ class ImageTree:
         else:
             for member in ordered:
                 file = self.path / member
+                problem = special_file(file)
+                if problem:
+                    raise DataError(f"cannot read image {problem}", hint="image folders hold regular files only",
+                                    where=self.where)
                 try:
                     out.append((str(file), file.read_bytes()))
                 except OSError as exc:

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from polytask.compiler.meta.functional import FunctionalModel
     from polytask.compiler.meta.losses import TaskLoss
 
+#: Name prefix of the LSLR learning rates among an algorithm's extra variables.
+STEP_SIZES = "step_sizes/"
+
+
 class Algorithm(Concept):
     """Descriptor of a meta-learning algorithm (`structure.algorithm`): facts and the implementation.
 
@@ -74,6 +78,12 @@ class MetaAlgorithm:
     adapts = "all parameters"
     learned_learning_rates = False
     outer_step_size = False
+    #: The MAML++ options (`structure.inner` fields) this algorithm implements.
+    maml_plus_plus: frozenset = frozenset()
+
+    @classmethod
+    def supports(cls, option: str) -> bool:
+        return option in cls.maml_plus_plus
 
     def __init__(self, model: FunctionalModel, structure, loss: TaskLoss, description):
         self.model = model
@@ -89,14 +99,20 @@ class MetaAlgorithm:
         """Initial values of extra meta-learned tensors (trained with the model)."""
         return {}
 
-    def meta_gradients(self, theta, extra, batch, *, ways: Optional[int] = None):
-        """(grads for theta, grads for extra, per-task metrics) of the summed meta-objective."""
+    def meta_gradients(self, theta, extra, batch, *, ways: Optional[int] = None, iteration=None,
+                       first_order: Optional[bool] = None):
+        """(grads for theta, grads for extra, per-task metrics) of the summed meta-objective.
+
+        `iteration` (the meta-iteration, for schedules such as MAML++'s multi-step loss) and
+        `first_order` (derivative-order annealing) are for gradient-based algorithms."""
         import tensorflow as tf
 
         variables = {**theta, **extra}
+        options = {} if iteration is None and first_order is None else {"iteration": iteration,
+                                                                         "first_order": first_order}
         with tf.GradientTape() as tape:
             tape.watch(list(variables.values()))
-            metrics = self.meta_loss(theta, extra, batch, ways=ways)
+            metrics = self.meta_loss(theta, extra, batch, ways=ways, **options)
             total = tf.reduce_sum(metrics["loss"])
         grads = tape.gradient(total, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return ({k: grads[k] for k in theta}, {k: grads[k] for k in extra}, metrics)
@@ -131,6 +147,24 @@ class GradientBasedAlgorithm(MetaAlgorithm):
 
     #: Differentiate through the inner gradients (second-order meta-gradient).
     second_order = True
+    maml_plus_plus = frozenset({"multi_step_loss_iterations", "learn_step_sizes", "first_order_iterations"})
+
+    def __init__(self, model, structure, loss, description):
+        super().__init__(model, structure, loss, description)
+        inner = structure.inner
+        self.learn_step_sizes = bool(inner.learn_step_sizes) and self.supports("learn_step_sizes")
+        self.multi_step_iterations = (inner.multi_step_loss_iterations
+                                      if self.supports("multi_step_loss_iterations") and self.inner_steps > 1 else None)
+        self.first_order_iterations = (int(inner.first_order_iterations)
+                                       if self.second_order and self.supports("first_order_iterations") else 0)
+
+    def extra_variables(self):
+        """LSLR (MAML++): one learning rate per adapted parameter tensor and inner step."""
+        if not self.learn_step_sizes:
+            return {}
+        import tensorflow as tf
+
+        return {STEP_SIZES + name: tf.fill([self.inner_steps], float(self.inner_lr)) for name in self.adapted_names()}
 
     def adapted_names(self) -> list[str]:
         """The parameters the inner loop adapts (default: all)."""
@@ -140,11 +174,36 @@ class GradientBasedAlgorithm(MetaAlgorithm):
         """Layers [0, body_stop) are not adapted and are computed once per task (ANIL)."""
         return 0
 
-    def step_sizes(self, extra) -> dict:
-        """Inner learning rate per adapted parameter (scalars, or tensors for Meta-SGD)."""
+    def step_sizes(self, extra, step: int) -> dict:
+        """Inner learning rate per adapted parameter at inner step `step` (scalars, or tensors for Meta-SGD).
+
+        LSLR rates exist for the trained steps only; later steps (evaluation, which `check`
+        refuses beyond `inner.steps`) reuse the last one.
+        """
+        if self.learn_step_sizes:
+            index = min(step, self.inner_steps - 1)
+            return {name: extra[STEP_SIZES + name][index] for name in self.adapted_names()}
         return {name: self.inner_lr for name in self.adapted_names()}
 
-    def inner_step(self, fast, extra, x, y, *, ways=None, start: int = 0, first_order: bool = False):
+    def multi_step_weights(self, iteration):
+        """MAML++ importance of the query loss after inner steps 1..S at meta-iteration `iteration`
+        (Antoniou et al. 2019, the reference code's `get_per_step_loss_importance_vector` with
+        epochs as a fraction p of `multi_step_loss_iterations`): non-final weights fall from 1/S
+        to at least 0.03/S, the final one rises to at most 1 - 0.03 (S-1)/S; after the
+        annealing only the final step counts."""
+        import tensorflow as tf
+
+        count = self.inner_steps
+        progress = tf.cast(iteration, tf.float32) / float(self.multi_step_iterations)
+        floor = 0.03 / count
+        early = tf.maximum(1.0 / count - progress / count, floor)
+        final = tf.minimum(1.0 / count + progress * (count - 1) / count, 1.0 - (count - 1) * floor)
+        annealing = tf.concat([tf.fill([count - 1], early), final[None]], 0)
+        last_only = tf.one_hot(count - 1, count)
+        return tf.where(progress < 1.0, annealing, last_only)
+
+    def inner_step(self, fast, extra, x, y, *, ways=None, start: int = 0, first_order: bool = False,
+                   step: int = 0):
         """One gradient step on the support loss, for every task at once."""
         import tensorflow as tf
 
@@ -156,7 +215,7 @@ class GradientBasedAlgorithm(MetaAlgorithm):
         # per-task gradients, with a leading task axis.
         grads = tape.gradient(support_loss, [fast[n] for n in names],
                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        rates = self.step_sizes(extra)
+        rates = self.step_sizes(extra, step)
         updated = dict(fast)
         for name, grad in zip(names, grads):
             if first_order:
@@ -198,17 +257,29 @@ class GradientBasedAlgorithm(MetaAlgorithm):
             outputs.append(self._query(fast, sx, qx, start))
         # Unrolled in Python on purpose: inner steps are few, and higher-order gradients
         # through tf.while_loop are slow and fragile.
-        for _ in range(steps):
-            fast = self.inner_step(fast, extra, sx, support_y, ways=ways, start=start, first_order=first_order)
+        for step in range(steps):
+            fast = self.inner_step(fast, extra, sx, support_y, ways=ways, start=start, first_order=first_order,
+                                   step=step)
             if record:
                 outputs.append(self._query(fast, sx, qx, start))
         return fast, sx, qx, start, outputs
 
-    def meta_loss(self, theta, extra, batch, *, ways=None):
-        fast, sx, qx, start, _ = self.adapt(theta, extra, batch["support_x"], batch["support_y"],
-                                            batch["query_x"], self.inner_steps, ways=ways,
-                                            first_order=not self.second_order)
-        return self.loss.metrics(self._query(fast, sx, qx, start), batch["query_y"], ways)
+    def meta_loss(self, theta, extra, batch, *, ways=None, iteration=None, first_order=None):
+        first_order = (not self.second_order) if first_order is None else first_order
+        multi_step = self.multi_step_iterations is not None and iteration is not None
+        fast, sx, qx, start, outputs = self.adapt(theta, extra, batch["support_x"], batch["support_y"],
+                                                  batch["query_x"], self.inner_steps, ways=ways,
+                                                  first_order=first_order, record=multi_step)
+        if not multi_step:
+            return self.loss.metrics(self._query(fast, sx, qx, start), batch["query_y"], ways)
+        import tensorflow as tf
+
+        # outputs[0] is before adaptation; steps 1..S are weighted. Metrics are the last step's.
+        per_step = [self.loss.metrics(out, batch["query_y"], ways) for out in outputs[1:]]
+        weights = self.multi_step_weights(iteration)
+        metrics = dict(per_step[-1])
+        metrics["loss"] = tf.add_n([weights[s] * point["loss"] for s, point in enumerate(per_step)])
+        return metrics
 
     def evaluate(self, theta, extra, batch, *, steps=None, ways=None):
         steps = self.eval_steps if steps is None else steps

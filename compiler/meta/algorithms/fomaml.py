@@ -6,6 +6,7 @@ from polytask.compiler.meta.algorithms.base import Algorithm, GradientBasedAlgor
 
 class FOMAML(GradientBasedAlgorithm):
     second_order = False
+    maml_plus_plus = GradientBasedAlgorithm.maml_plus_plus - {"first_order_iterations"}  # always first order
 
 
 @ALGORITHMS.register

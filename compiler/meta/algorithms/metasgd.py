@@ -20,7 +20,9 @@ class MetaSGD(GradientBasedAlgorithm):
 
         return {PREFIX + p.name: tf.fill(p.shape, float(self.inner_lr)) for p in self.model.architecture.params}
 
-    def step_sizes(self, extra):
+    maml_plus_plus = GradientBasedAlgorithm.maml_plus_plus - {"learn_step_sizes"}  # it learns its own
+
+    def step_sizes(self, extra, step):
         return {name: extra[PREFIX + name][None] for name in self.adapted_names()}
 
 

@@ -14,8 +14,9 @@ from polytask.compiler.meta.algorithms.base import Algorithm, GradientBasedAlgor
 class Reptile(GradientBasedAlgorithm):
     outer_step_size = True
     second_order = False
+    maml_plus_plus = frozenset()  # no query-loss meta-gradient for MSL, LSLR or derivative order to act on
 
-    def meta_gradients(self, theta, extra, batch, *, ways=None):
+    def meta_gradients(self, theta, extra, batch, *, ways=None, iteration=None, first_order=None):
         import tensorflow as tf
 
         fast, sx, qx, start, _ = self.adapt(theta, extra, batch["support_x"], batch["support_y"],
