@@ -116,11 +116,7 @@ def read_run(run_dir, affinity: Optional[Path] = None) -> RunContent:
     if run.program_file.exists():
         content.program = _read_json(run.program_file)
     if affinity is not None:
-        affinity = Path(affinity)
-        if not affinity.is_file():
-            raise RunError(f"--affinity: no such file: {affinity}",
-                           hint=f"pass the {AFFINITY_FILE} that `polytask affinity --out DIR` wrote")
-        candidates = [affinity]
+        candidates = [Path(affinity)]
     else:
         candidates = [root / AFFINITY_FILE, root / "affinity" / AFFINITY_FILE]
     for path in candidates:

@@ -160,7 +160,7 @@ def test_rerunning_replaces_its_own_files_only(tmp_path):
 def test_bad_affinity_files_are_clear_errors(tmp_path):
     run = multitask_run(tmp_path / "run", tasks=3, affinity=False)
     result = invoke("report", str(run), "--affinity", str(tmp_path / "nope.json"))
-    assert result.exit_code == 1 and "no such file" in result.output
+    assert result.exit_code == 2 and "no such affinity file" in result.output
     (run / "affinity.json").write_text(json.dumps({"tasks": ["a", "b"], "affinity": [[1, 2]]}))
     result = invoke("report", str(run))
     assert result.exit_code == 1 and "square 'affinity' matrix" in result.output

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from polytask.cli import main
+from polytask.cli._common import format_option, input_file
 
 
 @main.command()
@@ -17,27 +17,20 @@ from polytask.cli import main
 @click.option("--affinity", "affinity", type=click.Path(), default=None,
               help="An affinity.json from `polytask affinity` (default: RUN_DIR/affinity.json or "
               "RUN_DIR/affinity/affinity.json, when present).")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-              help="What was written, as text or JSON (errors too).")
+@format_option("text", "json")
 def report(run_dir, out, affinity, output_format):
-    """Write RUN_DIR's report: learning curves, final metrics, baseline, adaptation, affinity, plan.
+    """Write RUN_DIR's report: final metrics, baseline, adaptation, learning curves, affinity, plan.
 
     \b
     Example:
       polytask train examples/digits_hard.yaml --baseline independent --out runs/digits
       polytask report runs/digits          # open runs/digits/report/index.html
     """
-    from polytask.errors import PolytaskError
     from polytask.runtime.report import write_report
 
-    try:
-        written = write_report(run_dir, out=out, affinity=affinity)
-    except PolytaskError as exc:
-        if output_format == "json":
-            click.echo(json.dumps({"error": {"message": exc.message, "hint": exc.hint}}, indent=2))
-        else:
-            click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    if affinity is not None:
+        affinity = input_file(affinity, "affinity file")
+    written = write_report(run_dir, out=out, affinity=affinity)
     if output_format == "json":
         click.echo(json.dumps(written, indent=2))
         return
