@@ -15,6 +15,7 @@ from typing import Any, Optional
 from polytask.errors import RunError
 from polytask.runtime.loop import EarlyStoppingSettings, LoopSettings, fit
 from polytask.runtime.rundir import CHECKPOINTS_DIR, RunDir, existing_run, jsonable
+from polytask.runtime.summaries import training_hparams
 
 BASELINES = ("independent",)
 
@@ -142,6 +143,9 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
     settings = loop_settings(spec, steps=spec.training.steps, quiet=quiet)
     settings.extra_report = {"spec": str(loaded.path), "name": spec.name, "seed": spec.seed,
                              "strategy": _describe(tf_strategy)}
+    settings.hparams = training_hparams(spec, role="meta" if spec.is_meta else "multi_task")
+    settings.hparams_trial = f"{spec.name} seed {spec.seed}"
+    settings.hparams_config = True
     with worker_failures_as_run_errors(tf_strategy):  # a dead peer worker: say how to --resume
         report = fit(program, run.root, settings, resume=resume)
 
@@ -198,6 +202,8 @@ def independent_baseline(loaded, run: RunDir, report: dict, *, strategy, allow_c
         program = compile_program(single, strategy=strategy, seed=spec.seed, allow_code=allow_code,
                                   steps=spec.training.steps, tables={dataset: tables[dataset]})
         settings = loop_settings(single.spec, steps=spec.training.steps, quiet=True, export=False)
+        settings.hparams = training_hparams(single.spec, role="independent", tasks=[name])
+        settings.hparams_trial = f"{spec.name} seed {spec.seed} {name} alone"
         alone = fit(program, run.baseline(name), settings)
         metric = primary_metric(program.plan.tasks[name])
         key = f"{name}/{metric}"
