@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from polytask.errors import PolytaskError, RunError
-from polytask.runtime.rundir import AFFINITY_FILE, REPORT_DIR, RunDir, existing_run
+from polytask.runtime.rundir import AFFINITY_FILE, REPORT_DIR, SEED_DIR_PREFIX, RunDir, existing_run
 
 #: The manifest in the output folder: which files a previous `polytask report` wrote there.
 MANIFEST = ".polytask-report.json"
@@ -39,12 +39,19 @@ class RunContent:
     """Everything the page shows, read from the run directory (missing parts are None/empty)."""
 
     root: Path
-    records: list[dict] = field(default_factory=list)
+    #: metrics.jsonl records per run: {"": records} for one run, {"seed 0": ..., ...} for --seeds.
+    sources: dict[str, list[dict]] = field(default_factory=dict)
+    #: Final test metrics per seed run (--seeds: each seed-<s>/report.json), for the mean over seeds.
+    seed_metrics: list[dict] = field(default_factory=list)
     report: Optional[dict] = None
     program: Optional[dict] = None
     affinity: Optional[dict] = None
     affinity_path: Optional[Path] = None
     notices: list[str] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[dict]:
+        return [record for records in self.sources.values() for record in records]
 
     @property
     def plan(self) -> dict:
@@ -84,37 +91,68 @@ def _read_json(path: Path) -> dict:
     return content
 
 
+def _read_records(path: Path, notices: list[str]) -> list[dict]:
+    """metrics.jsonl's records; a line cut short (a killed run) is left out with a notice."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunError(f"cannot read {path}: {exc}", hint="the run directory looks damaged") from None
+    records, bad = [], 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+        else:
+            bad += 1
+    if bad:
+        notices.append(f"{bad} unreadable line(s) in {path} were left out")
+    return records
+
+
+def seed_runs(root: Path) -> list[tuple[int, Path]]:
+    """The per-seed run directories of a `--seeds` run (RUN_DIR/seed-<s>/), by seed."""
+    found = []
+    for path in root.glob(f"{SEED_DIR_PREFIX}*"):
+        number = path.name[len(SEED_DIR_PREFIX):]
+        if path.is_dir() and number.isdigit():
+            found.append((int(number), path))
+    return sorted(found)
+
+
 def read_run(run_dir, affinity: Optional[Path] = None) -> RunContent:
-    """Read what a report can show from `run_dir`; a `RunError` when it has nothing to show."""
+    """Read what a report can show from `run_dir`; a `RunError` when it has nothing to show.
+
+    A `--seeds` run directory holds the comparison in its report.json and one run per seed in
+    seed-<s>/: the curves then come from every seed, the plan from the first.
+    """
     root = existing_run(run_dir)
     run = RunDir(root, writer=False)
     content = RunContent(root=root)
-    if run.metrics_file.exists():
-        try:
-            lines = run.metrics_file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RunError(f"cannot read {run.metrics_file}: {exc}", hint="the run directory looks damaged") from None
-        bad = 0
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                bad += 1
-                continue
-            if isinstance(record, dict) and isinstance(record.get("step"), int):
-                content.records.append(record)
-            else:
-                bad += 1
-        if bad:
-            content.notices.append(f"{bad} unreadable line(s) in {run.metrics_file.name} were left out")
     if run.report_file.exists():
         content.report = _read_json(run.report_file)
-    else:
-        content.notices.append(f"no {run.report_file.name} (the run did not finish): only learning curves are shown")
+    if run.metrics_file.exists():
+        content.sources[""] = _read_records(run.metrics_file, content.notices)
     if run.program_file.exists():
         content.program = _read_json(run.program_file)
+    seeds = seed_runs(root) if not run.metrics_file.exists() else []
+    for seed, path in seeds:
+        member = RunDir(path, writer=False)
+        if member.metrics_file.exists():
+            content.sources[f"seed {seed}"] = _read_records(member.metrics_file, content.notices)
+        if content.program is None and member.program_file.exists():
+            content.program = _read_json(member.program_file)
+        if member.report_file.exists():
+            test = (_read_json(member.report_file).get("metrics") or {}).get("test")
+            if isinstance(test, dict) and test:
+                content.seed_metrics.append(test)
+    if content.report is None:
+        content.notices.append(f"no {run.report_file.name} (the run did not finish): only learning curves are shown")
     if affinity is not None:
         candidates = [Path(affinity)]
     else:
@@ -164,7 +202,8 @@ def baseline_rows(baseline: dict) -> list[dict]:
 
     Single runs write `tasks.<task> = {metric, multi_task, independent, relative_change, ...}`;
     `--seeds` runs write `tasks.<task>.<metric> = {multi_task: {mean, ci95, values},
-    independent: {...}, change, verdict}`.
+    independent: {...}, change, verdict}` (and with `--baseline groups` also `groups: {...}`
+    and `groups_vs_independent: {change, verdict}`).
     """
     rows = []
     for task, entry in (baseline.get("tasks") or {}).items():
@@ -182,10 +221,15 @@ def baseline_rows(baseline: dict) -> list[dict]:
             mt, mt_ci, seeds = _stats(cell.get("multi_task"))
             ind, ind_ci, _ = _stats(cell.get("independent"))
             change = cell.get("change", cell.get("relative_change"))
-            rows.append({"task": task, "metric": metric, "multi_task": mt, "multi_task_ci95": mt_ci,
-                         "independent": ind, "independent_ci95": ind_ci, "seeds": seeds,
-                         "change": _number(change), "verdict": str(cell.get("verdict") or ""),
-                         "higher_is_better": cell.get("higher_is_better")})
+            row = {"task": task, "metric": metric, "multi_task": mt, "multi_task_ci95": mt_ci,
+                   "independent": ind, "independent_ci95": ind_ci, "seeds": seeds,
+                   "change": _number(change), "verdict": str(cell.get("verdict") or ""),
+                   "higher_is_better": cell.get("higher_is_better")}
+            if isinstance(cell.get("groups"), dict):  # --baseline groups: the suggested groups' arm
+                row["groups"], row["groups_ci95"], _ = _stats(cell["groups"])
+                versus = cell.get("groups_vs_independent") or {}
+                row["groups_change"], row["groups_verdict"] = _number(versus.get("change")), str(versus.get("verdict") or "")
+            rows.append(row)
     return rows
 
 
@@ -242,15 +286,30 @@ def _short(name: str, width: int = 22) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def _learning_figures(plt, panels: dict, out: Path) -> list[tuple[str, str]]:
-    """Two grids of small multiples: losses (train vs validation) and validation metrics."""
+def merge_sources(by_source: dict[str, dict]) -> dict[str, dict[str, list[list[tuple[int, float]]]]]:
+    """{panel: {series: [points of each run]}} from `learning_series` of each run (seed)."""
+    merged: dict[str, dict[str, list]] = {}
+    for panels in by_source.values():
+        for name, series in panels.items():
+            for label, points in series.items():
+                merged.setdefault(name, {}).setdefault(label, []).append(points)
+    return merged
+
+
+def _learning_figures(plt, panels: dict, out: Path, runs: int = 1) -> list[tuple[str, str]]:
+    """Two grids of small multiples: losses (train vs validation) and validation metrics.
+
+    `panels` is `merge_sources`' output; with several runs (seeds) each is one thin line.
+    """
     figures = []
     loss_panels = {name: {k: v for k, v in series.items() if k in ("train loss", "validation loss")}
                    for name, series in panels.items()}
     metric_panels = {name: {k: v for k, v in series.items() if k.startswith("validation ") and k != "validation loss"}
                      for name, series in panels.items()}
-    for filename, title, chosen in (("curves_loss.png", "Loss per task: train (line) and validation (dots)", loss_panels),
-                                    ("curves_metrics.png", "Validation metrics per task", metric_panels)):
+    seeds = f", {runs} seeds" if runs > 1 else ""
+    for filename, title, chosen in (("curves_loss.png", f"Loss per task: train (line) and validation (dots){seeds}",
+                                     loss_panels),
+                                    ("curves_metrics.png", f"Validation metrics per task{seeds}", metric_panels)):
         chosen = {name: series for name, series in chosen.items() if series}
         if not chosen:
             continue
@@ -262,10 +321,13 @@ def _learning_figures(plt, panels: dict, out: Path) -> list[tuple[str, str]]:
         for ax in axes.flat[max(len(chosen) - columns, 0):len(chosen)]:
             ax.tick_params(labelbottom=True)  # the last panel of its column, though not in the last row
         for ax, (name, series) in zip(axes.flat, chosen.items()):
-            for label, points in sorted(series.items()):
-                steps, values = zip(*points)
+            for index, (label, runs_points) in enumerate(sorted(series.items())):
                 style = {"marker": "o", "markersize": 3, "linestyle": "--"} if label.startswith("validation") else {}
-                ax.plot(steps, values, label=label.replace("validation ", "val "), linewidth=1.2, **style)
+                for run, points in enumerate(runs_points):
+                    steps, values = zip(*points)
+                    ax.plot(steps, values, label=label.replace("validation ", "val ") if run == 0 else None,
+                            color=f"C{index}", linewidth=1.2 if len(runs_points) == 1 else 0.8,
+                            alpha=1.0 if len(runs_points) == 1 else 0.6, **style)
             ax.set_title("all tasks (weighted sum)" if name == "all" else _short(name), fontsize=9)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
@@ -298,9 +360,11 @@ def _baseline_figure(plt, rows: list[dict], out: Path) -> Optional[str]:
     for ax, metric in zip(axes.flat, metrics):
         chosen = [r for r in rows if r["metric"] == metric]
         positions = list(range(len(chosen)))[::-1]
-        for offset, key, label, color in ((0.15, "multi_task", "multi-task", "tab:blue"),
-                                           (-0.15, "independent", "independent", "tab:orange")):
-            points = [(p + offset, r[key], r[f"{key}_ci95"] or 0.0) for p, r in zip(positions, chosen) if r[key] is not None]
+        for offset, key, label, color in ((0.2, "multi_task", "multi-task", "tab:blue"),
+                                           (0.0, "independent", "independent", "tab:orange"),
+                                           (-0.2, "groups", "groups", "tab:green")):
+            points = [(p + offset, r[key], r.get(f"{key}_ci95") or 0.0) for p, r in zip(positions, chosen)
+                      if r.get(key) is not None]
             if points:
                 y, x, err = zip(*points)
                 ax.errorbar(x, y, xerr=err, fmt="o", markersize=4, capsize=2, color=color, label=label)
@@ -430,6 +494,11 @@ def _table(headers: list[str], rows: list[list[str]], *, table_id: str = "", fil
 def _metrics_table(content: RunContent) -> str:
     metrics = ((content.report or {}).get("metrics") or {})
     split = "test" if metrics.get("test") else next((s for s, v in metrics.items() if v), None)
+    heading = f"{split} split"
+    if split is None and content.seed_metrics:  # --seeds: the mean of the seed runs' test metrics
+        keys = [k for k in content.seed_metrics[0] if all(_number(m.get(k)) is not None for m in content.seed_metrics)]
+        metrics = {"test": {k: sum(m[k] for m in content.seed_metrics) / len(content.seed_metrics) for k in keys}}
+        split, heading = "test", f"test split, mean over {len(content.seed_metrics)} seeds"
     if split is None:
         return ""
     values = metrics[split]
@@ -441,7 +510,7 @@ def _metrics_table(content: RunContent) -> str:
     else:
         table = _table(["metric", "value"], [[_e(k), _fmt(v)] for k, v in sorted(values.items())], table_id="final-metrics")
     extra = f"<p>Weighted total loss: {_fmt(values['loss'])}</p>" if tasks and "loss" in values else ""
-    return f"<h2 id=\"metrics\">Final metrics ({_e(split)} split)</h2>{extra}{table}"
+    return f"<h2 id=\"metrics\">Final metrics ({_e(heading)})</h2>{extra}{table}"
 
 
 def _overview(content: RunContent) -> str:
@@ -466,18 +535,29 @@ def _baseline_section(content: RunContent, image: Optional[str], rows: list[dict
     baseline = (content.report or {}).get("baseline") or {}
     parts = [f"<h2 id=\"baseline\">Baseline: {_e(baseline.get('kind', 'independent'))} "
              f"({_e(baseline.get('split', 'test'))} split)</h2>"]
-    delta = baseline.get("delta_m")
-    if isinstance(delta, dict) and _number(delta.get("mean")) is not None:
-        parts.append(f"<p class=\"headline\">Δm (mean relative change of multi-task over independent across tasks): "
-                     f"<b>{_interval(_number(delta.get('mean')), _number(delta.get('ci95')))}</b></p>")
+    for key, what in (("delta_m", "multi-task"), ("groups_delta_m", "suggested groups")):
+        delta = baseline.get(key)
+        if isinstance(delta, dict) and _number(delta.get("mean")) is not None:
+            ci = _number(delta.get("ci95"))
+            parts.append(f"<p class=\"headline\">Δm of {what} vs each task alone (mean relative change of the "
+                         f"primary metrics, &gt; 0: better): <b>{_number(delta['mean']):+.2f}%"
+                         + (f" ± {ci:.2f}%" if ci is not None else "") + "</b></p>")
     if image:
         parts.append(f'<img src="{image}" alt="multi-task vs independent per task">')
     seeds = any(r["seeds"] for r in rows)
     headers = ["task", "metric", "multi-task" + (" (mean ± 95% CI)" if seeds else ""),
                "independent" + (" (mean ± 95% CI)" if seeds else ""), "change", "verdict"]
+    groups = any("groups" in r for r in rows)
+    if groups:
+        headers += ["groups" + (" (mean ± 95% CI)" if seeds else ""), "groups vs alone", "verdict"]
+
+    def pct(value):
+        return "n/a" if value is None else f"{100 * value:+.1f}%"
+
     table_rows = [[_e(r["task"]), _e(r["metric"]), _interval(r["multi_task"], r["multi_task_ci95"]),
-                   _interval(r["independent"], r["independent_ci95"]),
-                   "n/a" if r["change"] is None else f"{100 * r['change']:+.1f}%", _e(r["verdict"])] for r in rows]
+                   _interval(r["independent"], r["independent_ci95"]), pct(r["change"]), _e(r["verdict"])]
+                  + ([_interval(r.get("groups"), r.get("groups_ci95")), pct(r.get("groups_change")),
+                      _e(r.get("groups_verdict", ""))] if groups else []) for r in rows]
     parts.append(_table(headers, table_rows, table_id="baseline-table", filterable=len(rows) > 8))
     return "".join(parts)
 
@@ -587,7 +667,10 @@ def render(content: RunContent, out: Path) -> tuple[str, list[str]]:
         images.extend([image] if image else [])
         nav.append(("adaptation", "adaptation curve"))
         sections.append(_adaptation_section(report["meta_test"], image))
-    curves = _learning_figures(plt, learning_series(content.records, content.tasks), out)
+    tasks = content.tasks
+    curves = _learning_figures(plt, merge_sources({source: learning_series(records, tasks)
+                                                   for source, records in content.sources.items()}),
+                               out, runs=len(content.sources))
     if curves:
         nav.append(("curves", "learning curves"))
         sections.append("<h2 id=\"curves\">Learning curves</h2>" + "".join(

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from cli_support import invoke
-from report_support import meta_run, multitask_run, task_names
+from report_support import meta_run, multitask_run, seeds_run, task_names
 
 SPECS = Path(__file__).resolve().parent / "specs"
 
@@ -62,7 +62,7 @@ def test_every_section_of_a_30_task_run_is_on_the_page(thirty):
     cell = report["baseline"]["tasks"]["task_07"]["accuracy"]
     mt = cell["multi_task"]
     assert f"{mt['mean']:.4g} ± {mt['ci95']:.4g}" in text
-    assert "Δm" in text and "0.012 ± 0.008" in text
+    assert "Δm" in text and "+1.20% ± 0.80%" in text
     assert cell["verdict"] in text
     # The plan: the trunk is shared by all 30 tasks, each head by one.
     assert "all 30 tasks" in text and "head[task_29]" in text
@@ -104,6 +104,38 @@ def test_a_meta_run_shows_its_adaptation_curve_with_the_band(tmp_path):
     assert "adaptation.png" in {p.name for p in _images(page)}
     assert 'id="plan"' in text and "layer0_dense" in text
     assert 'id="baseline"' not in text
+
+
+def test_a_seeds_run_draws_every_seed_and_the_groups_arm(tmp_path):
+    run = seeds_run(tmp_path / "seeds", tasks=4, seeds=3)
+    result = invoke("report", str(run))
+    assert result.exit_code == 0, result.output
+    text = (run / "report" / "index.html").read_text(encoding="utf-8")
+    assert "did not finish" not in text
+    # Final metrics: the mean of the seed runs' test metrics.
+    tests = [json.loads((run / f"seed-{s}" / "report.json").read_text())["metrics"]["test"] for s in range(3)]
+    mean = sum(t["task_02/accuracy"] for t in tests) / 3
+    assert "mean over 3 seeds" in text and f"{mean:.4g}" in text
+    # Curves from all three seeds, the plan from the first one.
+    assert 'alt="Loss per task: train (line) and validation (dots), 3 seeds"' in text
+    assert 'id="curves"' in text and 'id="plan"' in text and "head[task_03]" in text
+    # The groups arm and both Δm lines.
+    assert "groups vs alone" in text and "-2.0%" in text and "hurts" in text
+    assert "Δm of multi-task" in text and "-0.70% ± 1.10%" in text
+    assert "Δm of suggested groups" in text and "+2.50% ± 0.90%" in text
+    assert {p.name for p in _images(run / "report" / "index.html")} == {"curves_loss.png", "curves_metrics.png",
+                                                                        "baseline.png"}
+
+
+def test_curves_merge_one_line_per_seed():
+    from polytask.runtime.report import learning_series, merge_sources
+
+    records = [{"step": 10, "split": "train", "loss": 1.0, "loss/a": 0.5},
+               {"step": 20, "split": "validation", "a/loss": 0.6, "a/accuracy": 0.7, "loss": 0.6}]
+    merged = merge_sources({"seed 0": learning_series(records, ["a"]), "seed 1": learning_series(records, ["a"])})
+    assert merged["a"]["train loss"] == [[(10, 0.5)], [(10, 0.5)]]
+    assert merged["a"]["validation accuracy"] == [[(20, 0.7)], [(20, 0.7)]]
+    assert merged["all"]["validation loss"] == [[(20, 0.6)], [(20, 0.6)]]
 
 
 def test_a_single_seed_baseline_in_the_older_layout_is_shown(tmp_path):
