@@ -447,16 +447,17 @@ def _affinity_figure(plt, affinity: dict, out: Path) -> str:
             for j in range(len(names)):
                 if np.isfinite(matrix[i, j]):
                     ax.text(j, i, f"{matrix[i, j]:.2g}", ha="center", va="center", fontsize=7)
-    edge = 0
+    placed: set = set()
     for group in affinity.get("groups") or []:
-        edge += len([n for n in group if n in tasks]) if isinstance(group, list) else 0
+        placed |= {n for n in group if n in tasks} if isinstance(group, list) else set()
+        edge = len(placed)  # overlapping groups: a task sits with the first group that has it
         if 0 < edge < len(names):
             ax.axhline(edge - 0.5, color="black", linewidth=1)
             ax.axvline(edge - 0.5, color="black", linewidth=1)
-    ax.set_xlabel("column task")
-    ax.set_ylabel("row task")
+    ax.set_xlabel("task j (whose loss changes)")
+    ax.set_ylabel("task i (whose step is taken)")
     figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_title("Inter-task affinity (lines: groups)", fontsize=10)
+    ax.set_title("Inter-task affinity: row i helps column j when > 0 (lines: groups)", fontsize=10)
     figure.tight_layout()
     figure.savefig(out / "affinity.png", dpi=90)
     plt.close(figure)
@@ -581,8 +582,9 @@ def _affinity_section(content: RunContent, image: str) -> str:
     groups = [g for g in affinity.get("groups") or [] if isinstance(g, list)]
     items = "".join(f"<li>group {i + 1}: {_e(', '.join(map(str, g)))}</li>" for i, g in enumerate(groups))
     steps = f" measured over {_e(affinity['steps'])} steps" if affinity.get("steps") is not None else ""
-    return (f"<h2 id=\"affinity\">Task affinity</h2><p>From {_e(content.affinity_path)}{steps}; tasks are ordered by "
-            f"group.</p><img src=\"{image}\" alt=\"task affinity heatmap\">"
+    return (f"<h2 id=\"affinity\">Task affinity</h2><p>From {_e(content.affinity_path)}{steps}. Row i, column j: "
+            f"1 - L_j(shared parameters after a step on task i) / L_j, so &gt; 0 means i's updates help j; tasks are "
+            f"ordered by group.</p><img src=\"{image}\" alt=\"task affinity heatmap\">"
             + (f"<p>Suggested groups:</p><ul>{items}</ul>" if items else ""))
 
 

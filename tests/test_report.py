@@ -89,6 +89,8 @@ def test_the_affinity_heatmap_orders_tasks_by_group():
 
     content = {"tasks": ["a", "b", "c", "d"], "affinity": [[0] * 4] * 4, "groups": [["c", "a"], ["d"]]}
     assert affinity_order(content) == [2, 0, 3, 1]
+    overlapping = {**content, "groups": [["c", "a"], ["a", "d"]]}  # `polytask affinity --overlap`
+    assert affinity_order(overlapping) == [2, 0, 3, 1]
 
 
 def test_a_meta_run_shows_its_adaptation_curve_with_the_band(tmp_path):
