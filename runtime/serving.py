@@ -197,6 +197,12 @@ def _numeric_array(arrays, name: str, path: Path) -> np.ndarray:
     if array.ndim == 0:
         raise DataError(f"{path}: array '{name}' is a single value, not rows of inputs",
                         hint="save an array with one row per input")
+    from polytask.compiler.data.table import float32_problem
+
+    problem = float32_problem(array) or (f"at [{', '.join(map(str, np.argwhere(np.isnan(array))[0]))}] is NaN"
+                                         if array.dtype.kind == "f" and np.isnan(array).any() else None)
+    if problem:
+        raise DataError(f"{path}: array '{name}' {problem}", hint="inputs must be finite numbers within float32's range")
     return array.astype(np.float32)
 
 

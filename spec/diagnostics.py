@@ -79,6 +79,9 @@ CODES: Mapping[str, Code] = _codes(
     ("PT219", ERROR, "image datasets pooled by a family differ"),
     ("PT220", ERROR, "layer cannot be used in a per-task head"),
     ("PT221", ERROR, "layer does not fit its input (shape), or has no form for this model"),
+    ("PT222", ERROR, "early stopping without validation rows"),
+    ("PT223", ERROR, "classification target holds one class"),
+    ("PT224", WARNING, "no test rows: training reports no test metrics"),
     # PT3xx: cheap data checks (skipped with --no-data)
     ("PT301", ERROR, "data file or folder not found"),
     ("PT302", ERROR, "column not in the csv header"),
@@ -87,6 +90,7 @@ CODES: Mapping[str, Code] = _codes(
     ("PT305", ERROR, "not enough examples per class for shots + queries"),
     ("PT306", ERROR, "data file cannot be read"),
     ("PT307", ERROR, "arrays or columns have different numbers of rows"),
+    ("PT308", ERROR, "input column has missing (empty) cells"),
     # PT4xx: user code (source: python)
     ("PT401", WARNING, "Python callable not imported (code execution is opt-in)"),
     ("PT402", ERROR, "Python callable cannot be imported"),

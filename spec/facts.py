@@ -43,6 +43,8 @@ class Column:
     class_counts: examples per class, when the source knows it cheaply (image folders).
     not_labels_because: why whole numbers are still not class labels ("negative values
     (down to -1)"); messages say this instead of "continuous values".
+    first_missing: where the first missing value is ("table.csv:7:2"), when the source knows.
+    distinct: how many different values a categorical column holds (None: unknown).
     """
 
     shape: Optional[tuple] = ()
@@ -52,6 +54,8 @@ class Column:
     missing: int = 0
     class_counts: Optional[tuple] = None
     not_labels_because: Optional[str] = field(default=None, compare=False)
+    first_missing: Optional[str] = field(default=None, compare=False)
+    distinct: Optional[int] = field(default=None, compare=False)
 
     def to_dict(self) -> dict:
         out = {"shape": list(self.shape), "dtype": self.dtype, "categorical": self.categorical}

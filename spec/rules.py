@@ -21,6 +21,7 @@ from polytask.spec.diagnostics import MAX_REPORTS, Diagnostic
 from polytask.spec.facts import UNKNOWN, Column, Facts, input_columns, input_shape, targets_by_dataset
 from polytask.spec.registry import FAMILIES, LOSSES, METRICS, SHARING, SOURCES, WEIGHTINGS
 from polytask.spec.source import SourceMap, dotted
+from polytask.spec.splits import split_sizes
 from polytask.spec.suggest import did_you_mean, one_of
 
 RULES: list[tuple[Callable[["RuleContext"], None], tuple]] = []
@@ -54,6 +55,7 @@ class RuleContext:
     invalid: set = field(default_factory=set)  # top-level sections that failed the schema
     _targets: Optional[dict] = None
     suppressed: int = 0
+    once: set = field(default_factory=set)  # keys of problems reported once per spec, not per task
 
     def report(self, code: str, message: str, path, hint: Optional[str] = None, prefer: str = "value",
                severity: Optional[str] = None) -> None:
@@ -282,6 +284,8 @@ def task_targets_and_losses(ctx: RuleContext) -> None:
                                f"task '{name}': input column '{feature}' is not in dataset "
                                f"'{task.dataset}'{did_you_mean(feature, columns)}", where,
                                hint=f"columns: {one_of(columns)}")
+            for feature in features:
+                _missing_inputs(ctx, task.dataset, feature, columns.get(feature))
             if task.target in features:
                 where = base + ("features",) if task.features is not None else base + ("target",)
                 ctx.report("PT214", f"task '{name}': target '{task.target}' is also an input feature "
@@ -292,6 +296,14 @@ def task_targets_and_losses(ctx: RuleContext) -> None:
             problem = loss.target_problem(task.loss_params, column, task.target)
             if problem is not None:
                 ctx.report("PT205", f"task '{name}': {problem[0]}", base + ("loss",), hint=problem[1])
+            elif loss.measures == "classification" and column.categorical and column.distinct == 1:
+                whole = ctx.facts[task.dataset].rows is not None
+                ctx.report("PT223", f"task '{name}': target '{task.target}' holds one class"
+                           f"{'' if whole else ' in the rows the check sampled'}: the loss is 0 and "
+                           "accuracy 1.0 from the first step; there is nothing to learn",
+                           base + ("target",), severity=None if whole else "warning",
+                           hint="check the target column (a classification target needs at least two classes), "
+                           "or remove the task")
         _metrics_fit(ctx, f"task '{name}'", task.loss_name, task.loss_params, task.metrics, base + ("metrics",),
                      column)
     if ctx.invalid & {"structure", "family", "loss", "metrics"}:
@@ -299,6 +311,20 @@ def task_targets_and_losses(ctx: RuleContext) -> None:
     if ctx.spec.family is not None and ctx.spec.loss is not None and ctx.spec.is_meta:
         _metrics_fit(ctx, "the family", ctx.spec.loss_name, ctx.spec.loss_params, ctx.spec.metrics, ("metrics",),
                      None)
+
+
+def _missing_inputs(ctx: RuleContext, dataset: str, feature: str, column: Optional[Column]) -> None:
+    """PT308 once per (dataset, column) for an input column with empty cells."""
+    if column is None or not column.missing:
+        return
+    if ("PT308", dataset, feature) in ctx.once:
+        return
+    ctx.once.add(("PT308", dataset, feature))
+    where = f" (first at {column.first_missing})" if column.first_missing else ""
+    ctx.report("PT308", f"input column '{feature}' of dataset '{dataset}' has {column.missing:,} empty cell(s)"
+               f"{where}; inputs may not be missing", ("datasets", dataset, "path"),
+               hint="fill them or drop those rows; only target columns may have empty cells (those rows are "
+               "left out of that task's loss)")
 
 
 def _metrics_fit(ctx, who: str, loss_name: str, loss_params, metrics: list, path, column: Optional[Column]) -> None:
@@ -378,15 +404,24 @@ def weighting(ctx: RuleContext) -> None:
                        hint=f"remove `{identity}`")
 
 
+def warmup_problem(warmup_steps: int, steps: int, steps_from: str = "training.steps") -> Optional[tuple[str, str]]:
+    """(message, hint) when the warm-up does not end before training does (PT218); `steps_from`
+    names where the step count came from (`--steps` at train time)."""
+    if warmup_steps > 0 and warmup_steps >= steps:
+        return (f"warmup_steps ({warmup_steps}) is not below {steps_from} ({steps}): the learning rate never "
+                "leaves warm-up", "shorten the warm-up" if steps_from == "training.steps"
+                else f"pass {steps_from} above {warmup_steps}, or shorten training.schedule.warmup_steps")
+    return None
+
+
 @rule("training", "structure")
 def training_settings(ctx: RuleContext) -> None:
     training = ctx.spec.training
     explicit = training.model_fields_set
     meta = ctx.spec.is_meta
-    if training.schedule.warmup_steps >= training.steps and training.schedule.warmup_steps > 0:
-        ctx.report("PT218", f"warmup_steps ({training.schedule.warmup_steps}) is not below training.steps "
-                   f"({training.steps}): the learning rate never leaves warm-up",
-                   ("training", "schedule", "warmup_steps"), hint="shorten the warm-up")
+    problem = warmup_problem(training.schedule.warmup_steps, training.steps)
+    if problem:
+        ctx.report("PT218", problem[0], ("training", "schedule", "warmup_steps"), hint=problem[1])
     if meta:
         for key in ("batch_size", "sampling"):
             if key in explicit:
@@ -422,12 +457,57 @@ def early_stopping(ctx: RuleContext) -> None:
         ctx.report("PT216", f"early stopping watches '{stopping.metric}', which is not reported"
                    f"{did_you_mean(stopping.metric, sorted(reported))}", ("training", "early_stopping", "metric"),
                    hint=f"reported: {one_of(sorted(reported))}")
+    if not meta:
+        _validation_rows(ctx, stopping.metric)
     watched = stopping.metric.rsplit("/", 1)[-1]
     higher_better = watched in METRICS and METRICS.get(watched).higher_is_better
     if higher_better and stopping.mode == "min":
         ctx.report("PT215", f"'{stopping.metric}' is better when higher, but early stopping mode is min",
                    ("training", "early_stopping", "mode") if ("training", "early_stopping", "mode") in ctx.source_map
                    else ("training", "early_stopping"), hint="set `mode: max`")
+
+
+def split_rows(ctx: RuleContext, dataset_name: str) -> tuple[Optional[int], Optional[int], Optional[int]]:
+    """Rows per split (train, validation, test) of a dataset: from the row count when the
+    data pass knows it, else only which splits are empty by their fraction (0) or unknown (None)."""
+    dataset = ctx.spec.datasets[dataset_name]
+    fractions = [dataset.split.train, dataset.split.validation, dataset.split.test]
+    rows = (ctx.facts.get(dataset_name) or Facts()).rows
+    if rows is not None:
+        return tuple(split_sizes(rows, fractions))
+    return tuple(0 if f == 0 else None for f in fractions)
+
+
+def _validation_rows(ctx: RuleContext, metric: str) -> None:
+    task = metric.rsplit("/", 1)[0] if "/" in metric else None
+    names = [task] if task in ctx.spec.tasks else list(ctx.spec.tasks)
+    datasets = sorted({ctx.spec.tasks[n].dataset for n in names} & set(ctx.spec.datasets))
+    if not datasets or any(split_rows(ctx, d)[1] != 0 for d in datasets):
+        return
+    which = one_of([f"'{d}'" for d in datasets])
+    ctx.report("PT222", f"early stopping watches '{metric}' on the validation split, and dataset {which} has no "
+               "validation rows", ("training", "early_stopping"), prefer="key",
+               hint="give the dataset a validation split (e.g. `split: {train: 0.7, validation: 0.1, test: 0.2}`), "
+               "or remove early_stopping")
+
+
+@rule("structure")
+def test_rows(ctx: RuleContext) -> None:
+    """A dataset the tasks learn from with no test rows: the run reports no test metrics for its tasks."""
+    if ctx.spec.is_meta:
+        return
+    used = sorted({task.dataset for task in ctx.spec.tasks.values()} & set(ctx.spec.datasets))
+    for name in used:
+        if split_rows(ctx, name)[2] != 0:
+            continue
+        tasks = one_of([f"'{t}'" for t, task in ctx.spec.tasks.items() if task.dataset == name])
+        rows = (ctx.facts.get(name) or Facts()).rows
+        why = "its split has test 0" if ctx.spec.datasets[name].split.test == 0 else f"its {rows} row(s) leave none"
+        path = ("datasets", name, "split") if ("datasets", name, "split") in ctx.source_map else ("datasets", name)
+        ctx.report("PT224", f"dataset '{name}' has no test rows ({why}): training will report no test metrics "
+                   f"for task {tasks}", path, prefer="key",
+                   hint="give it a test split (e.g. `split: {train: 0.8, test: 0.2}`) and enough rows, if you "
+                   "want test metrics")
 
 
 # --------------------------------------------------------------------------- user code

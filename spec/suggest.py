@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import difflib
+import re
+import unicodedata
 from typing import Iterable, Optional
 
 
@@ -58,3 +60,17 @@ def as_text(value, *, yes_no: bool = False, thousands: bool = False) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {as_text(v, yes_no=yes_no, thousands=thousands)}" for k, v in value.items()) + "}"
     return str(value)
+
+
+def ascii_name(value: object, allowed: str = "A-Za-z0-9_", fill: str = "_", fallback: str = "name",
+               max_length: int = 64) -> str:
+    """A name made of `allowed` characters that looks like `value`: accents dropped ('tâche' ->
+    'tache'), other characters replaced by `fill`, and `fallback` when nothing is left
+    (an emoji); it starts with a letter, so it passes identifier and run-name patterns alike."""
+    folded = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode("ascii")
+    name = re.sub(f"[^{allowed}]+", fill, folded).strip(fill + "_.-")
+    if not name:
+        name = fallback
+    if not name[0].isalpha():
+        name = f"{fallback}{fill}{name}"
+    return name[:max_length]

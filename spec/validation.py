@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from polytask.spec.diagnostics import MAX_REPORTS, Diagnostic
 from polytask.spec.source import SourceMap, dotted
-from polytask.spec.suggest import closest, did_you_mean, one_of
+from polytask.spec.suggest import ascii_name, closest, did_you_mean, one_of
 
 _TYPE_WORDS = {
     "int_type": "a whole number",
@@ -351,8 +351,8 @@ class Translator:
             is_key = loc and loc[-1] == "[key]"
             pattern = ctx.get("pattern", "")
             if pattern == _IDENTIFIER:
-                fixed = re.sub(r"\W", "_", str(value))
-                fixed = fixed if re.match(_IDENTIFIER, fixed or "") else f"_{fixed}"
+                section = path[0] if path else None
+                fixed = ascii_name(value, fallback={"tasks": "task", "datasets": "data"}.get(section, "name"))
                 what = "name" if is_key else "reference"
                 where = (dotted(path[:-1]) or "the spec") if is_key else where
                 return self._diag("PT104", f"{shown(value)} in {where} is not a valid {what}: names use letters, "
@@ -361,6 +361,10 @@ class Translator:
             if loc[-1:] == ("callable",):
                 return self._diag("PT104", f"{where}: {shown(value)} is not a `module:attribute` reference",
                                   path, "value", hint="for example `callable: my_package.data:load_arrays`")
+            if loc == ("name",):
+                return self._diag("PT104", f"{where}: {shown(value)} is not a valid run name: it uses letters, "
+                                  "digits and `_ . -` and starts with a letter or digit", path, "value",
+                                  hint=f"for example '{ascii_name(value, 'A-Za-z0-9_.-', '-', 'run', 128)}'")
             return self._diag("PT104", f"{where}: {shown(value)} is not allowed (it must match {pattern})",
                               path, "key" if is_key else "value")
 

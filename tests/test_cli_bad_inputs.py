@@ -197,3 +197,37 @@ def test_evaluate_after_the_data_moved_points_at_the_runs_spec(specs, exported_r
     assert result.exit_code == 1
     assert "table.csv" in result.output and f"paths in the run's {exported_run / 'spec.yaml'}" in result.output
     assert "relative paths are resolved" not in result.output  # the run's copy holds absolute paths
+
+
+@pytest.mark.parametrize("kind", ["csv", "npz", "npz-nan", "npz-inf"])
+def test_predict_inputs_that_overflow_float32_name_the_cell(tmp_path, kind):
+    import warnings
+
+    from polytask.runtime.serving import read_inputs
+
+    values = {"csv": 1e39, "npz": 1e39, "npz-nan": np.nan, "npz-inf": np.inf}[kind]
+    if kind == "csv":
+        path = tmp_path / "x.csv"
+        path.write_text("a,b,c\n1,2,3\n1,2,1e39\n")
+        where = "3:3"
+    else:
+        path = tmp_path / "x.npz"
+        np.savez(path, x=np.array([[1.0, 2.0, 3.0], [1.0, 2.0, values]]))
+        where = "[1, 2]"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError) as info:
+            read_inputs(path, {"input_columns": ["a", "b", "c"]}, [3])
+    assert where in str(info.value)
+
+
+def test_training_npz_values_beyond_float32_or_complex_are_data_errors(tmp_path):
+    from polytask.compiler.data.sources.npz import read_npz
+
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.array([[1.0, 1e39]]), y=np.array([0]))
+    with pytest.raises(DataError, match=r"at \[0, 1\] holds 1e\+39"):
+        read_npz(path)
+    np.savez(path, x=np.array([[1 + 2j]]), y=np.array([0]))
+    with pytest.raises(DataError, match="complex128"):
+        read_npz(path)

@@ -110,3 +110,8 @@ def test_fifo_predict_inputs_and_outputs_are_refused(tmp_path, fifo):
     good.write_text("a\n1\n")
     result = invoke("predict", tmp_path / "no-run", good, "--task", "t", "--output", fifo)
     assert result.exit_code == 1 and "FIFO" in result.output
+
+
+def test_predict_help_says_which_input_columns_it_needs():
+    text = invoke("predict", "--help").output
+    assert "input columns" in text and "features:" in text and "input_columns" in text

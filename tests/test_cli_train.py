@@ -215,3 +215,52 @@ def test_baseline_independent_reports_each_task_alone(tmp_path):
         assert row["relative_change"] == pytest.approx((row["multi_task"] - row["independent"]) / row["independent"])
         # the same inputs as in the multi-task run: the other task's target is not an input
         assert alone["parameters"]["shared"] == report["parameters"]["shared"]
+
+
+def test_the_summary_names_the_rate_as_steady_state(tmp_path):
+    from polytask.cli.train import summary_text
+
+    text = summary_text({"name": "x", "steps": 100, "wall_time_seconds": 3.7,
+                         "steady_state_steps_per_second": 2136.2}, tmp_path)
+    assert "100 steps in 3.7s, 2136.2 steps/s steady state" in text
+
+
+@pytest.mark.slow
+def test_a_cpu_only_train_prints_nothing_that_looks_like_an_error(tmp_path):
+    """TensorFlow's start-up lines (`E0000 ... failed call to cuInit: UNKNOWN ERROR (303)`) are
+    filtered by polytask.cli._common.quiet_tensorflow; real errors still get through."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "POLYTASK_TF_LOGS")}
+    spec = Path(__file__).resolve().parent / "specs" / "valid" / "csv_hard.yaml"
+    run = subprocess.run([sys.executable, "-m", "polytask", "train", str(spec), "--steps", "3", "-q",
+                          "--out", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    for needle in ("E0000", "cuInit", "ERROR", "absl::InitializeLog"):
+        assert needle not in run.stderr, run.stderr
+
+
+def test_steps_override_below_the_warm_up_is_the_spec_rule_at_train_time(tmp_path):
+    from polytask.spec.rules import warmup_problem
+
+    valid = Path(__file__).resolve().parent / "specs" / "valid"
+    shutil.copytree(valid.parent / "data", tmp_path / "data")
+    (tmp_path / "valid").mkdir()
+    spec = tmp_path / "valid" / "warm.yaml"
+    spec.write_text((valid / "csv_hard.yaml").read_text().replace("decay_steps: 10}", "decay_steps: 10, warmup_steps: 20}"))
+    result = CliRunner().invoke(main, ["train", str(spec), "--steps", "10", "--out", str(tmp_path / "run"),
+                                       "--format", "json"])
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "PT218" and error["message"] == warmup_problem(20, 10, "--steps")[0]
+    assert error["line"] == 24
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_without_test_rows_says_so(tmp_path):
+    from polytask.cli.train import summary_text
+
+    text = summary_text({"name": "x", "steps": 10, "wall_time_seconds": 1.0, "metrics": {"test": {}}}, tmp_path)
+    assert "no test metrics" in text

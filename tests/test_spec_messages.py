@@ -64,3 +64,78 @@ def test_a_key_in_the_wrong_section_says_where_it_belongs():
     assert d.hint.startswith("'learning_rate' belongs in structure.inner, training.optimizer.adam")
     d = only(HEAD + TASK + "shots: 5\n")
     assert d.hint == "'shots' belongs in family (with source: classes) or family (with source: sinusoid)"
+
+
+import re as _re
+
+import pytest as _pytest
+
+
+@_pytest.mark.parametrize("bad", ["tâche", "tâche_é", "🎉", "日本語", "1st", "ß-x"])
+def test_a_bad_task_name_hint_suggests_a_name_that_passes(bad):
+    spec = HEAD + f'tasks:\n  "{bad}": {{dataset: digits, target: target, loss: cross_entropy}}\n'
+    d = only(spec)
+    assert d.code == "PT104"
+    suggested = _re.fullmatch(r"for example '(.*)'", d.hint)[1]
+    fixed = spec.replace(f'"{bad}"', suggested)
+    assert check_source(fixed, "spec.yaml", check_data=False).valid, suggested
+
+
+@_pytest.mark.parametrize("bad", ["tâche", "🎉", "-x", "a b"])
+def test_a_bad_run_name_hint_suggests_a_name_that_passes(bad):
+    spec = HEAD.replace("name: msg", f'name: "{bad}"') + TASK
+    d = only(spec)
+    suggested = _re.fullmatch(r"for example '(.*)'", d.hint)[1]
+    assert check_source(spec.replace(f'"{bad}"', suggested), "spec.yaml", check_data=False).valid, suggested
+
+
+def test_the_auc_hint_on_a_one_class_target_speaks_of_the_one_class():
+    from pathlib import Path
+
+    spec = Path(__file__).parent / "specs" / "invalid" / "one_class_target.yaml"
+    text = spec.read_text().replace("metrics: [accuracy]", "metrics: [accuracy, auc]")
+    result = check_source(text, str(spec), spec.parent)
+    auc = [d for d in result.diagnostics if d.code == "PT206"]
+    assert auc and "one class" in auc[0].message and "more than two" not in (auc[0].hint or "")
+
+
+def test_no_test_rows_is_a_warning_that_no_test_metrics_will_be_reported():
+    text = HEAD.replace("digits}", "digits, split: {train: 1.0, test: 0.0}}") + TASK
+    result = check_source(text, "spec.yaml", check_data=False)
+    assert result.valid
+    (d,) = [d for d in result.diagnostics if d.code == "PT224"]
+    assert d.severity == "warning" and "no test metrics" in d.message and "'digit'" in d.message
+
+
+def test_semicolons_read_with_the_default_delimiter_say_which_delimiter(tmp_path):
+    from polytask.compiler.data.sources.csv import read_csv
+    from polytask.errors import DataError
+
+    path = tmp_path / "t.csv"
+    path.write_text("a;b;label\n0.1;0.2;0\n0.3;0.1;1\n")
+    with _pytest.raises(DataError) as info:
+        read_csv(path, ",")
+    assert info.value.hint == "it looks like ';'-separated: set `delimiter: ';'`"
+    path.write_text("a\tb\n1\t2\n3\t4\n")
+    with _pytest.raises(DataError) as info:
+        read_csv(path, ",")
+    assert "'\\t'-separated" in info.value.hint
+    path.write_text("a,b\n1,2\n3,x\n")  # a real bad cell: no delimiter guess
+    with _pytest.raises(DataError) as info:
+        read_csv(path, ",")
+    assert "separated" not in (info.value.hint or "")
+
+
+def test_a_csv_value_that_overflows_float32_names_the_cell(tmp_path):
+    import warnings
+
+    from polytask.compiler.data.sources.csv import read_csv
+    from polytask.errors import DataError
+
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,2\n3,1e39\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy "overflow encountered in cast"
+        with _pytest.raises(DataError) as info:
+            read_csv(path, ",")
+    assert info.value.where == f"{path}:3:2" and "1e+39" in info.value.message

@@ -62,13 +62,24 @@ def test_settings_without_effect_are_warnings_and_keep_the_spec_valid():
 
 
 def test_early_stopping_metric_must_be_reported_and_mode_fit_it():
-    text = HEAD + DIGITS + "tasks:\n  digit: {dataset: digits, target: target, loss: cross_entropy, " \
+    text = HEAD + DIGITS.replace("digits}", "digits, split: {train: 0.7, validation: 0.1, test: 0.2}}") + "tasks:\n  digit: {dataset: digits, target: target, loss: cross_entropy, " \
         "metrics: [accuracy]}\ntraining:\n  early_stopping: {metric: digit/acuracy}\n"
     (d,) = diags(text).diagnostics
     assert d.code == "PT216" and "did you mean 'digit/accuracy'" in d.message
     text = text.replace("digit/acuracy}", "digit/accuracy}")
     assert codes(text) == ["PT215"]  # accuracy with mode min
     assert codes(text.replace("digit/accuracy}", "digit/accuracy, mode: max}")) == []
+
+
+def test_early_stopping_needs_validation_rows_of_the_watched_task():
+    two = HEAD + "datasets:\n  a: {source: sklearn, name: digits}\n" \
+        "  b: {source: sklearn, name: digits, split: {train: 0.7, validation: 0.1, test: 0.2}}\n" \
+        "tasks:\n  x: {dataset: a, target: target, loss: cross_entropy}\n" \
+        "  y: {dataset: b, target: target, loss: cross_entropy}\n" \
+        "structure: {sharing: hard, trunk: [{dense: {units: 4}}]}\ntraining:\n  early_stopping: {metric: %s}\n"
+    assert codes(two % "x/loss") == ["PT222"]
+    assert codes(two % "y/loss") == []
+    assert codes(two % "loss") == []  # the weighted sum has y's validation rows
 
 
 def test_weighting_rules():

@@ -40,6 +40,16 @@ def existing_path(context, value: str, *, what: str = "file", allow_dir: bool = 
     return path
 
 
+def raising_report(path: Path):
+    """A `check`-style reporter (`report(code, message, hint=...)`) that raises the first
+    problem as a DataError at `path`, so `plan` can describe data with `check`'s own probes."""
+
+    def report(code: str, message: str, *args, hint=None, **kwargs):
+        raise DataError(message, hint=hint, where=str(path))
+
+    return report
+
+
 def stat_key(path: Path) -> tuple:
     stat = path.stat()
     return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)

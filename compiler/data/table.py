@@ -98,10 +98,12 @@ def labels_or_numbers(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
     return out
 
 
-def number_column_facts(integral: bool, low: int, high: int, shape: tuple = ()) -> Column:
+def number_column_facts(integral: bool, low: int, high: int, shape: tuple = (), missing: int = 0,
+                        first_missing: Optional[str] = None, distinct: Optional[int] = None) -> Column:
     """What `polytask check` knows of a number column of such a table from a sample of its cells:
     `integral` (every present value is whole), and the smallest and largest whole value seen
-    (`high` < 0 when no value was seen). The same rule as `labels_or_numbers`."""
+    (`high` < 0 when no value was seen); `missing` empty cells (the first at `first_missing`,
+    file:line:column) and `distinct` labels seen. The same rule as `labels_or_numbers`."""
     categorical = shape == () and integral and 0 <= low and 0 <= high < MAX_CLASSES
     because = None
     if integral and high < 0 and low >= 0:
@@ -111,7 +113,29 @@ def number_column_facts(integral: bool, low: int, high: int, shape: tuple = ()) 
     elif integral and high >= MAX_CLASSES:
         because = f"values up to {high} (at most {MAX_CLASSES} classes, 0..{MAX_CLASSES - 1})"
     return Column(shape, categorical=categorical, num_classes=high + 1 if categorical else None,
-                  dtype="int64" if categorical else "float32", not_labels_because=because)
+                  dtype="int64" if categorical else "float32", missing=missing, not_labels_because=because,
+                  first_missing=first_missing, distinct=distinct if categorical else None)
+
+
+def float32_problem(values: np.ndarray) -> Optional[str]:
+    """Where a numeric array holds a value float32 cannot (inf, or beyond +-3.4e38), as
+    "[3, 1] holds 1e+39, beyond float32's range"; None when it converts cleanly. NaN is fine
+    (a missing value)."""
+    import numpy as np
+
+    values = np.asarray(values)
+    if values.dtype.kind not in "fiu" or values.size == 0:
+        return None
+    if values.dtype.kind == "f":
+        bad = np.isinf(values) | (np.isfinite(values) & (np.abs(values) > np.finfo(np.float32).max))
+    else:
+        bad = np.abs(values.astype(np.float64)) > np.finfo(np.float32).max
+    if not bad.any():
+        return None
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    value = float(values[index])
+    what = "an infinite value" if np.isinf(value) else f"{value:g}, beyond float32's range (+-3.4e38)"
+    return f"at [{', '.join(map(str, index))}] holds {what}"
 
 
 def split_indices(num_rows: int, fractions, seed: int) -> dict[str, np.ndarray]:

@@ -11,9 +11,15 @@ class Auc(Metric):
     name = "auc"
 
     def problem(self, loss, loss_params, column):
+        if column is not None and column.distinct == 1:
+            return ("auc needs both classes, and the target holds one class: it would be undefined (nan)",
+                    "a target with one class cannot be classified; check the target column")
         if loss.output_kind(loss_params, column) == "softmax" and not (column and column.num_classes == 2):
+            if column is not None and column.num_classes is not None and column.num_classes < 2:
+                return ("auc needs two classes, and the target holds one",
+                        "a target with one class cannot be classified; check the target column")
             return ("auc is for binary classification (binary_cross_entropy, or two classes)",
-                    "use accuracy for more than two classes")
+                    "use accuracy when the target has more than two classes")
         return None
 
     def __call__(self, labels, predictions):

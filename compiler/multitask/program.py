@@ -10,7 +10,9 @@ default asks for it) on a global batch of examples from mixed tasks:
     loss     = sum_i weights_i L_i (+ transform terms)   PCGrad edits per-task gradients
 
 Per-task losses are computed with segment sums over task ids, so the graph does not grow
-with the number of tasks. Under a multi-replica strategy every replica divides by the
+with the number of tasks. On one replica `train_steps(n)` runs up to STEPS_PER_CALL steps
+in one graph call (batches drawn with `next()` inside the graph), as Keras'
+`steps_per_execution` does; the runtime ends every call on a log/eval/checkpoint boundary. Under a multi-replica strategy every replica divides by the
 *global* per-task counts, so summed gradients equal the one-device gradient.
 """
 from __future__ import annotations
@@ -32,6 +34,9 @@ from polytask.compiler.program import EXPORT_INFO_FILE
 from polytask.compiler.weighting import StepInputs, WeightingChain, WeightingContext
 
 EVAL_BATCH = 4096
+#: Training steps per graph call on one replica: at small models the per-call cost (function
+#: dispatch, host round trip) is as large as the step itself (bench/bench_vs_keras_fit.py).
+STEPS_PER_CALL = 10
 
 
 class MultiTaskProgram:
@@ -87,6 +92,8 @@ class MultiTaskProgram:
         self.jit_compile = bool(jit_compile) and self.replicas == 1
         self._replica_step = tf.function(self._replica_step_impl, jit_compile=self.jit_compile, autograph=False)
         self._step = tf.function(self._distributed_step, autograph=False)
+        self._many_steps = tf.function(self._many_steps_impl)
+        self.steps_per_call = STEPS_PER_CALL if self.replicas == 1 else 1
         self._predict_fns: dict = {}
 
     # ------------------------------------------------------------------ training
@@ -190,8 +197,30 @@ class MultiTaskProgram:
         """One step returning tensors only (for benchmarks: no host transfer of per-task values)."""
         return self._step(self.next_batch())
 
+    def _many_steps_impl(self, count):
+        """Up to `count` steps in one graph; stops after the first step with a non-finite output."""
+        outputs = self._distributed_step(next(self.iterator))
+        ran = tf.constant(1, tf.int32)
+        for _ in tf.range(count - 1):
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in outputs.values()])
+            if not finite:
+                break
+            outputs = self._distributed_step(next(self.iterator))
+            ran += 1
+        return outputs, ran
+
+    def train_steps(self, steps: int):
+        """(the last step's values, steps run): several steps per call on one replica."""
+        if self.steps_per_call == 1:
+            return self.train_step(), 1
+        count = max(1, min(int(steps), self.steps_per_call))
+        out, ran = self._many_steps(tf.constant(count, tf.int32))
+        return self._values(out), int(ran)
+
     def train_step(self) -> Mapping[str, Any]:
-        out = self._step(self.next_batch())
+        return self._values(self._step(self.next_batch()))
+
+    def _values(self, out) -> dict[str, Any]:
         tasks, weights, present = out["tasks"].numpy(), out["weights"].numpy(), out["present"].numpy()
         values: dict[str, Any] = {"loss": float(out["loss"].numpy()), "grad_norm": float(out["grad_norm"].numpy())}
         reweighted = self.chain.reweights

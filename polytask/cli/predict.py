@@ -30,8 +30,8 @@ def predict(run_dir, input_path, task, output, output_format):
         width is taken as is. Cells must be numbers; none may be empty.
       * npz: one array per input column, or one array `x` of shape
         (rows, *input shape).
-    `polytask plan SPEC` lists each task's inputs; RUN_DIR/saved_model/polytask.json
-    records them as `input_columns`.
+    `polytask plan SPEC --format json` lists each task's `input_columns`;
+    RUN_DIR/saved_model/polytask.json records them too.
 
     \b
     Example:

@@ -40,6 +40,10 @@ def train(spec, out, steps, seed, resume, baseline, allow_code, strategy, precis
 
     input_file(spec, "spec file")
     loaded = load_spec(spec, check_data=True, allow_code=allow_code)
+    effective_steps(loaded, steps)
+    for diagnostic in loaded.diagnostics:  # `check`'s warnings (no test rows, settings with no effect)
+        if diagnostic.severity == "warning":
+            click.echo(f"{diagnostic}", err=True)
     run_dir = Path(out) if out else default_run_dir(loaded.spec.name)
     echo = (lambda message: click.echo(message, err=True)) if not quiet else None
 
@@ -59,13 +63,29 @@ def train(spec, out, steps, seed, resume, baseline, allow_code, strategy, precis
         click.echo(format_baseline(report["baseline"]))
 
 
+def effective_steps(loaded, steps) -> None:
+    """The spec's step rules (PT218) on the step count this run will use, when --steps overrides it."""
+    if steps is None:
+        return
+    from polytask.errors import PolytaskError
+    from polytask.spec.rules import warmup_problem
+
+    problem = warmup_problem(loaded.spec.training.schedule.warmup_steps, steps, steps_from="--steps")
+    if problem:
+        raise PolytaskError(problem[0], hint=problem[1], code="PT218",
+                            where=loaded.where("training", "schedule", "warmup_steps"))
+
+
 def summary_text(report: dict, run_dir: Path) -> str:
     from polytask.runtime.rundir import METRICS_FILE, REPORT_FILE, SAVED_MODEL_DIR, TENSORBOARD_DIR
 
     lines = [f"trained {report.get('name', '')}: {report['steps']} steps in {report['wall_time_seconds']:.1f}s"
              + (" (stopped early)" if report.get("stopped_early") else "")
-             + (f", {report['steady_state_steps_per_second']:.1f} steps/s" if report.get("steady_state_steps_per_second") else "")]
+             + (f", {report['steady_state_steps_per_second']:.1f} steps/s steady state (after graph build and "
+                f"warm-up)" if report.get("steady_state_steps_per_second") else "")]
     test = (report.get("metrics") or {}).get("test") or {}
+    if not test:
+        lines.append("no test metrics: the test split is empty (see the datasets' `split:`)")
     if test:
         lines.append("test metrics:")
         for key in sorted(test):

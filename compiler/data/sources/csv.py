@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field
 
-from polytask.compiler.data.files import cached, existing_path, stat_key
+from polytask.compiler.data.files import cached, existing_path, raising_report, stat_key
 from polytask.compiler.data.load import Columns, SourceContext
 from polytask.compiler.data.sources import Source
-from polytask.compiler.data.table import infer_column_info, labels_or_numbers, number_column_facts
+from polytask.compiler.data.table import labels_or_numbers, number_column_facts
 from polytask.errors import DataError
 from polytask.spec.data_checks import missing
 from polytask.spec.facts import DatasetBase, Facts
@@ -44,6 +44,36 @@ class CsvDataset(DatasetBase):
         None, min_length=1, description="Input columns; default: every column that no task uses as a target."
     )
     delimiter: str = Field(",", min_length=1, max_length=1, description='One character.')
+
+
+DELIMITERS = ",;\t|"  # what `delimiter_hint` tries
+
+
+def delimiter_hint(path, delimiter: str) -> Optional[str]:
+    """"it looks like ';'-separated: set `delimiter: ';'`" when the file's first lines split
+    more evenly on another common delimiter than on `delimiter`; else None."""
+    try:
+        with open(path, "rb") as handle:
+            sample = handle.read(65536).decode("utf-8-sig", "replace")
+    except OSError:
+        return None
+    lines = [line for line in sample.splitlines()[:20] if line.strip()]
+    if len(lines) > 1 and len(sample) == 65536:
+        lines = lines[:-1]  # the last line may be cut
+    if not lines:
+        return None
+
+    def widths(candidate: str) -> list[int]:
+        return [len(row) for row in csv.reader(lines, delimiter=candidate)]
+
+    current = widths(delimiter)
+    for candidate in DELIMITERS:
+        if candidate == delimiter:
+            continue
+        found = widths(candidate)
+        if found[0] > 1 and len(set(found)) == 1 and (len(set(current)) > 1 or found[0] > current[0]):
+            return f"it looks like {candidate!r}-separated: set `delimiter: {candidate!r}`"
+    return None
 
 
 def read_csv(path, delimiter: str) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -80,13 +110,18 @@ def read_csv(path, delimiter: str) -> tuple[list[str], dict[str, np.ndarray]]:
         if len(record) != width:
             raise DataError(
                 f"row has {len(record)} field(s) but the header names {width} column(s)",
-                hint=f"every row needs one value per column (delimiter {delimiter!r}); leave a cell empty for a missing value",
+                hint=delimiter_hint(path, delimiter) or f"every row needs one value per column (delimiter "
+                f"{delimiter!r}); leave a cell empty for a missing value",
                 where=f"{path}:{line}",
             )
     cells_by_column = list(zip(*rows))
     columns = {}
-    for index, name in enumerate(header):
-        columns[name] = _parse_column(name, cells_by_column[index], lines, path, index + 1)
+    try:
+        for index, name in enumerate(header):
+            columns[name] = _parse_column(name, cells_by_column[index], lines, path, index + 1)
+    except DataError as exc:
+        exc.hint = delimiter_hint(path, delimiter) or exc.hint
+        raise
     return header, columns
 
 
@@ -156,67 +191,98 @@ def _typed(name: str, values: np.ndarray, missing: np.ndarray, lines, path, posi
             hint="replace it with a finite number, or leave the cell empty for a missing value",
             where=f"{path}:{line}:{position}",
         )
+    too_large = np.abs(np.where(missing, 0.0, values)) > np.finfo(np.float32).max
+    if too_large.any():
+        index = int(np.argmax(too_large))
+        raise DataError(
+            f"column '{name}' has the value {values[index]:g}, too large for float32 (at most "
+            f"{float(np.finfo(np.float32).max):.4g})",
+            hint="rescale the column, or leave the cell empty for a missing value",
+            where=f"{path}:{lines[index]}:{position}",
+        )
     return labels_or_numbers(values, missing)
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def _cell_kind(cell: str):
-    """(is a number or empty, its integer value or None, is empty)."""
+    """(is a number or empty, its integer value or None, is empty, its value or None)."""
     text = cell.strip()
     if not text or text.lower() == "nan":
-        return True, None, True
+        return True, None, True, None
     try:
         value = float(text)
     except ValueError:
-        return False, None, False
+        return False, None, False, None
     if value != value or value in (float("inf"), float("-inf")):
-        return False, None, False
-    return True, (int(value) if value.is_integer() else None), False
+        return False, None, False, None
+    return True, (int(value) if value.is_integer() else None), False, value
 
 
-def probe_csv(params, resolve, report) -> Facts:
-    """The header and, from a bounded sample of rows, each column's kind (for `polytask check`)."""
+def probe_csv(params, resolve, report, *, sample_rows: Optional[int] = CSV_SAMPLE_ROWS) -> Facts:
+    """The header and, from the first `sample_rows` rows (None: all), each column's kind,
+    missing cells and distinct labels. `check` reads a bounded sample; `plan` reads every row
+    (exact class counts). Plain Python, so neither needs NumPy."""
     path = resolve(params.path)
     if not path.is_file():
         missing(report, path, "csv file")
         return Facts()
+
+    def bad(message: str, hint: str) -> Facts:
+        report("PT306", message, hint=delimiter_hint(path, params.delimiter) or hint)
+        return Facts()
+
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle, delimiter=params.delimiter)
             header = next(reader, None)
+            while header is not None and (not header or (len(header) == 1 and not header[0].strip())):
+                header = next(reader, None)  # blank lines before the header, as read_csv skips them
             if not header:
                 report("PT306", f"{path.name} is empty; a csv needs a header row")
                 return Facts()
             header = [h.strip() for h in header]
             if any(not h for h in header) or len(set(header)) != len(header):
-                report("PT306", f"{path.name}: the header has an empty or repeated column name",
-                       hint="name every column once in the first row")
-                return Facts()
-            integral = [True] * len(header)
-            low = [0] * len(header)
-            high = [-1] * len(header)
+                return bad(f"{path.name}: the header has an empty or repeated column name",
+                           "name every column once in the first row")
+            width = len(header)
+            integral = [True] * width
+            low = [0] * width
+            high = [-1] * width
+            empty_cells = [0] * width
+            first_empty: list = [None] * width
+            distinct: list = [set() for _ in range(width)]
             rows = 0
-            for line_no, row in enumerate(reader, start=2):
-                if not row:
+            for row in reader:
+                line_no = reader.line_num
+                if not row or (len(row) == 1 and not row[0].strip()):
                     continue
-                if len(row) != len(header):
-                    report("PT306", f"{path.name}:{line_no}: {len(row)} fields, the header has {len(header)}",
-                           hint=f"is the delimiter {params.delimiter!r} right?")
-                    return Facts()
+                if len(row) != width:
+                    return bad(f"{path.name}:{line_no}: {len(row)} fields, the header has {width}",
+                               f"is the delimiter {params.delimiter!r} right?")
                 rows += 1
                 for i, cell in enumerate(row):
-                    number, integer, empty = _cell_kind(cell)
+                    number, integer, empty, value = _cell_kind(cell)
                     if not number:
-                        report("PT306", f"{path.name}:{line_no}: column '{header[i]}' holds {cell.strip()!r}, "
-                               "not a number", hint="csv cells must be numbers or empty (a missing value)")
-                        return Facts()
+                        return bad(f"{path.name}:{line_no}: column '{header[i]}' holds {cell.strip()[:40]!r}, "
+                                   "not a number", "csv cells must be numbers or empty (a missing value)")
                     if empty:
+                        empty_cells[i] += 1
+                        if first_empty[i] is None:
+                            first_empty[i] = f"{path.name}:{line_no}:{i + 1}"
                         continue
+                    if abs(value) > FLOAT32_MAX:
+                        return bad(f"{path.name}:{line_no}: column '{header[i]}' holds {value:g}, too large for "
+                                   f"float32", "rescale the column (float32 holds at most 3.4e38)")
                     if integer is None:
                         integral[i] = False
                     else:
                         low[i] = min(low[i], integer)
                         high[i] = max(high[i], integer)
-                if rows >= CSV_SAMPLE_ROWS:
+                        if len(distinct[i]) <= MAX_CLASSES:
+                            distinct[i].add(integer)
+                if sample_rows is not None and rows >= sample_rows:
                     break
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         report("PT306", f"cannot read {path.name}: {exc}")
@@ -224,8 +290,10 @@ def probe_csv(params, resolve, report) -> Facts:
     if rows == 0:
         report("PT306", f"{path.name} has a header but no rows", hint="add data rows below the header")
         return Facts()  # column facts from no rows would only add false follow-up errors
-    columns = {column: number_column_facts(integral[i], low[i], high[i]) for i, column in enumerate(header)}
-    return Facts(columns=columns, rows=rows if rows < CSV_SAMPLE_ROWS else None)
+    columns = {column: number_column_facts(integral[i], low[i], high[i], missing=empty_cells[i],
+                                           first_missing=first_empty[i], distinct=len(distinct[i]))
+               for i, column in enumerate(header)}
+    return Facts(columns=columns, rows=rows if sample_rows is None or rows < sample_rows else None)
 
 
 @SOURCES.register
@@ -245,15 +313,7 @@ class Csv(Source):
     def _read(self, dataset, context: SourceContext):
         path = existing_path(context, dataset.path, what="csv file")
         header, columns = cached(("csv", stat_key(path), dataset.delimiter), lambda: read_csv(path, dataset.delimiter))
-        if dataset.features is not None:
-            for name in dataset.features:
-                if name not in columns:
-                    close = difflib.get_close_matches(name, header, n=1)
-                    raise DataError(
-                        f"feature column '{name}' is not in {path.name}",
-                        hint=(f"did you mean '{close[0]}'? " if close else "") + f"columns are: {', '.join(header)}",
-                        where=f"{path}:1",
-                    )
+        _check_features(dataset, header, path)
         return path, columns
 
     def load(self, dataset, context: SourceContext) -> Columns:
@@ -261,8 +321,22 @@ class Csv(Source):
         return Columns(columns=dict(columns), feature_columns=dataset.features, where=str(path), typed=True)
 
     def describe(self, dataset, context: SourceContext):
-        _, columns = self._read(dataset, context)
-        return {name: infer_column_info(values) for name, values in columns.items()}
+        """Every column's facts from all rows, with `check`'s probe (no NumPy)."""
+        path = existing_path(context, dataset.path, what="csv file")
+        facts = probe_csv(dataset, lambda _: path, raising_report(path), sample_rows=None)
+        _check_features(dataset, list(facts.columns), path)
+        return dict(facts.columns)
+
+
+def _check_features(dataset, header, path) -> None:
+    for name in dataset.features or ():
+        if name not in header:
+            close = difflib.get_close_matches(name, header, n=1)
+            raise DataError(
+                f"feature column '{name}' is not in {path.name}",
+                hint=(f"did you mean '{close[0]}'? " if close else "") + f"columns are: {', '.join(header)}",
+                where=f"{path}:1",
+            )
 
 
 __all__ = ["Csv", "CsvDataset", "read_csv"]

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from pydantic import Field
 
+import array
+import ast
 import difflib
+import struct
+import sys
 import zipfile
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple, Optional
 
 
-from polytask.compiler.data.files import cached, existing_path, stat_key
+from polytask.compiler.data.files import cached, existing_path, raising_report, stat_key
 from polytask.compiler.data.load import Columns, SourceContext
 from polytask.compiler.data.sources import Source
-from polytask.compiler.data.table import infer_column_info, normalize_column
+from polytask.compiler.data.table import float32_problem, normalize_column
 from polytask.errors import DataError
 from polytask.spec.data_checks import missing
 from polytask.spec.facts import MAX_CLASSES, Column, DatasetBase, Facts
@@ -59,29 +63,93 @@ def read_npz(path) -> dict[str, np.ndarray]:
         raise DataError(f"cannot read {path} as a .npz file: {exc}", hint="write it with numpy.savez", where=str(path)) from None
     if not isinstance(arrays, dict) or not arrays:
         raise DataError(f"{path.name} holds no arrays", where=str(path))
-    for name, array in arrays.items():
-        if array.ndim == 0:
+    for name, values in arrays.items():
+        if values.ndim == 0:
             raise DataError(
                 f"array '{name}' in {path.name} is a scalar, not one value per example",
                 hint="every array needs a first dimension of one entry per example",
                 where=str(path),
             )
-    return {name: normalize_column(array) for name, array in arrays.items()}
+        if values.dtype.kind not in "biufUSO":
+            raise DataError(f"array '{name}' in {path.name} holds {values.dtype} values, not real numbers or text",
+                            hint="save real numbers (complex, datetime and structured arrays cannot be used)",
+                            where=str(path))
+        problem = float32_problem(values)
+        if problem:
+            raise DataError(f"array '{name}' in {path.name}: {problem}",
+                            hint="rescale it, or use NaN for a missing value", where=str(path))
+    return {name: normalize_column(values) for name, values in arrays.items()}
 
 
-def _npy_header(handle):
-    import numpy as np
+class NpyDtype(NamedTuple):
+    """An array's dtype as a .npy header states it (`descr` such as '<i8', '|b1', '<U5')."""
 
-    version = np.lib.format.read_magic(handle)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(handle)
-    return np.lib.format.read_array_header_2_0(handle)
+    kind: str  # NumPy's dtype.kind: i u b f c U S O V M m
+    itemsize: int
+    little_endian: bool
 
 
-def probe_npz(params, resolve, report) -> Facts:
-    """Array names, shapes and dtypes from the .npy headers inside the zip (for `polytask check`)."""
-    import numpy as np
+def _npy_header(handle) -> tuple[tuple, NpyDtype]:
+    """(shape, dtype) from a .npy header, read without NumPy (the format is a magic string, a
+    version, a length and a Python dict literal), so `check` and `plan` need no NumPy."""
+    if handle.read(6) != b"\x93NUMPY":
+        raise ValueError("not a .npy array (bad magic string)")
+    major, _minor = handle.read(2)
+    if major == 1:
+        (length,) = struct.unpack("<H", handle.read(2))
+    elif major in (2, 3):
+        (length,) = struct.unpack("<I", handle.read(4))
+    else:
+        raise ValueError(f"unsupported .npy format version {major}")
+    header = ast.literal_eval(handle.read(length).decode("utf-8" if major == 3 else "latin1"))
+    descr = header.get("descr") if isinstance(header, dict) else None
+    shape = tuple(header.get("shape", ())) if isinstance(header, dict) else ()
+    if not isinstance(descr, str) or len(descr) < 3:  # structured dtypes are lists of fields
+        return shape, NpyDtype("V", 0, True)
+    order, kind, size = descr[0], descr[1], descr[2:]
+    little = order == "<" or (order in "=|" and sys.byteorder == "little")
+    return shape, NpyDtype(kind, int(size) if size.isdigit() else 0, little)
 
+
+def _read_integers(handle, count: int, dtype: NpyDtype) -> array.array:
+    """A 1-D integer or bool array's values (C order) with the standard library's `array`."""
+    code = next(c for c in "bhilq" if array.array(c).itemsize == dtype.itemsize)
+    values = array.array(code.upper() if dtype.kind in "ub" else code)
+    values.frombytes(handle.read(count * dtype.itemsize))
+    if len(values) != count:
+        raise ValueError("the array's data is shorter than its header says")
+    if dtype.little_endian != (sys.byteorder == "little"):
+        values.byteswap()
+    return values
+
+
+def _rows_with_nan(handle, shape: tuple, dtype: NpyDtype) -> int:
+    """Rows of a float array (C order) with a NaN anywhere in them, read in chunks of rows."""
+    code = {4: "f", 8: "d"}.get(dtype.itemsize)
+    if code is None:  # float16 / long double: the loader reports these; nothing to count here
+        return 0
+    width = 1
+    for d in shape[1:]:
+        width *= int(d)
+    swap = dtype.little_endian != (sys.byteorder == "little")
+    missing_rows, chunk_rows = 0, max(1, 1_000_000 // max(width, 1))
+    for start in range(0, shape[0], chunk_rows):
+        count = min(chunk_rows, shape[0] - start)
+        values = array.array(code)
+        values.frombytes(handle.read(count * width * dtype.itemsize))
+        if len(values) != count * width:
+            raise ValueError("the array's data is shorter than its header says")
+        if swap:
+            values.byteswap()
+        for row in range(count):
+            if any(v != v for v in values[row * width:(row + 1) * width]):
+                missing_rows += 1
+    return missing_rows
+
+
+def probe_npz(params, resolve, report, *, read_limit: Optional[int] = NPZ_READ_LIMIT) -> Facts:
+    """Array names, shapes and dtypes from the .npy headers inside the zip, and the classes of
+    1-D integer arrays up to `read_limit` bytes (None: all). `check` and `plan` use it."""
     path = resolve(params.path)
     if not path.is_file():
         missing(report, path, "npz file")
@@ -92,38 +160,50 @@ def probe_npz(params, resolve, report) -> Facts:
             for member in archive.namelist():
                 if not member.endswith(".npy"):
                     continue
-                array = member[: -len(".npy")]
+                array_name = member[: -len(".npy")]
                 with archive.open(member) as handle:
-                    shape, _, dtype = _npy_header(handle)
-                if dtype.kind == "O":
-                    report("PT306", f"array '{array}' in {path.name} holds Python objects (refused: loading "
-                           "them would run code)", hint="save numbers or text arrays")
-                    continue
-                categorical, classes = None, None
-                if dtype.kind == "f":
-                    categorical = False
-                elif dtype.kind in "US":
-                    categorical = None
-                elif dtype.kind in "iub" and len(shape) == 1:
-                    info = archive.getinfo(member)
-                    if info.file_size <= NPZ_READ_LIMIT:
-                        with archive.open(member) as handle:
-                            values = np.lib.format.read_array(handle, allow_pickle=False)
-                        present = values[values != -1] if values.size else values
-                        top = int(present.max()) if present.size else -1
-                        categorical = bool(present.size == 0 or (int(present.min()) >= 0 and top < MAX_CLASSES))
-                        if values.size and int(values.min()) == -1 and set(np.unique(values).tolist()) == {-1, 1}:
-                            categorical = False  # +-1 numbers, as the loader reads them (normalize_column)
-                        classes = top + 1 if categorical else None
-                elif dtype.kind in "iub":
-                    categorical = False
+                    shape, dtype = _npy_header(handle)
+                    if dtype.kind in "OV":
+                        report("PT306", f"array '{array_name}' in {path.name} holds Python objects or records "
+                               "(refused: loading objects would run code)", hint="save numbers or text arrays")
+                        continue
+                    if dtype.kind in "cmM":
+                        report("PT306", f"array '{array_name}' in {path.name} holds complex or date/time values, "
+                               "not real numbers or text", hint="save real numbers")
+                        continue
+                    if not shape:
+                        report("PT306", f"array '{array_name}' in {path.name} is a scalar, not one value per "
+                               "example", hint="every array needs a first dimension of one entry per example")
+                        continue
+                    categorical, classes, missing_rows = None, None, 0
+                    if dtype.kind == "f":
+                        categorical = False
+                        if read_limit is None:  # plan: rows with a NaN are missing values
+                            missing_rows = _rows_with_nan(handle, shape, dtype)
+                    elif dtype.kind in "US":
+                        categorical = False  # text stays text (the loader's rule)
+                    elif dtype.kind in "iub" and len(shape) == 1:
+                        size = shape[0] * dtype.itemsize
+                        if read_limit is None or size <= read_limit:
+                            values = _read_integers(handle, shape[0], dtype)
+                            present = [v for v in values if v != -1]
+                            missing_rows = len(values) - len(present)
+                            top = max(present) if present else -1
+                            categorical = not present or (min(present) >= 0 and top < MAX_CLASSES)
+                            if values and min(values) == -1 and set(values) == {-1, 1}:
+                                categorical = False  # +-1 numbers, as the loader reads them (normalize_column)
+                            classes = top + 1 if categorical else None
+                            if not categorical:
+                                missing_rows = 0  # -1 is a number here, not a missing label
+                    elif dtype.kind in "iub":
+                        categorical = False
                 # as the loader stores them: floats and integers that are not labels -> float32
                 kind = ("string" if dtype.kind in "US" else "float32" if dtype.kind == "f" or categorical is False
                         else "int64" if categorical else None)
-                columns[array] = Column(tuple(int(d) for d in shape[1:]), categorical=categorical,
-                                        num_classes=classes, dtype=kind)
-                rows[array] = int(shape[0]) if shape else 0
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+                columns[array_name] = Column(tuple(int(d) for d in shape[1:]), categorical=categorical,
+                                             num_classes=classes, dtype=kind, missing=missing_rows)
+                rows[array_name] = int(shape[0])
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, SyntaxError, struct.error) as exc:
         report("PT306", f"cannot read {path.name} as an npz file: {exc}")
         return Facts()
     if not columns:
@@ -154,14 +234,7 @@ class Npz(Source):
     def _read(self, dataset, context: SourceContext):
         path = existing_path(context, dataset.path, what=".npz file")
         arrays = cached(("npz", stat_key(path)), lambda: read_npz(path))
-        if dataset.features not in arrays:
-            close = difflib.get_close_matches(dataset.features, list(arrays), n=1)
-            raise DataError(
-                f"the input array '{dataset.features}' is not in {path.name}",
-                hint=(f"did you mean '{close[0]}'? " if close else "")
-                + f"arrays are: {', '.join(arrays)}; set `features:` to the input array's name",
-                where=str(path),
-            )
+        _check_features(dataset, arrays, path)
         return path, arrays
 
     def load(self, dataset, context: SourceContext) -> Columns:
@@ -169,5 +242,19 @@ class Npz(Source):
         return Columns(columns=dict(arrays), feature_columns=[dataset.features], where=str(path))
 
     def describe(self, dataset, context: SourceContext):
-        _, arrays = self._read(dataset, context)
-        return {name: infer_column_info(values) for name, values in arrays.items()}
+        """Every array's facts from the .npy headers (and label arrays), without NumPy."""
+        path = existing_path(context, dataset.path, what=".npz file")
+        facts = probe_npz(dataset, lambda _: path, raising_report(path), read_limit=None)
+        _check_features(dataset, facts.columns, path)
+        return dict(facts.columns)
+
+
+def _check_features(dataset, arrays, path) -> None:
+    if dataset.features not in arrays:
+        close = difflib.get_close_matches(dataset.features, list(arrays), n=1)
+        raise DataError(
+            f"the input array '{dataset.features}' is not in {path.name}",
+            hint=(f"did you mean '{close[0]}'? " if close else "")
+            + f"arrays are: {', '.join(arrays)}; set `features:` to the input array's name",
+            where=str(path),
+        )
