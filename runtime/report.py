@@ -732,6 +732,7 @@ def _prepare_out(out: Path) -> set[str]:
 def write_report(run_dir, out: Optional[Path] = None, affinity: Optional[Path] = None) -> dict:
     """Write RUN_DIR's report page and figures into `out` (default RUN_DIR/report); returns what was written."""
     content = read_run(run_dir, affinity=affinity)
+    _pyplot()  # without matplotlib, say so before creating the output folder
     out = Path(out) if out is not None else content.root / REPORT_DIR
     previous = _prepare_out(out)
     page, images = render(content, out)

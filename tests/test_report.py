@@ -228,3 +228,12 @@ def test_a_real_trained_run(tmp_path):
             assert f"<td>{key.split('/')[0]}</td>" in text
     assert 'id="plan"' in text and 'id="curves"' in text
     assert all(w > 0 and h > 0 for w, h in _png_sizes(_images(page)))
+
+
+def test_without_matplotlib_it_names_the_extra(tmp_path, monkeypatch):
+    run = multitask_run(tmp_path / "run", tasks=2, affinity=False)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    result = invoke("report", str(run))
+    assert result.exit_code == 1
+    assert "matplotlib" in result.output and "polytask[report]" in result.output
+    assert not (run / "report").exists()
