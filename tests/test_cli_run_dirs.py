@@ -26,11 +26,11 @@ def verbs(run_dir: Path, spec_path: str = "SPEC") -> dict[str, list[str]]:
     run = str(run_dir)
     return {
         "evaluate": ["evaluate", run],
+        "report": ["report", run],
         "evaluate --episodes": ["evaluate", run, "--episodes", "10"],
         "evaluate --support": ["evaluate", run, "--support", run, "--query", run],
         "predict": ["predict", run, str(run_dir.parent / "in.csv"), "--task", "label"],
         "train --resume": ["train", spec_path, "--resume", "--out", run, "--steps", "2", "--quiet"],
-        "report": ["report", run],
     }
 
 
