@@ -202,7 +202,7 @@ def heatmap(result: dict, path: Path) -> None:
         import matplotlib
     except ImportError:
         raise PolytaskError("the affinity.png heatmap needs matplotlib, which is not installed",
-                            hint='pip install "polytask[plot]" (or matplotlib)') from None
+                            hint="pip install 'polytask[report]' (matplotlib)") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -24,7 +24,7 @@ from typing import Any, Optional
 from polytask.errors import RunError
 from polytask.runtime.progress import Progress
 from polytask.runtime.rundir import RunDir, jsonable
-from polytask.runtime.summaries import ScalarWriter
+from polytask.runtime.summaries import ScalarWriter, write_hparams, write_hparams_config
 
 
 class Interrupted(RunError):
@@ -51,11 +51,17 @@ class LoopSettings:
     log_every: int = 50
     early_stopping: Optional[EarlyStoppingSettings] = None
     max_to_keep: int = 3
-    quiet: Optional[bool] = None  # None: show progress only on a terminal
+    quiet: Optional[bool] = None  # None/False: a progress bar on a terminal, plain lines in a log
+    progress_interval: float = 30.0  # seconds between two plain progress lines in a log (CI)
     warmup_steps: int = 5  # steps left out of the steady-state speed
     final_split: str = "test"
     export: bool = True
     extra_report: dict = field(default_factory=dict)
+    #: This run's HParams session (`summaries.training_hparams`); empty: none is written.
+    hparams: dict = field(default_factory=dict)
+    hparams_trial: str = ""
+    #: Also write the HParams experiment config (the top-level run of a run directory does).
+    hparams_config: bool = False
 
 
 def _is_chief(strategy) -> bool:
@@ -150,7 +156,10 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
     total_steps = int(settings.steps)
     summary_train = ScalarWriter(str(run.tensorboard_dir("train"))) if chief else None
     summary_eval = ScalarWriter(str(run.tensorboard_dir("validation"))) if chief else None
-    progress = Progress(total_steps, start=start_step, quiet=settings.quiet if chief else True)
+    if chief and settings.hparams:
+        write_hparams(str(run.tensorboard), settings.hparams, trial_id=settings.hparams_trial or run.root.name)
+    progress = Progress(total_steps, start=start_step, quiet=settings.quiet if chief else True,
+                        interval=settings.progress_interval)
 
     graph_build_seconds = None
     steady_seconds = 0.0
@@ -279,6 +288,11 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
         if summary_eval is not None:
             summary_eval.write(current, final_metrics, prefix=f"{settings.final_split}/")
             summary_eval.flush()
+    if chief and settings.hparams and settings.hparams_config:
+        validation_tags = sorted(set(last_eval) | set(validation_metrics)) + [
+            f"{settings.final_split}/{key}" for key in sorted(final_metrics)]
+        write_hparams_config(str(run.tensorboard), list(settings.hparams),
+                             {"train": sorted(last_values), "validation": validation_tags})
     if settings.export:
         program.export(str(_write_dir(strategy, run.saved_model)))
 

@@ -12,6 +12,8 @@
         polytask.json          pooled and hard runs: tasks, input columns, class names
         polytask_meta.json     meta runs: what `evaluate` needs to adapt to new tasks
       baseline/<task>/       `--baseline independent`: a run directory per task trained alone
+      seed-<s>/              `--seeds N`: a run directory per seed (RUN_DIR/report.json compares them)
+      report/                `polytask report`: index.html and its PNG figures
 
 This module is the one place these names are spelled; everything else (runtime, CLI) asks
 `RunDir` for paths or uses the constants below. The two files inside saved_model/ are
@@ -41,6 +43,12 @@ METRICS_FILE = "metrics.jsonl"
 REPORT_FILE = "report.json"
 SAVED_MODEL_DIR = "saved_model"
 BASELINE_DIR = "baseline"
+REPORT_DIR = "report"
+#: `--seeds N`: RUN_DIR/seed-<s>/ is the run directory of seed s.
+SEED_DIR_PREFIX = "seed-"
+#: What `polytask affinity --out DIR` writes into DIR; `polytask report` looks for it in
+#: RUN_DIR and RUN_DIR/affinity/.
+AFFINITY_FILE = "affinity.json"
 
 
 def jsonable(value: Any) -> Any:

@@ -16,6 +16,7 @@ from typing import Any, Optional
 from polytask.errors import RunError
 from polytask.runtime.loop import EarlyStoppingSettings, LoopSettings, fit
 from polytask.runtime.rundir import CHECKPOINTS_DIR, RunDir, existing_run, jsonable
+from polytask.runtime.summaries import training_hparams
 
 BASELINES = ("independent", "groups")
 
@@ -144,6 +145,9 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
     settings = loop_settings(spec, steps=spec.training.steps, quiet=quiet)
     settings.extra_report = {"spec": str(loaded.path), "name": spec.name, "seed": spec.seed,
                              "strategy": _describe(tf_strategy)}
+    settings.hparams = training_hparams(spec, role="meta" if spec.is_meta else "multi_task")
+    settings.hparams_trial = f"{spec.name} seed {spec.seed}"
+    settings.hparams_config = True
     with worker_failures_as_run_errors(tf_strategy):  # a dead peer worker: say how to --resume
         report = fit(program, run.root, settings, resume=resume)
 
@@ -193,6 +197,9 @@ def train_subset(loaded, tasks: list, run_dir: Path, *, strategy, allow_code: bo
     program = compile_program(subset, strategy=strategy, seed=spec.seed, allow_code=allow_code,
                               steps=spec.training.steps, tables={d: tables[d] for d in datasets})
     settings = loop_settings(subset.spec, steps=spec.training.steps, quiet=True, export=False)
+    settings.hparams = training_hparams(subset.spec, role="independent" if len(tasks) == 1 else "group",
+                                        tasks=list(tasks))
+    settings.hparams_trial = f"{spec.name} seed {spec.seed} {'+'.join(tasks)}"
     stopping = settings.early_stopping
     if stopping is not None and "/" in stopping.metric and stopping.metric.split("/", 1)[0] not in tasks:
         stopping.metric, stopping.mode = "loss", "min"

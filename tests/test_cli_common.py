@@ -34,6 +34,8 @@ def specs(tmp_path):
     (["plan", "nope.yaml"], 2),
     (["train", "nope.yaml"], 2),
     (["evaluate", "no-run"], 1),
+    (["report", "no-run"], 1),
+    (["report", "no-run", "--affinity", "nope.json"], 2),
     (["evaluate", "no-run", "--support", "s"], 2),
     (["predict", "no-run", "nope.csv", "--task", "t"], 2),
     (["plan", "--no-such-option", "x.yaml"], 2),

@@ -1,4 +1,4 @@
-"""Every verb that reads a run directory (evaluate, predict, train --resume) says clearly what is
+"""Every verb that reads a run directory (evaluate, predict, train --resume, report) says clearly what is
 wrong with it: missing, not a polytask run, or a run whose export is missing. No training here:
 the run directories are laid out by hand, so these tests stay fast."""
 from __future__ import annotations
@@ -26,6 +26,7 @@ def verbs(run_dir: Path, spec_path: str = "SPEC") -> dict[str, list[str]]:
     run = str(run_dir)
     return {
         "evaluate": ["evaluate", run],
+        "report": ["report", run],
         "evaluate --episodes": ["evaluate", run, "--episodes", "10"],
         "evaluate --support": ["evaluate", run, "--support", run, "--query", run],
         "predict": ["predict", run, str(run_dir.parent / "in.csv"), "--task", "label"],
