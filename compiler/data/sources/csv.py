@@ -331,6 +331,14 @@ class Csv(Source):
     def facts(self, params, resolve, report) -> Facts:
         return probe_csv(params, resolve, report)
 
+    def spec_problems(self, params):
+        """A delimiter that cannot separate numbers: the quote, a line break, or a character of numbers."""
+        d = params.delimiter
+        if d in '"\r\n' or d in "0123456789.+-eE" or d.isspace() and d != "\t":
+            return [(f"delimiter {d!r} cannot separate numeric cells (it is a quote, a line break, a space or "
+                     "part of numbers)", ("delimiter",), "use ',', ';', '\\t' or '|'")]
+        return []
+
     def _read(self, dataset, context: SourceContext):
         path = existing_path(context, dataset.path, what="csv file")
         header, columns = cached(("csv", stat_key(path), dataset.delimiter), lambda: read_csv(path, dataset.delimiter))
