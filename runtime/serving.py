@@ -151,8 +151,8 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
     elif suffix in (".csv", ".txt"):
         from polytask.compiler.data.sources.csv import read_csv
 
-        header, columns_data = read_csv(path, ",")
         wanted = task_info.get("input_columns") or []
+        header, columns_data = read_csv(path, ",", inputs=wanted)
         if wanted and all(c in header for c in wanted):
             parts = [np.asarray(columns_data[c], np.float32).reshape(-1, 1) if np.ndim(columns_data[c]) == 1
                      else np.asarray(columns_data[c], np.float32) for c in wanted]

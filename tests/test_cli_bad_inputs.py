@@ -265,3 +265,16 @@ def test_a_damaged_training_npz_leaves_no_open_file(tmp_path):
         with pytest.raises(DataError):
             read_npz(path)
         gc.collect()
+
+
+def test_predict_csv_inputs_ignore_other_columns_and_place_empty_cells(tmp_path):
+    from polytask.runtime.serving import read_inputs
+
+    info = {"input_columns": ["a", "b", "c"]}
+    path = tmp_path / "x.csv"
+    path.write_text("c,b,id,a\n3,2,row-1,1\n")  # any order; a text column predict does not need
+    assert read_inputs(path, info, [3]).tolist() == [[1.0, 2.0, 3.0]]
+    path.write_text("\n\na,b,c\n\n1,2,\n")
+    with pytest.raises(DataError) as error:
+        read_inputs(path, info, [3])
+    assert error.value.where == f"{path}:5:3"
