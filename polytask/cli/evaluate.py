@@ -40,7 +40,7 @@ def _is_meta_run(run_dir: Path) -> bool:
 @click.option("--query", type=click.Path(exists=False), default=None, help="Meta runs: query set of a new task.")
 def evaluate(run_dir, split, output_format, episodes, ways, shots, support, query):
     """Evaluate the trained model in RUN_DIR on a split (default: test)."""
-    from polytask.errors import UsageError
+    from polytask.errors import PolytaskError
 
     from polytask.runtime.meta_eval import check_options
 
@@ -64,8 +64,8 @@ def evaluate(run_dir, split, output_format, episodes, ways, shots, support, quer
         return
     given = [f"--{k}" for k, v in meta_options.items() if v is not None]
     if given:
-        raise UsageError(f"{', '.join(given)} apply to meta-learning runs only, and {run_dir} is a multi-task run",
-                         hint="drop them, or pass the directory of a meta run")
+        raise PolytaskError(f"{', '.join(given)} apply to meta-learning runs only, and {run_dir} is a multi-task run",
+                            hint="drop them, or pass the directory of a meta run")
     from polytask.runtime.serving import evaluate_run, format_evaluation
 
     result = evaluate_run(path, split=split)
