@@ -240,11 +240,17 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
                 if len(tasks) > 1:
                     what += f" (also tasks {', '.join(repr(t) for t in tasks if t != key.split('/', 1)[1])})"
                 kept = manager.latest_checkpoint
+                kept_step = Path(kept).name.split('-')[-1] if kept else None
+                check = (f"check the targets of task '{key.split('/', 1)[1]}'" if key.startswith("loss/")
+                         else "check the data")
+                fix = f"lower the learning rate, set training.gradient_clip_norm, or {check} for extreme values"
                 raise RunError(
                     f"{what} became {values[key]} at step {current}; training stopped"
-                    + (f" (last good checkpoint: step {Path(kept).name.split('-')[-1]}, kept)" if kept else " (no checkpoint was written yet)"),
-                    hint="lower the learning rate, set training.gradient_clip_norm, or check that task's "
-                    "targets for extreme values; --resume restarts from the last good checkpoint",
+                    + (f" (last good checkpoint: step {kept_step}, kept)" if kept else " (no checkpoint was written yet)"),
+                    hint=(f"{fix}, then train again; --resume would replay the same steps. To use the model "
+                          f"of step {kept_step}, export it without training further: polytask train SPEC --out "
+                          f"{run.root} --resume --steps {kept_step}, then polytask evaluate/predict {run.root}")
+                    if kept else f"{fix}, then train again (nothing was saved, so there is nothing to resume)",
                 )
             last_values = values
             progress.update(current, values)

@@ -137,6 +137,8 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
             raise DataError(f"cannot read {path} as npz: {exc}", hint="write it with numpy.savez") from None
         columns = task_info.get("input_columns") or []
         names = list(arrays.files)
+        if not names:
+            raise DataError(f"{path} holds no arrays", hint="write it with numpy.savez(path, x=...)")
         if all(c in names for c in columns) and columns:
             parts = [_numeric_array(arrays, c, path) for c in columns]
             x = parts[0] if len(parts) == 1 and parts[0].ndim >= 3 else np.concatenate(
@@ -149,8 +151,8 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
     elif suffix in (".csv", ".txt"):
         from polytask.compiler.data.sources.csv import read_csv
 
-        header, columns_data = read_csv(path, ",")
         wanted = task_info.get("input_columns") or []
+        header, columns_data = read_csv(path, ",", inputs=wanted)
         if wanted and all(c in header for c in wanted):
             parts = [np.asarray(columns_data[c], np.float32).reshape(-1, 1) if np.ndim(columns_data[c]) == 1
                      else np.asarray(columns_data[c], np.float32) for c in wanted]

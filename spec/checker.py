@@ -155,7 +155,7 @@ def check_file(path, display: Optional[str] = None, *, check_data: bool = True,
     problem = special_file(path)
     if problem:  # opening a FIFO would wait for a writer forever
         return CheckResult(filename=filename, path=path, spec=None, diagnostics=[
-            Diagnostic("PT001", f"cannot read {problem}", file=filename, line=None, column=None,
+            Diagnostic("PT001", problem, file=filename, line=None, column=None,
                        hint="pass the spec file itself")])
     try:
         data = path.read_bytes()

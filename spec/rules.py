@@ -502,12 +502,12 @@ def test_rows(ctx: RuleContext) -> None:
     for name in used:
         if split_rows(ctx, name)[2] != 0:
             continue
-        tasks = one_of([f"'{t}'" for t, task in ctx.spec.tasks.items() if task.dataset == name])
+        tasks = ", ".join(f"'{t}'" for t, task in ctx.spec.tasks.items() if task.dataset == name)
         rows = (ctx.facts.get(name) or Facts()).rows
         why = "its split has test 0" if ctx.spec.datasets[name].split.test == 0 else f"its {rows} row(s) leave none"
         path = ("datasets", name, "split") if ("datasets", name, "split") in ctx.source_map else ("datasets", name)
         ctx.report("PT224", f"dataset '{name}' has no test rows ({why}): training will report no test metrics "
-                   f"for task {tasks}", path, prefer="key",
+                   f"for {'tasks' if ',' in tasks else 'task'} {tasks}", path, prefer="key",
                    hint="give it a test split (e.g. `split: {train: 0.8, test: 0.2}`) and enough rows, if you "
                    "want test metrics")
 

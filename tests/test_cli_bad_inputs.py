@@ -231,3 +231,50 @@ def test_training_npz_values_beyond_float32_or_complex_are_data_errors(tmp_path)
     np.savez(path, x=np.array([[1 + 2j]]), y=np.array([0]))
     with pytest.raises(DataError, match="complex128"):
         read_npz(path)
+
+
+@pytest.mark.parametrize("verb", ["check", "plan", "train"])
+def test_a_device_as_the_spec_is_refused_in_plain_words(verb):
+    result = invoke(verb, "/dev/null")
+    assert result.exit_code == 1
+    assert "/dev/null is a character device, not a regular file" in result.output
+    assert "cannot read /dev/null is" not in result.output
+
+
+def test_an_npz_predict_input_without_arrays_says_so(tmp_path):
+    import zipfile
+
+    from polytask.runtime.serving import read_inputs
+
+    path = tmp_path / "empty.npz"
+    zipfile.ZipFile(path, "w").close()
+    with pytest.raises(DataError, match="holds no arrays"):
+        read_inputs(path, {"input_columns": ["a"]}, [1])
+
+
+def test_a_damaged_training_npz_leaves_no_open_file(tmp_path):
+    import gc
+    import warnings
+
+    from polytask.compiler.data.sources.npz import read_npz
+
+    path = tmp_path / "d.npz"
+    path.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        with pytest.raises(DataError):
+            read_npz(path)
+        gc.collect()
+
+
+def test_predict_csv_inputs_ignore_other_columns_and_place_empty_cells(tmp_path):
+    from polytask.runtime.serving import read_inputs
+
+    info = {"input_columns": ["a", "b", "c"]}
+    path = tmp_path / "x.csv"
+    path.write_text("c,b,id,a\n3,2,row-1,1\n")  # any order; a text column predict does not need
+    assert read_inputs(path, info, [3]).tolist() == [[1.0, 2.0, 3.0]]
+    path.write_text("\n\na,b,c\n\n1,2,\n")
+    with pytest.raises(DataError) as error:
+        read_inputs(path, info, [3])
+    assert error.value.where == f"{path}:5:3"

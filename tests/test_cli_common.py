@@ -37,13 +37,15 @@ def specs(tmp_path):
     (["report", "no-run"], 1),
     (["report", "no-run", "--affinity", "nope.json"], 2),
     (["evaluate", "no-run", "--support", "s"], 2),
-    (["predict", "no-run", "nope.csv", "--task", "t"], 2),
+    (["predict", "fake-run", "nope.csv", "--task", "t"], 2),
+    (["predict", "no-run", "nope.csv", "--task", "t"], 1),
     (["plan", "--no-such-option", "x.yaml"], 2),
     (["init", "--pattern", "no-such-pattern"], 2),
     (["schema", "--output", "/no/such/folder/schema.json"], 2),
 ])
 def test_every_verb_writes_one_json_error_object(tmp_path, monkeypatch, args, code):
     monkeypatch.chdir(tmp_path)
+    fake_run(tmp_path / "fake-run")
     result = invoke(*args, "--format", "json")
     assert result.exit_code == code, result.output
     error = one_json_object(result.stdout)["error"]
@@ -103,12 +105,20 @@ def test_a_fifo_data_file_is_refused_by_check_and_train(specs):
     assert result.exit_code == 1 and "FIFO" in result.output, result.output
 
 
+def fake_run(path: Path) -> Path:
+    """A folder that passes the run-directory check (its contents are never reached)."""
+    path.mkdir()
+    (path / "spec.yaml").write_text("polytask: 1\n")
+    return path
+
+
 def test_fifo_predict_inputs_and_outputs_are_refused(tmp_path, fifo):
-    result = invoke("predict", tmp_path / "no-run", fifo, "--task", "t")
+    run = fake_run(tmp_path / "run")
+    result = invoke("predict", run, fifo, "--task", "t")
     assert result.exit_code == 1 and "FIFO" in result.output
     good = tmp_path / "in.csv"
     good.write_text("a\n1\n")
-    result = invoke("predict", tmp_path / "no-run", good, "--task", "t", "--output", fifo)
+    result = invoke("predict", run, good, "--task", "t", "--output", fifo)
     assert result.exit_code == 1 and "FIFO" in result.output
 
 

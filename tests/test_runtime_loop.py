@@ -153,3 +153,25 @@ def test_training_with_each_weighting_lowers_the_loss(tmp_path, weighting):
         assert {f"weight/{t}" for t in "abc"} <= set(last)
     for before, variable in zip(trunk_before, program.net.shared_variables()):  # the shared trunk trained too
         assert np.abs(variable.numpy() - before).max() > 1e-3
+
+
+def test_a_nan_before_any_checkpoint_does_not_speak_of_one(tmp_path):
+    program = ScriptedProgram(lambda step: (1.0, float("nan")))
+    with pytest.raises(RunError) as info:
+        fit(program, tmp_path, LoopSettings(steps=50, checkpoint_every=10, eval_every=100, quiet=True))
+    assert "no checkpoint was written yet" in info.value.message
+    assert "last good checkpoint" not in info.value.hint and "--resume restarts" not in info.value.hint
+    assert "task 'second'" in info.value.hint  # "that task" names the task
+
+
+def test_after_a_nan_the_hint_offers_exporting_the_kept_checkpoint_and_that_works(tmp_path):
+    program = ScriptedProgram(lambda step: (1.0, float("nan") if step >= 25 else 1.0))
+    settings = dict(checkpoint_every=10, eval_every=100, log_every=5, quiet=True)
+    with pytest.raises(RunError) as info:
+        fit(program, tmp_path, LoopSettings(steps=50, **settings))
+    assert f"--resume --steps 20, then polytask evaluate/predict {tmp_path}" in info.value.hint
+    # Following it: resume to the kept step trains nothing and exports the step-20 weights.
+    again = ScriptedProgram(lambda step: (1.0, float("nan") if step >= 25 else 1.0))
+    report = fit(again, tmp_path, LoopSettings(steps=20, **settings), resume=True)
+    assert report["steps"] == 20 and float(again.weight.numpy()) == 20.0
+    assert (tmp_path / "saved_model").is_dir()

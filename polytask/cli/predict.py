@@ -37,6 +37,9 @@ def predict(run_dir, input_path, task, output, output_format):
     Example:
       polytask predict runs/csv-hard new_rows.csv --task label -o predictions.csv
     """
+    from polytask.runtime.rundir import existing_run
+
+    existing_run(run_dir)  # a wrong RUN_DIR is named before the input
     input_file(input_path, "input file")
     if output:
         output_file(output)

@@ -76,8 +76,12 @@ def delimiter_hint(path, delimiter: str) -> Optional[str]:
     return None
 
 
-def read_csv(path, delimiter: str) -> tuple[list[str], dict[str, np.ndarray]]:
-    """Parse a csv file into typed columns; every problem is a DataError at file:line."""
+def read_csv(path, delimiter: str, inputs: Optional[list[str]] = None) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Parse a csv file into typed columns; every problem is a DataError at file:line.
+
+    With `inputs` (predict's input columns) and all of them in the header, only those columns
+    are parsed (others may hold anything) and an empty cell in them is an error at its cell.
+    """
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle, delimiter=delimiter)
@@ -115,9 +119,17 @@ def read_csv(path, delimiter: str) -> tuple[list[str], dict[str, np.ndarray]]:
                 where=f"{path}:{line}",
             )
     cells_by_column = list(zip(*rows))
+    selected = inputs if inputs and set(inputs) <= set(header) else None
     columns = {}
     try:
         for index, name in enumerate(header):
+            if selected is not None and name not in selected:
+                continue
+            if selected is not None:
+                for cell, line in zip(cells_by_column[index], lines):
+                    if not cell.strip() or cell.strip().lower() == "nan":
+                        raise DataError(f"input column '{name}' has an empty cell", hint="inputs may not be missing",
+                                        where=f"{path}:{line}:{index + 1}")
             columns[name] = _parse_column(name, cells_by_column[index], lines, path, index + 1)
     except DataError as exc:
         exc.hint = delimiter_hint(path, delimiter) or exc.hint
@@ -309,6 +321,14 @@ class Csv(Source):
 
     def facts(self, params, resolve, report) -> Facts:
         return probe_csv(params, resolve, report)
+
+    def spec_problems(self, params):
+        """A delimiter that cannot separate numbers: the quote, a line break, or a character of numbers."""
+        d = params.delimiter
+        if d in '"\r\n' or d in "0123456789.+-eE" or d.isspace() and d != "\t":
+            return [(f"delimiter {d!r} cannot separate numeric cells (it is a quote, a line break, a space or "
+                     "part of numbers)", ("delimiter",), "use ',', ';', '\\t' or '|'")]
+        return []
 
     def _read(self, dataset, context: SourceContext):
         path = existing_path(context, dataset.path, what="csv file")

@@ -128,7 +128,7 @@ class ImageTree:
                 file = self.path / member
                 problem = special_file(file)
                 if problem:
-                    raise DataError(f"cannot read image {problem}", hint="image folders hold regular files only",
+                    raise DataError(f"cannot read image: {problem}", hint="image folders hold regular files only",
                                     where=self.where)
                 try:
                     out.append((str(file), file.read_bytes()))

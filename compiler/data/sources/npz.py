@@ -45,8 +45,8 @@ class NpzDataset(DatasetBase):
 def read_npz(path) -> dict[str, np.ndarray]:
     import numpy as np
 
-    try:
-        with np.load(path, allow_pickle=False) as archive:
+    try:  # our own handle: np.load leaks the one it opens when the archive is damaged
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             arrays = {}
             for name in archive.files:
                 try:
