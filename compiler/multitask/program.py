@@ -127,6 +127,9 @@ class MultiTaskProgram:
                                 step=self.optimizer.iterations, replicas=self.replicas)
             weights, extra = self.chain.weigh(inputs, tf.constant(self.base_weights))
             total = tf.reduce_sum(weights * losses) + extra
+            auxiliary = getattr(self.net, "auxiliary_loss", lambda x, task: None)(x, task)
+            if auxiliary is not None:  # a sum over this replica's rows: divided by the global batch
+                total = total + auxiliary / float(self.batch_size)
             scaled = scale_loss(self.optimizer, total)
             # Per-task terms must be sliced while the tape records, or their gradients are None.
             task_terms = tf.unstack(losses) if need_norms else None
@@ -318,6 +321,8 @@ def variables_of(layer) -> tf.Module:
 
 def _is_shared_nontrainable(variable, net) -> bool:
     """Batch-norm moving statistics of shared layers count as shared."""
-    layers = getattr(net, "trunk", None) or getattr(net, "body", [])
-    extra = [net.output_layer] if hasattr(net, "output_layer") else []
-    return any(variable is w for layer in list(layers) + extra for w in layer.non_trainable_weights)
+    if hasattr(net, "shared_layers"):
+        layers = net.shared_layers()
+    else:
+        layers = list(getattr(net, "body", [])) + ([net.output_layer] if hasattr(net, "output_layer") else [])
+    return any(variable is w for layer in layers for w in layer.non_trainable_weights)
