@@ -30,10 +30,18 @@ STRUCTURES = {
                                {"dense": {"units": 5, "activation": "tanh"}}, {"dense": {"units": 3}}],
                      "stages": [0, 2]},
 }
-PATTERNS = list(STRUCTURES)
+PATTERNS = list(STRUCTURES) + ["mtan"]  # mtan: image inputs, from examples/mtan.yaml
 
 
 def program_for(tmp_path, name, **training):
+    if name == "mtan":
+        import yaml
+
+        spec = yaml.safe_load((EXAMPLES / "mtan.yaml").read_text())
+        spec["training"].update(training)
+        path = tmp_path / "mtan.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        return path, load_program(path)
     spec = spec_dict(**training)
     spec["structure"] = STRUCTURES[name]
     path = write_spec(tmp_path, spec)
@@ -102,10 +110,13 @@ def test_plan_counts_equal_the_built_model(tmp_path, name):
     path, program = program_for(tmp_path, name)
     plan = build_plan(load_spec(path))
     assert plan.totals == program.parameter_counts()
-    trainable = sum(int(np.prod(v.shape)) for v in program.net.trainable_weights)
-    assert sum(g.params for g in plan.groups) == trainable  # no non-trainable weights here
+    assert sum(g.params for g in plan.groups) == sum(int(np.prod(v.shape)) for v in program.net.weights)
+    # the groups used by several tasks are exactly what gradient surgery treats as shared
     shared_plan = sum(g.params for g in plan.groups if len(g.tasks) > 1)
-    assert shared_plan == sum(int(np.prod(v.shape)) for v in program.net.shared_variables())
+    assert plan.totals["shared"] == shared_plan
+    trainable_shared = sum(int(np.prod(v.shape)) for v in program.net.shared_variables())
+    assert trainable_shared == shared_plan - sum(
+        int(np.prod(w.shape)) for layer in program.net.shared_layers() for w in layer.non_trainable_weights)
     assert "parameter groups:" in format_plan(plan)
 
 
@@ -285,3 +296,53 @@ def test_cross_stitch_default_stages_follow_the_layers_with_weights():
         {"sharing": "cross_stitch", "trunk": STRUCTURES["cross_stitch"]["trunk"]})
     assert isinstance(params, CrossStitchStructure)
     assert stitch_stages(params, (6,)) == [0, 2, 3]
+
+
+def test_mtan_matches_the_paper(tmp_path):
+    """Liu et al. 2019, sec. 3.1: a_j = g_j([u_j ; f_{j-1}(a^_{j-1})]), a^_j = a_j * p_j, with
+    g = sigmoid(BN(conv1x1(relu(BN(conv1x1(.)))))) per task; the shared trunk convs and f
+    run through their Keras layers, the attention arithmetic in NumPy."""
+    import tensorflow as tf
+
+    _, program = program_for(tmp_path, "mtan")
+    net = program.net
+    rng = np.random.default_rng(0)
+    for stack in net.masks:  # non-trivial batch-norm statistics, so inference-mode BN is exercised
+        for layer in stack.stack:
+            if isinstance(layer, tf.keras.layers.BatchNormalization):
+                layer.moving_mean.assign(rng.normal(0, 0.3, layer.moving_mean.shape).astype(np.float32))
+                layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape).astype(np.float32))
+                layer.gamma.assign(rng.normal(1, 0.3, layer.gamma.shape).astype(np.float32))
+    x = program.data.splits["test"].task_inputs(0)[:12]
+    h = standardized(program, x).astype(np.float32)
+
+    def g_np(stack, v):
+        conv1, bn1, _, conv2, bn2, _ = stack.stack
+
+        def bn(layer, y):
+            return (layer.gamma.numpy() * (y - layer.moving_mean.numpy())
+                    / np.sqrt(layer.moving_variance.numpy() + layer.epsilon) + layer.beta.numpy())
+
+        y = relu(bn(bn1, v @ conv1.kernel.numpy()[0, 0] + conv1.bias.numpy()))
+        return 1 / (1 + np.exp(-bn(bn2, y @ conv2.kernel.numpy()[0, 0] + conv2.bias.numpy())))
+
+    last = net.stages[-1]
+    u, p, cur = [], [], tf.constant(h)
+    for i, layer in enumerate(net.trunk[:last + 1]):
+        if i in net.stages:
+            u.append(cur.numpy())
+        cur = layer(cur)
+        if i in net.stages:
+            p.append(cur.numpy())
+    per_task = []
+    for t in range(program.num_tasks):
+        a = None
+        for j in range(len(net.stages)):
+            inputs = u[j] if a is None else np.concatenate(
+                [u[j], net.blocks[j - 1](tf.constant(a), training=False).numpy()], axis=-1)
+            a = g_np(net.mask(j, t), inputs) * p[j]
+        rest = tf.constant(a.astype(np.float32))
+        for layer in net.trunk[last + 1:]:
+            rest = layer(rest)
+        per_task.append(rest.numpy())
+    head_np(program, x, per_task)

@@ -247,3 +247,46 @@ class CrossStitchNet(TaskHeadsNet):
 
     def features(self, x, task, training):
         return own(self.columns_out(x, training), task)
+
+
+class MTANNet(TaskHeadsNet):
+    """A shared conv trunk with task t's soft attention at each stage (Liu et al. 2019).
+
+    `stages`: trunk positions of the stage convs; `masks[j]`: the layers of g_j (one copy per
+    task); `blocks[j]`: the layers of the shared f_j between stage j and j+1.
+    """
+
+    def __init__(self, trunk, stages, masks, blocks, head, groups, num_tasks: int, mean, std, **kwargs):
+        super().__init__(head, groups, num_tasks, mean, std, name="mtan", **kwargs)
+        self.num_tasks, self.stages = num_tasks, list(stages)
+        self.trunk = build_layers(trunk, "trunk")
+        self.masks = [LayerStack(masks[j], f"attention{j}_task{t}") for j in range(len(stages)) for t in range(num_tasks)]
+        self.blocks = [LayerStack(layers, f"shared_block{j}") for j, layers in enumerate(blocks)]
+
+    def mask(self, stage: int, task: int):
+        return self.masks[stage * self.num_tasks + task]
+
+    def shared_layers(self):
+        return list(self.trunk) + list(self.blocks)
+
+    def attended(self, x, training):
+        """Every task's attended features after the trunk (a list of T tensors)."""
+        h, u, p = x, [], []
+        last = self.stages[-1]
+        for i, layer in enumerate(self.trunk[:last + 1]):
+            if i in self.stages:
+                u.append(h)
+            h = run_layers([layer], h, training)
+            if i in self.stages:
+                p.append(h)
+        out = []
+        for t in range(self.num_tasks):
+            a = None
+            for j in range(len(self.stages)):
+                inputs = u[j] if a is None else tf.concat([u[j], self.blocks[j - 1](a, training=training)], axis=-1)
+                a = self.mask(j, t)(inputs, training=training) * p[j]
+            out.append(run_layers(self.trunk[last + 1:], a, training))
+        return out
+
+    def features(self, x, task, training):
+        return own(self.attended(x, training), task)
