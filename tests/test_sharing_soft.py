@@ -29,6 +29,8 @@ STRUCTURES = {
                      "trunk": [{"dense": {"units": 6, "activation": "relu"}}, {"dropout": {"rate": 0.1}},
                                {"dense": {"units": 5, "activation": "tanh"}}, {"dense": {"units": 3}}],
                      "stages": [0, 2]},
+    "ltb": {"sharing": "ltb", "branches": [2, 3], "head": HEAD,
+            "trunk": [{"dense": {"units": 6, "activation": "relu"}}, {"dense": {"units": 5, "activation": "tanh"}}]},
 }
 PATTERNS = list(STRUCTURES) + ["mtan"]  # mtan: image inputs, from examples/mtan.yaml
 
@@ -87,11 +89,14 @@ def randomize_gates(net, scale=1.0, seed=0):
     """Gate weights from a wider distribution, so the references see non-uniform mixtures
     (and DSelect-k's smooth step both saturated and in its cubic part)."""
     rng = np.random.default_rng(seed)
-    from polytask.compiler.multitask.experts import CrossStitchUnit, Gate
+    from polytask.compiler.multitask.experts import Branching, CrossStitchUnit, Gate
 
     for layer in net._flatten_layers():
         if isinstance(layer, Gate):
             for w in layer.trainable_weights:
+                w.assign(rng.normal(0, scale, w.shape).astype(np.float32))
+        if isinstance(layer, Branching):
+            for w in layer.logits:
                 w.assign(rng.normal(0, scale, w.shape).astype(np.float32))
         if isinstance(layer, CrossStitchUnit):
             layer.alpha.assign(rng.normal(0.5, 0.5, layer.alpha.shape).astype(np.float32))
@@ -346,3 +351,43 @@ def test_mtan_matches_the_paper(tmp_path):
             rest = layer(rest)
         per_task.append(rest.numpy())
     head_np(program, x, per_task)
+
+
+def test_ltb_infers_through_the_argmax_tree_and_reports_it(tmp_path, x):
+    """Guo et al. 2020: at inference each node reads its argmax parent, each head its argmax node."""
+    from polytask.cli.train import summary_text
+
+    _, program = program_for(tmp_path, "ltb")
+    net = program.net
+    randomize_gates(net, seed=3)
+    h = standardized(program, x)
+    acts = [relu, np.tanh]
+
+    def node_np(l, k, v):
+        (layer,) = net.node(l, k).stack
+        return acts[l](v @ layer.kernel.numpy() + layer.bias.numpy())
+
+    parents = np.argmax(net.branching.logits[0].numpy(), axis=-1)
+    leaf = np.argmax(net.task_branching.logits[0].numpy(), axis=-1)
+    layer0 = [node_np(0, k, h) for k in range(2)]
+    layer1 = [node_np(1, k, layer0[parents[k]]) for k in range(3)]
+    head_np(program, x, [layer1[leaf[t]] for t in range(program.num_tasks)])
+    report = program.report()["learned_sharing"]
+    for t, name in enumerate(program.tasks):
+        assert report["paths"][name] == [int(parents[leaf[t]]), int(leaf[t])]
+    assert "discovered tree" in summary_text({**program.report(), "steps": 1, "wall_time_seconds": 1.0,
+                                              "name": "ltb"}, tmp_path)
+
+
+def test_ltb_training_samples_one_hot_parents_with_gradients(tmp_path):
+    """Straight-through Gumbel-softmax: a one-hot choice forward, softmax gradients backward."""
+    import tensorflow as tf
+
+    _, program = program_for(tmp_path, "ltb")
+    branching = program.net.branching
+    with tf.GradientTape() as tape:
+        z = branching.choose(0, training=True)
+        loss = tf.reduce_sum(z * tf.constant(np.arange(6, dtype=np.float32).reshape(3, 2)))
+    assert sorted(np.unique(z.numpy()).tolist()) == [0.0, 1.0] and np.allclose(z.numpy().sum(-1), 1)
+    (grad,) = tape.gradient(loss, [branching.logits[0]])
+    assert np.abs(grad.numpy()).sum() > 0

@@ -290,3 +290,81 @@ class MTANNet(TaskHeadsNet):
 
     def features(self, x, task, training):
         return own(self.attended(x, training), task)
+
+
+class Branching(keras.layers.Layer):
+    """Parent logits theta [children, parents] of several layers, and their Gumbel-softmax choice."""
+
+    def __init__(self, shapes, temperature: float, hard: bool, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature, self.hard = float(temperature), bool(hard)
+        self.logits = [self.add_weight(shape=s, name=f"logits_{i}", initializer="zeros") for i, s in enumerate(shapes)]
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def choose(self, index: int, training):
+        """[children, parents] weights: a Gumbel-softmax sample in training, the argmax one-hot otherwise."""
+        theta = self.logits[index]
+        if not training:
+            return tf.one_hot(tf.argmax(theta, axis=-1), theta.shape[-1])
+        u = keras.random.uniform(theta.shape, minval=1e-10, maxval=1.0, seed=self.seed_generator)
+        soft = tf.nn.softmax((theta - tf.math.log(-tf.math.log(u))) / self.temperature, axis=-1)
+        if not self.hard:
+            return soft
+        return tf.stop_gradient(tf.one_hot(tf.argmax(soft, axis=-1), theta.shape[-1]) - soft) + soft
+
+
+class LTBNet(TaskHeadsNet):
+    """Learning to branch (Guo et al. 2020): `counts[l]` copies of trunk layer l; each node of
+    layer l > 0 and each task's head mixes its parents with Gumbel-softmax weights."""
+
+    def __init__(self, trunk, counts, temperature: float, hard: bool, head, groups, num_tasks: int, mean, std,
+                 **kwargs):
+        super().__init__(head, groups, num_tasks, mean, std, name="ltb", **kwargs)
+        self.counts, self.num_tasks = list(counts), num_tasks
+        self.nodes = [LayerStack([layer], f"layer{l}_node{k}") for l, layer in enumerate(trunk)
+                      for k in range(self.counts[l])]
+        self.branching = Branching([(self.counts[l], self.counts[l - 1]) for l in range(1, len(counts))],
+                                   temperature, hard, name="branching")
+        self.task_branching = Branching([(num_tasks, self.counts[-1])], temperature, hard, seed=1,
+                                        name="task_branching")
+
+    def build(self, input_shape):
+        """Nothing to create here: nodes build on their first call, the logits exist from __init__
+        (Keras' default build would warn about the nodes not being built yet)."""
+
+    def node(self, layer: int, k: int):
+        return self.nodes[sum(self.counts[:layer]) + k]
+
+    def shared_layers(self):
+        return list(self.nodes) + [self.branching]
+
+    def task_inputs(self, x, training):
+        """Every task's head input (a list of T tensors)."""
+        outs = [self.node(0, k)(x, training=training) for k in range(self.counts[0])]
+        for l in range(1, len(self.counts)):
+            z = self.branching.choose(l - 1, training)
+            outs = [self.node(l, k)(mix(tf.tile(z[k][None], [tf.shape(x)[0], 1]), outs), training=training)
+                    for k in range(self.counts[l])]
+        z = self.task_branching.choose(0, training)
+        return [mix(tf.tile(z[t][None], [tf.shape(x)[0], 1]), outs) for t in range(self.num_tasks)]
+
+    def features(self, x, task, training):
+        return own(self.task_inputs(x, training), task)
+
+    def sharing_report(self, tasks: list) -> dict:
+        """The discovered tree: each task's node at every layer (argmax parents), and which tasks share each node."""
+        parents = [np.argmax(t.numpy(), axis=-1).tolist() for t in self.branching.logits]
+        leaf = np.argmax(self.task_branching.logits[0].numpy(), axis=-1).tolist()
+        paths = {}
+        for t, name in enumerate(tasks):
+            path = [leaf[t]]
+            for l in range(len(self.counts) - 1, 0, -1):
+                path.insert(0, parents[l - 1][path[0]])
+            paths[name] = path
+        summary = ["discovered tree (node per layer; tasks that share a node):"]
+        for l in range(len(self.counts)):
+            shared: dict = {}
+            for name, path in paths.items():
+                shared.setdefault(path[l], []).append(name)
+            summary.append(f"  layer {l}: " + "  ".join(f"node {k}: {', '.join(v)}" for k, v in sorted(shared.items())))
+        return {"kind": "discovered_tree", "parents": parents, "task_nodes": leaf, "paths": paths, "summary": summary}

@@ -296,6 +296,7 @@ class MultiTaskProgram:
             "final_task_weights": self._final_weights(),
             "jit_compile": self.jit_compile,
             "batch_size": self.batch_size,
+            **({"learned_sharing": self.net.sharing_report(self.tasks)} if hasattr(self.net, "sharing_report") else {}),
         }
 
     def _final_weights(self) -> Optional[dict]:
