@@ -1,7 +1,9 @@
-"""The networks of the two multi-task sharing patterns.
+"""The networks of the hard and pooled sharing patterns, and the base of the per-task-head nets.
 
-Both take raw inputs and per-example task ids and return one output tensor per *head
-group* (tasks with the same output shape): `HardSharingNet` runs a shared trunk and stacked
+They take raw inputs and per-example task ids and return one output tensor per *head
+group* (tasks with the same output shape): `TaskHeadsNet` is the base of the nets that end
+in stacked per-task heads (hard here, the soft-sharing nets in
+`polytask.compiler.multitask.experts`), `HardSharingNet` runs a shared trunk and stacked
 heads, `PooledNet` one model over every task's data, optionally conditioned on the task
 (one-hot or a learned embedding appended to the input). Inputs are standardised with the
 training split's per-feature mean and standard deviation (constants in the graph, so the

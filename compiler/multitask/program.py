@@ -1,4 +1,4 @@
-"""`MultiTaskProgram`: a pooled or hard-sharing spec lowered to a trainable TensorFlow program.
+"""`MultiTaskProgram`: a multi-task spec (pooled, hard or soft sharing) lowered to a trainable TensorFlow program.
 
 One training step (a `tf.function`, XLA-compiled on one replica when the spec or the
 default asks for it) on a global batch of examples from mixed tasks:
@@ -35,7 +35,7 @@ EVAL_BATCH = 4096
 
 
 class MultiTaskProgram:
-    """Pooled or hard sharing: the network, optimizer, weighting chain and data, ready for `fit`."""
+    """A multi-task sharing pattern: the network, optimizer, weighting chain and data, ready for `fit`."""
 
     def __init__(self, plan, spec, data: MultiTaskData, strategy, *, seed: int, jit_compile: Optional[bool] = None,
                  steps: Optional[int] = None):
