@@ -162,10 +162,11 @@ def test_trains_with_weightings(tmp_path, name, weighting):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PATTERNS)
-def test_exports_one_signature_per_task(tmp_path, name, x):
+def test_exports_one_signature_per_task(tmp_path, name):
     import tensorflow as tf
 
     _, program = program_for(tmp_path, name)
+    x = program.data.splits["test"].task_inputs(0)[:12]
     program.train_step()
     program.export(str(tmp_path / "saved"))
     model = tf.saved_model.load(str(tmp_path / "saved"))
