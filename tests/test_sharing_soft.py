@@ -149,7 +149,7 @@ def test_example_spec_checks_and_trains_a_few_steps(tmp_path, name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("weighting", ["equal", "uncertainty", "pcgrad"])
+@pytest.mark.parametrize("weighting", ["equal", "uncertainty", "pcgrad", "gradnorm"])
 @pytest.mark.parametrize("name", PATTERNS)
 def test_trains_with_weightings(tmp_path, name, weighting):
     _, program = program_for(tmp_path, name, weighting=[weighting])

@@ -332,6 +332,14 @@ class LTBNet(TaskHeadsNet):
         """Nothing to create here: nodes build on their first call, the logits exist from __init__
         (Keras' default build would warn about the nodes not being built yet)."""
 
+    def last_shared_kernel(self):
+        """The last layer's nodes (not the branching logits): GradNorm's W."""
+        for node in reversed(self.nodes):
+            kernels = [w for w in node.trainable_weights if len(w.shape) >= 2]
+            if kernels:
+                return kernels[-1]
+        return None
+
     def node(self, layer: int, k: int):
         return self.nodes[sum(self.counts[:layer]) + k]
 

@@ -128,3 +128,40 @@ def plan_extraction(structure, tasks: dict, input_shape: tuple, levels: int):
                                      f"softmax over all {mixed} experts of the level"))
         shape = out
     return groups + plan_heads(structure.head, tasks, shape, notes, "the last level's mixture"), notes
+
+
+SYNTHETIC_TASKS = """
+# Named datasets; tasks refer to them by name. Sources: <<source>>
+# (python runs code: opt-in). Relative paths resolve against this file's folder.
+datasets:
+  mmoe:
+    source: synthetic
+    # MMoE's synthetic regression tasks (Ma et al. 2018): the label correlation is a knob
+    generator: {kind: mmoe, tasks: 2, input_dim: 100, correlation: 0.5}
+    samples: 5000
+    split: {train: 0.8, validation: 0.1, test: 0.1}
+
+# A task is T_i = (dataset, target, loss), with optional metrics, a loss weight and a
+# sampling rate (how often its batches are drawn; separate from the weight).
+tasks:
+  first: {dataset: mmoe, target: task_0, loss: mse, metrics: [rmse]}
+  second: {dataset: mmoe, target: task_1, loss: mse, metrics: [rmse]}
+"""
+
+STARTER_TRAINING = """
+training:
+  steps: 3000
+  batch_size: 128
+  optimizer: {adam: {learning_rate: 1.0e-3}}
+  sampling: proportional      # uniform | proportional | {temperature: 2.0}
+  weighting: equal            # or a list of: <<weighting>>
+  eval_every: 250
+  checkpoint_every: 1000
+  early_stopping: {metric: loss, patience: 5}
+"""
+
+
+def starter_body(structure: str, tasks: str = SYNTHETIC_TASKS) -> str:
+    """The `polytask init --pattern <name>` body of a soft-sharing pattern: data that needs no
+    files, the pattern's commented `structure:` block, and the usual training settings."""
+    return tasks + "\n" + structure.strip("\n") + "\n" + STARTER_TRAINING

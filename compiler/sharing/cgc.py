@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from polytask.compiler.sharing import SharingPattern
-from polytask.compiler.sharing._experts import ExtractionExperts, check_experts, plan_extraction
+from polytask.compiler.sharing._experts import ExtractionExperts, check_experts, plan_extraction, starter_body
 from polytask.spec.registry import SHARING
 from polytask.spec.types import StrictModel
 
@@ -38,6 +38,13 @@ class CGC(SharingPattern):
 
     name = "cgc"
     Params = CGCStructure
+    starter = starter_body("""
+# cgc: shared experts plus each task's own; each task's gate mixes its own and the shared.
+structure:
+  sharing: cgc
+  experts: {shared: 2, per_task: 1, layers: [{dense: {units: 16, activation: relu}}]}
+  head: [{dense: {units: 8, activation: relu}}]   # the output layer is inferred
+""")  # `polytask init --pattern cgc`
 
     def check(self, structure, view):
         check_experts(view, structure, self.name)

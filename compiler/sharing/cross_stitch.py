@@ -21,6 +21,7 @@ from pydantic import Field
 
 from polytask.compiler.layers import final_shape, infer_layers
 from polytask.compiler.sharing import SharingPattern, check_layers, one_input_shape
+from polytask.compiler.sharing._experts import starter_body
 from polytask.compiler.sharing.hard import check_heads, plan_heads
 from polytask.spec.types import StrictModel
 from polytask.spec.registry import SHARING
@@ -64,6 +65,16 @@ class CrossStitch(SharingPattern):
 
     name = "cross_stitch"
     Params = CrossStitchStructure
+    starter = starter_body("""
+# cross_stitch: one column per task; learned units mix the columns after each stage.
+structure:
+  sharing: cross_stitch
+  trunk:
+    - {dense: {units: 32, activation: relu}}
+    - {dense: {units: 16, activation: relu}}
+  alpha_same: 0.9             # initial weight of a column's own activations
+  head: [{dense: {units: 8, activation: relu}}]   # the output layer is inferred
+""")  # `polytask init --pattern cross_stitch`
 
     def check(self, structure, view):
         depth = len(structure.trunk)

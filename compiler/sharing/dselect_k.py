@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from polytask.compiler.sharing import SharingPattern
-from polytask.compiler.sharing._experts import ExpertPool, check_experts, expert_group, expert_plans, gate_params
+from polytask.compiler.sharing._experts import (
+    ExpertPool, check_experts, expert_group, expert_plans, gate_params, starter_body,
+)
 from polytask.compiler.sharing.hard import plan_heads
 from polytask.spec.registry import SHARING
 from polytask.spec.types import NonNegativeFloat, PositiveFloat, PositiveInt, StrictModel
@@ -51,6 +53,14 @@ class DSelectK(SharingPattern):
 
     name = "dselect_k"
     Params = DSelectKStructure
+    starter = starter_body("""
+# dselect_k: shared experts; each task's differentiable gate selects k of them per example.
+structure:
+  sharing: dselect_k
+  k: 2                        # at most experts.count
+  experts: {count: 8, layers: [{dense: {units: 16, activation: relu}}]}
+  head: [{dense: {units: 8, activation: relu}}]   # the output layer is inferred
+""")  # `polytask init --pattern dselect_k`
 
     def check(self, structure, view):
         count = structure.experts.count

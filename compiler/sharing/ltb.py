@@ -20,6 +20,7 @@ from pydantic import Field
 
 from polytask.compiler.layers import final_shape, infer_layers
 from polytask.compiler.sharing import SharingPattern, check_layers, one_input_shape
+from polytask.compiler.sharing._experts import starter_body
 from polytask.compiler.sharing.hard import check_heads, plan_heads
 from polytask.spec.registry import SHARING
 from polytask.spec.types import PositiveFloat, PositiveInt, StrictModel
@@ -50,6 +51,16 @@ class LTB(SharingPattern):
 
     name = "ltb"
     Params = LTBStructure
+    starter = starter_body("""
+# ltb: each trunk layer has one node per task; each node picks its parent by Gumbel-softmax.
+# The tree it settles on is printed at the end of training.
+structure:
+  sharing: ltb
+  trunk:
+    - {dense: {units: 32, activation: relu}}
+    - {dense: {units: 16, activation: relu}}
+  head: [{dense: {units: 8, activation: relu}}]   # the output layer is inferred
+""")  # `polytask init --pattern ltb`
 
     def check(self, structure, view):
         if structure.branches is not None and len(structure.branches) != len(structure.trunk):

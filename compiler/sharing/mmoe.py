@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from polytask.compiler.sharing import SharingPattern
-from polytask.compiler.sharing._experts import ExpertPool, check_experts, expert_group, expert_plans, gate_group
+from polytask.compiler.sharing._experts import (
+    ExpertPool, check_experts, expert_group, expert_plans, gate_group, starter_body,
+)
 from polytask.compiler.sharing.hard import plan_heads
 from polytask.spec.registry import SHARING
 from polytask.spec.types import StrictModel
@@ -40,6 +42,15 @@ class MMoE(SharingPattern):
 
     name = "mmoe"
     Params = MMoEStructure
+    starter = starter_body("""
+# mmoe: shared experts, a softmax gate per task over them, then each task's tower.
+structure:
+  sharing: mmoe
+  experts:
+    count: 8
+    layers: [{dense: {units: 16, activation: relu}}]
+  head: [{dense: {units: 8, activation: relu}}]   # the output layer is inferred
+""")  # `polytask init --pattern mmoe`
 
     def check(self, structure, view):
         check_experts(view, structure, self.name)

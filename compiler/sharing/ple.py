@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from polytask.compiler.sharing import SharingPattern
-from polytask.compiler.sharing._experts import ExtractionExperts, check_experts, plan_extraction
+from polytask.compiler.sharing._experts import ExtractionExperts, check_experts, plan_extraction, starter_body
 from polytask.spec.registry import SHARING
 from polytask.spec.types import PositiveInt, StrictModel
 
@@ -41,6 +41,14 @@ class PLE(SharingPattern):
 
     name = "ple"
     Params = PLEStructure
+    starter = starter_body("""
+# ple: `levels` CGC extraction networks, with a shared gate between levels.
+structure:
+  sharing: ple
+  levels: 2
+  experts: {shared: 1, per_task: 1, layers: [{dense: {units: 16, activation: relu}}]}
+  head: [{dense: {units: 8, activation: relu}}]   # the output layer is inferred
+""")  # `polytask init --pattern ple`
 
     def check(self, structure, view):
         check_experts(view, structure, self.name, structure.levels)
