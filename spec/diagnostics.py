@@ -65,7 +65,7 @@ CODES: Mapping[str, Code] = _codes(
     ("PT205", ERROR, "loss does not fit the target"),
     ("PT206", ERROR, "metric does not fit the loss"),
     ("PT207", ERROR, "pooled sharing: task spaces differ and no task descriptor"),
-    ("PT208", ERROR, "hard sharing: tasks have different input spaces"),
+    ("PT208", ERROR, "shared-input sharing (hard, experts, columns): tasks have different input spaces"),
     ("PT209", ERROR, "meta sharing: family or loss missing"),
     ("PT210", ERROR, "family or tasks do not fit the sharing pattern"),
     ("PT211", ERROR, "family dataset is not a class-structured image dataset"),
@@ -82,6 +82,7 @@ CODES: Mapping[str, Code] = _codes(
     ("PT222", ERROR, "early stopping without validation rows"),
     ("PT223", ERROR, "classification target holds one class"),
     ("PT224", WARNING, "no test rows: training reports no test metrics"),
+    ("PT230", ERROR, "sharing pattern settings do not fit (experts, k, stages, trunk kind)"),
     # PT3xx: cheap data checks (skipped with --no-data)
     ("PT301", ERROR, "data file or folder not found"),
     ("PT302", ERROR, "column not in the csv header"),

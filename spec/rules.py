@@ -187,7 +187,7 @@ def sharing_pattern(ctx: RuleContext) -> None:
         sharing = None  # the schema already reported it; only the pattern-free check below applies
     if not has_tasks and not has_family:
         ctx.report("PT203", "the spec declares no `tasks` and no `family`: there is nothing to learn", (),
-                   hint="add `tasks:` (multi-task, sharing pooled or hard) or `family:` (meta-learning, sharing meta)")
+                   hint="add `tasks:` (multi-task: pooled, hard or soft sharing) or `family:` (meta-learning, sharing meta)")
         return
     sharing_path = ("structure", "sharing") if "sharing" in structure else ()
     if sharing is None:

@@ -31,6 +31,16 @@ def variant(name: str) -> dict:
         spec = yaml.safe_load((SPECS / "hard.yaml").read_text())
         spec["structure"] = {"sharing": "pooled", "descriptor": option,
                              "model": [{"dense": {"units": 16, "activation": "tanh"}}]}
+    elif kind == "sharing":  # a soft-sharing pattern, with PCGrad's per-task gradients on its shared part
+        spec = yaml.safe_load((SPECS / "hard.yaml").read_text())
+        layers = [{"dense": {"units": 8, "activation": "tanh"}}]
+        spec["structure"] = {
+            "mmoe": {"experts": {"count": 3, "layers": layers}},
+            "dselect_k": {"experts": {"count": 3, "layers": layers}, "k": 2, "entropy_weight": 0.1},
+            "ple": {"experts": {"shared": 1, "per_task": 1, "layers": layers}, "levels": 2},
+            "cross_stitch": {"trunk": layers * 2},
+        }[option] | {"sharing": option, "head": layers}
+        spec["training"]["weighting"] = ["pcgrad"]
     elif kind == "meta":
         spec = yaml.safe_load((SPECS / "sinusoid.yaml").read_text())
         spec["structure"]["algorithm"] = option

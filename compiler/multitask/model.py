@@ -1,7 +1,9 @@
-"""The networks of the two multi-task sharing patterns.
+"""The networks of the hard and pooled sharing patterns, and the base of the per-task-head nets.
 
-Both take raw inputs and per-example task ids and return one output tensor per *head
-group* (tasks with the same output shape): `HardSharingNet` runs a shared trunk and stacked
+They take raw inputs and per-example task ids and return one output tensor per *head
+group* (tasks with the same output shape): `TaskHeadsNet` is the base of the nets that end
+in stacked per-task heads (hard here, the soft-sharing nets in
+`polytask.compiler.multitask.experts`), `HardSharingNet` runs a shared trunk and stacked
 heads, `PooledNet` one model over every task's data, optionally conditioned on the task
 (one-hot or a learned embedding appended to the input). Inputs are standardised with the
 training split's per-feature mean and standard deviation (constants in the graph, so the
@@ -41,17 +43,18 @@ class _Standardize:
         return (tf.cast(x, tf.float32) - self.mean) * self.inverse_std
 
 
-class HardSharingNet(keras.layers.Layer):
-    """Shared trunk + one stacked head per head group.
+class TaskHeadsNet(keras.layers.Layer):
+    """Base of the nets with one stacked head per task after a shared part.
 
+    A subclass gives `features(x, task, training)`: each row's representation for its own
+    task (standardised inputs in), and `shared_layers()`: the layers more than one task uses.
     groups: list of (output_units, task ids in the group); `local_index[t]` is task t's row in
     its group's stacked head.
     """
 
-    def __init__(self, trunk, head, groups, num_tasks: int, mean, std, **kwargs):
-        super().__init__(name="hard_sharing", **kwargs)
+    def __init__(self, head, groups, num_tasks: int, mean, std, **kwargs):
+        super().__init__(**kwargs)
         self.standardize = _Standardize(mean, std)
-        self.trunk = build_layers(trunk, "trunk")
         self.heads = [StackedHead(head, units, len(members), name=f"heads_{g}") for g, (units, members) in enumerate(groups)]
         local = np.zeros(num_tasks, np.int32)
         group = np.zeros(num_tasks, np.int32)
@@ -61,8 +64,46 @@ class HardSharingNet(keras.layers.Layer):
         self.local_index = tf.constant(local)
         self.group_index = tf.constant(group)
 
+    def features(self, x, task, training):
+        raise NotImplementedError
+
+    def shared_layers(self) -> list:
+        raise NotImplementedError
+
     def shared_variables(self) -> list:
-        return [v for layer in self.trunk for v in layer.trainable_weights]
+        return [v for layer in self.shared_layers() for v in layer.trainable_weights]
+
+    def auxiliary_loss(self, x, task):
+        """A regulariser the method adds to the loss, summed over the rows (None: none)."""
+        return None
+
+    def last_shared_kernel(self):
+        """The last matrix the shared part applies (GradNorm's W)."""
+        for layer in reversed(self.shared_layers()):
+            kernels = [w for w in layer.trainable_weights if len(w.shape) >= 2]
+            if kernels:
+                return kernels[-1]
+        return None
+
+    def call(self, x, task, training=False):
+        h = _flatten(self.features(self.standardize(x), task, training))
+        index = tf.gather(self.local_index, task)
+        if len(self.heads) == 1:
+            return [self.heads[0](h, index, training=training)]
+        # Rows of other groups read head 0 of this group (their outputs here are never used).
+        group = tf.gather(self.group_index, task)
+        return [head(h, tf.where(tf.equal(group, g), index, 0), training=training) for g, head in enumerate(self.heads)]
+
+
+class HardSharingNet(TaskHeadsNet):
+    """Shared trunk + one stacked head per head group."""
+
+    def __init__(self, trunk, head, groups, num_tasks: int, mean, std, **kwargs):
+        super().__init__(head, groups, num_tasks, mean, std, name="hard_sharing", **kwargs)
+        self.trunk = build_layers(trunk, "trunk")
+
+    def shared_layers(self) -> list:
+        return list(self.trunk)
 
     def last_shared_kernel(self):
         for layer in reversed(self.trunk):
@@ -70,14 +111,8 @@ class HardSharingNet(keras.layers.Layer):
                 return layer.trainable_weights[0]
         return None
 
-    def call(self, x, task, training=False):
-        h = _flatten(run_layers(self.trunk, self.standardize(x), training))
-        index = tf.gather(self.local_index, task)
-        if len(self.heads) == 1:
-            return [self.heads[0](h, index, training=training)]
-        # Rows of other groups read head 0 of this group (their outputs here are never used).
-        group = tf.gather(self.group_index, task)
-        return [head(h, tf.where(tf.equal(group, g), index, 0), training=training) for g, head in enumerate(self.heads)]
+    def features(self, x, task, training):
+        return run_layers(self.trunk, x, training)
 
 
 class PooledNet(keras.layers.Layer):

@@ -1,4 +1,4 @@
-"""`MultiTaskProgram`: a pooled or hard-sharing spec lowered to a trainable TensorFlow program.
+"""`MultiTaskProgram`: a multi-task spec (pooled, hard or soft sharing) lowered to a trainable TensorFlow program.
 
 One training step (a `tf.function`, XLA-compiled on one replica when the spec or the
 default asks for it) on a global batch of examples from mixed tasks:
@@ -40,7 +40,7 @@ STEPS_PER_CALL = 10
 
 
 class MultiTaskProgram:
-    """Pooled or hard sharing: the network, optimizer, weighting chain and data, ready for `fit`."""
+    """A multi-task sharing pattern: the network, optimizer, weighting chain and data, ready for `fit`."""
 
     def __init__(self, plan, spec, data: MultiTaskData, strategy, *, seed: int, jit_compile: Optional[bool] = None,
                  steps: Optional[int] = None):
@@ -137,6 +137,9 @@ class MultiTaskProgram:
                                 step=self.optimizer.iterations, replicas=self.replicas)
             weights, extra = self.chain.weigh(inputs, tf.constant(self.base_weights))
             total = tf.reduce_sum(weights * losses) + extra
+            auxiliary = getattr(self.net, "auxiliary_loss", lambda x, task: None)(x, task)
+            if auxiliary is not None:  # a sum over this replica's rows: divided by the global batch
+                total = total + auxiliary / float(self.batch_size)
             scaled = scale_loss(self.optimizer, total)
             # Per-task terms must be sliced while the tape records, or their gradients are None.
             task_terms = tf.unstack(losses) if need_norms else None
@@ -332,6 +335,7 @@ class MultiTaskProgram:
             "final_task_weights": self._final_weights(),
             "jit_compile": self.jit_compile,
             "batch_size": self.batch_size,
+            **({"learned_sharing": self.net.sharing_report(self.tasks)} if hasattr(self.net, "sharing_report") else {}),
         }
 
     def _final_weights(self) -> Optional[dict]:
@@ -357,6 +361,8 @@ def variables_of(layer) -> tf.Module:
 
 def _is_shared_nontrainable(variable, net) -> bool:
     """Batch-norm moving statistics of shared layers count as shared."""
-    layers = getattr(net, "trunk", None) or getattr(net, "body", [])
-    extra = [net.output_layer] if hasattr(net, "output_layer") else []
-    return any(variable is w for layer in list(layers) + extra for w in layer.non_trainable_weights)
+    if hasattr(net, "shared_layers"):
+        layers = net.shared_layers()
+    else:
+        layers = list(getattr(net, "body", [])) + ([net.output_layer] if hasattr(net, "output_layer") else [])
+    return any(variable is w for layer in layers for w in layer.non_trainable_weights)

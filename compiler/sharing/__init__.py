@@ -23,7 +23,7 @@ from typing import ClassVar, Optional
 from polytask.compiler.layers import LayerStackError, infer_layers, require_form, static_prefix
 from polytask.spec.registry import LAYERS, SHARING, Concept
 
-__all__ = ["SHARING", "SharingPattern", "check_layers"]
+__all__ = ["SHARING", "SharingPattern", "check_layers", "one_input_shape"]
 
 
 class SharingPattern(Concept):
@@ -76,3 +76,21 @@ def check_layers(view, layers, input_shape: Optional[tuple], path: tuple, form: 
     if cut < len(layers):
         return None
     return plans[-1].output_shape if plans else tuple(input_shape)
+
+
+def one_input_shape(view, pattern: str) -> Optional[tuple]:
+    """The one input shape a pattern that feeds every task's rows through shared layers needs.
+
+    PT208 at each task whose inputs differ from the first task's (then None); None also when
+    no task's shape is known."""
+    known = {n: s for n in view.task_names if (s := view.input_shape(n)) is not None}
+    if len(set(known.values())) > 1:
+        first = next(iter(known))
+        for n, s in known.items():
+            if s != known[first]:
+                view.report("PT208", f"{pattern} sharing feeds every task through shared layers, but task '{first}' "
+                            f"has inputs of shape {list(known[first])} and task '{n}' {list(s)}", ("tasks", n),
+                            prefer="key", hint="give the tasks the same input features (`features:`), or split "
+                            "them into separate specs")
+        return None
+    return next(iter(known.values()), None)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Optional
 
 from polytask.compiler.layers import final_shape, flat_size, infer_layers, output_layer
-from polytask.compiler.sharing import SharingPattern, check_layers
+from polytask.compiler.sharing import SharingPattern, check_layers, one_input_shape
 from polytask.spec.registry import LAYERS, SHARING
 from polytask.spec.suggest import one_of
 from polytask.spec.types import StrictModel
@@ -32,6 +32,45 @@ class HardStructure(StrictModel):
 def head_signature(head_layers, units: int) -> str:
     """Tasks whose heads have this same signature are stacked into one parameter tensor."""
     return "|".join(f"{l.kind}:{l.params.model_dump_json()}" for l in head_layers) + f"|out:{units}"
+
+
+def check_heads(view, head, features: Optional[tuple]) -> None:
+    """PT220 for head layers without a stacked form; PT221 when the heads do not fit `features`
+    (the shape the shared part hands each task's head; None: unknown)."""
+    stackable = True
+    for i, layer in enumerate(head):
+        if LAYERS.get(layer.kind).supports("stacked") is not None:
+            stackable = False
+            heads_take = LAYERS.where(lambda d: d.supports("stacked") is None)
+            view.report("PT220", f"head layer {i + 1} is `{layer.kind}`, which cannot be stacked per task",
+                        ("structure", "head", i),
+                        hint=f"heads take {one_of(heads_take)} layers; put other layers in the trunk")
+    if features is not None and stackable:
+        check_layers(view, head, (flat_size(features),), ("structure", "head"), "stacked")
+
+
+def plan_heads(head, tasks: dict, features: tuple, notes: list, what: str) -> list:
+    """The `head[<task>]` groups over `features` (flattened), stacked by head signature; sets each
+    task's `head_group`. `what` names the features in the note about flattening."""
+    from polytask.compiler.plan import ParamGroup, layer_plans, param_count
+
+    head_in = (flat_size(features),)
+    if len(features) > 1:
+        notes.append(f"{what} {list(features)} is flattened to {list(head_in)} for the heads")
+    signatures: dict[str, list[str]] = {}
+    for name, task in tasks.items():
+        signatures.setdefault(head_signature(head, task.output_units), []).append(name)
+    groups = []
+    for group_index, members in enumerate(signatures.values()):
+        units = tasks[members[0]].output_units
+        plans = infer_layers(list(head) + [output_layer(units)], head_in, "structure.head", "stacked")
+        per_head = param_count(plans)
+        label = f"heads/{group_index}"
+        for name in members:
+            tasks[name].head_group = label
+            groups.append(ParamGroup(f"head[{name}]", [name], False, per_head, layer_plans(plans),
+                                     note=f"stacked in {label} ({len(members)} x {per_head:,})", stack=label))
+    return groups
 
 
 @SHARING.register
@@ -79,53 +118,18 @@ training:
 """  # `polytask init --pattern hard`
 
     def check(self, structure, view):
-        stackable = True
-        for i, layer in enumerate(structure.head):
-            if LAYERS.get(layer.kind).supports("stacked") is not None:
-                stackable = False
-                heads_take = LAYERS.where(lambda d: d.supports("stacked") is None)
-                view.report("PT220", f"head layer {i + 1} is `{layer.kind}`, which cannot be stacked per task",
-                            ("structure", "head", i),
-                            hint=f"heads take {one_of(heads_take)} layers; put other layers in the trunk")
-        shapes = {n: view.input_shape(n) for n in view.task_names}
-        known = {n: s for n, s in shapes.items() if s is not None}
-        if len(set(known.values())) > 1:
-            first = next(iter(known))
-            for n, s in known.items():
-                if s != known[first]:
-                    view.report("PT208", f"hard sharing feeds every task through one trunk, but task '{first}' has "
-                                f"inputs of shape {list(known[first])} and task '{n}' {list(s)}", ("tasks", n),
-                                prefer="key", hint="give the tasks the same input features (`features:`), or split "
-                                "them into separate specs")
-            return
-        shape = next(iter(known.values()), None)
+        shape = one_input_shape(view, "hard")
         trunk_out = check_layers(view, structure.trunk, shape, ("structure", "trunk"))
-        if trunk_out is not None and stackable:
-            check_layers(view, structure.head, (flat_size(trunk_out),), ("structure", "head"), "stacked")
+        check_heads(view, structure.head, trunk_out)
 
     def plan(self, structure, tasks, input_shape):
         from polytask.compiler.plan import ParamGroup, layer_plans, param_count
 
-        names, notes, groups = list(tasks), [], []
+        names, notes = list(tasks), []
         trunk = infer_layers(structure.trunk, input_shape, "structure.trunk")
         trunk_out = final_shape(trunk, input_shape)
-        groups.append(ParamGroup("trunk", names, True, param_count(trunk), layer_plans(trunk)))
-        head_in = (flat_size(trunk_out),)
-        if len(trunk_out) > 1:
-            notes.append(f"the trunk output {list(trunk_out)} is flattened to {list(head_in)} for the heads")
-        signatures: dict[str, list[str]] = {}
-        for name, task in tasks.items():
-            signatures.setdefault(head_signature(structure.head, task.output_units), []).append(name)
-        for group_index, members in enumerate(signatures.values()):
-            units = tasks[members[0]].output_units
-            head = infer_layers(list(structure.head) + [output_layer(units)], head_in, "structure.head", "stacked")
-            per_head = param_count(head)
-            label = f"heads/{group_index}"
-            for name in members:
-                tasks[name].head_group = label
-                groups.append(ParamGroup(f"head[{name}]", [name], False, per_head, layer_plans(head),
-                                         note=f"stacked in {label} ({len(members)} x {per_head:,})", stack=label))
-        return groups, notes
+        groups = [ParamGroup("trunk", names, True, param_count(trunk), layer_plans(trunk))]
+        return groups + plan_heads(structure.head, tasks, trunk_out, notes, "the trunk output"), notes
 
     def build(self, structure, groups, num_tasks, mean, std):
         from polytask.compiler.multitask.model import HardSharingNet

@@ -161,6 +161,7 @@ def summary_text(report: dict, run_dir: Path) -> str:
         if "loss" in test:
             label = "loss (weighted sum)" if any("/" in key for key in test) else "loss"
             lines.append(f"  {label:<32} {test['loss']:.4f}")
+    lines += (report.get("learned_sharing") or {}).get("summary", [])  # e.g. ltb's discovered tree
     counts = report.get("parameters") or {}
     if counts:
         lines.append(f"parameters: {counts.get('total', 0):,} ({counts.get('shared', 0):,} shared, "
