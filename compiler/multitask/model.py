@@ -70,8 +70,15 @@ class HardSharingNet(keras.layers.Layer):
                 return layer.trainable_weights[0]
         return None
 
+    def represent(self, x, training=False):
+        """The shared representation h [B, d] (trunk output), for representation-space gradient methods."""
+        return _flatten(run_layers(self.trunk, self.standardize(x), training))
+
     def call(self, x, task, training=False):
-        h = _flatten(run_layers(self.trunk, self.standardize(x), training))
+        return self.decode(self.represent(x, training), task, training)
+
+    def decode(self, h, task, training=False):
+        """The heads' outputs from the shared representation."""
         index = tf.gather(self.local_index, task)
         if len(self.heads) == 1:
             return [self.heads[0](h, index, training=training)]
