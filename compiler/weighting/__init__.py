@@ -112,6 +112,10 @@ class Transform(Concept):
     def update(self, state, inputs: StepInputs, weights) -> None:
         """Update state after the step's gradients (no return)."""
 
+    def uses_task_gradients(self, params) -> bool:
+        """Whether this configuration needs per-task gradients (IMTL-L, say, needs only losses)."""
+        return self.needs_task_gradients
+
     def gradient_space(self, params) -> str:
         """"parameters" (per-task gradients of the shared weights) or "representation" (of the trunk output)."""
         return "representation" if getattr(params, "rep_grad", False) else "parameters"
@@ -160,15 +164,17 @@ class WeightingChain:
             params.append(spec.params if spec.params is not None else transform.default_params())
         return cls(transforms, states, names, params)
 
+    def _configured(self):
+        return zip(self.transforms, self.params or [None] * len(self.transforms))
+
     @property
     def needs_task_gradients(self) -> bool:
-        return any(t.needs_task_gradients for t in self.transforms)
+        return any(t.uses_task_gradients(p) for t, p in self._configured())
 
     @property
     def gradient_space(self) -> Optional[str]:
         """Where the chain's gradient transforms work: "parameters", "representation" or None (losses only)."""
-        spaces = {t.gradient_space(p) for t, p in zip(self.transforms, self.params or [None] * len(self.transforms))
-                  if t.needs_task_gradients}
+        spaces = {t.gradient_space(p) for t, p in self._configured() if t.uses_task_gradients(p)}
         if len(spaces) > 1:
             from polytask.errors import PolytaskError
 
@@ -179,7 +185,7 @@ class WeightingChain:
     @property
     def gramian_transform(self) -> Optional[Transform]:
         """The one gradient transform when it needs only the Gramian (then [T, P] never has to be combined row-wise)."""
-        gradient = [t for t in self.transforms if t.needs_task_gradients]
+        gradient = [t for t, p in self._configured() if t.uses_task_gradients(p)]
         return gradient[0] if len(gradient) == 1 and gradient[0].needs == "gramian" else None
 
     def combine(self, gramian, inputs: StepInputs):
