@@ -184,3 +184,13 @@ def test_gramian_path_equals_the_full_gradient_path(name):
     _, state = _transform(name)
     coefficients = transform.combine(state, tf.constant(J @ J.T), _inputs()).numpy()
     _close(coefficients @ J, rows, 1e-4)
+
+
+def test_pcgrad_vectorised_rounds_equal_the_sequential_algorithm():
+    """PCGrad's surgery runs every task's k-th projection at once; the result is Alg. 1's."""
+    transform = WEIGHTINGS.get("pcgrad")
+    state = transform.init(WeightingContext([f"t{i}" for i in range(5)], np.ones(5, np.float32), seed=SEED))
+    J = _gradients(5, seed=50)
+    J[3] = -0.8 * J[2] + 0.2 * J[3]
+    for step in range(3):
+        _close(_update(transform, state, J, _inputs(step=step, losses=(1.0,) * 5)), ref.pcgrad(J, _orders(5, step)), 1e-5)

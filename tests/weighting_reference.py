@@ -135,3 +135,16 @@ def gradvac(J, orders, targets, beta=0.01, groups=None):
                 targets[i, j, k] = (1 - beta) * t + beta * phi
         out.append(g)
     return np.sum(out, axis=0), targets
+
+
+def pcgrad(J, orders):
+    """Yu et al. 2020 Alg. 1: for each i, visit j in orders[i]; if g_i'.g_j < 0, g_i' -= (g_i'.g_j/||g_j||^2) g_j."""
+    J = np.asarray(J, np.float64)
+    out = []
+    for i in range(len(J)):
+        g = J[i].copy()
+        for j in orders[i]:
+            if j != i and g @ J[j] < 0:
+                g = g - (g @ J[j]) / (J[j] @ J[j]) * J[j]
+        out.append(g)
+    return np.sum(out, axis=0)

@@ -35,7 +35,6 @@ from polytask.compiler.multitask.data import MultiTaskData, sampling_rates, trai
 from polytask.compiler.optimizers import make_optimizer
 from polytask.compiler.program import EXPORT_INFO_FILE
 from polytask.compiler.weighting import StepInputs, WeightingChain, WeightingContext
-from polytask.errors import PolytaskError
 
 EVAL_BATCH = 4096
 
@@ -80,11 +79,7 @@ class MultiTaskProgram:
         self.shared = [v for v in self.trainable if id(v) in shared_ids]
         self.specific = [v for v in self.trainable if id(v) not in shared_ids]
         self.last_shared = self.net.last_shared_kernel()
-        self.gradient_space = self.chain.gradient_space
-        if self.gradient_space == "representation" and not hasattr(self.net, "represent"):
-            raise PolytaskError(f"{', '.join(self.chain.names)} uses gradients of the shared representation, which "
-                                f"`{structure.sharing}` sharing does not have",
-                                hint="use `sharing: hard`, or set `rep_grad: false` (MGDA: `upper_bound: false`)")
+        self.gradient_space = self.chain.gradient_space  # spec rules ensure the net has `represent` when needed
         # "jacobian": one vectorised pass for the T per-task gradients; "loop": one backward pass
         # per task, the usual way (kept as the baseline of bench/bench_weighting_speed.py).
         self.task_gradients = "jacobian"

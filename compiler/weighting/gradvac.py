@@ -62,32 +62,31 @@ class GradVac(Transform):
         else:
             segments = state.segments
 
-        def per_group(values):  # [P] -> [K]
-            return tf.math.unsorted_segment_sum(values, segments, state.groups)
-
-        def spread(values):  # [K] -> [P]
-            return tf.gather(values, segments)
+        def per_group(values):  # [T, P] -> [T, K]
+            return tf.transpose(tf.math.unsorted_segment_sum(tf.transpose(values), segments, state.groups))
 
         step = tf.cast(inputs.step, tf.int32)
+        orders = tf.stack([tf.random.experimental.stateless_shuffle(tf.range(count), seed=tf.stack([state.seed + i, step]))
+                           for i in range(count)])  # row i: the order in which task i visits the others
+        rows = tf.range(count)
+        norms = tf.sqrt(per_group(task_gradients * task_gradients))  # [T, K], original gradients
         targets = tf.convert_to_tensor(state.targets)
-        norms = tf.sqrt(tf.stack([per_group(g * g) for g in tf.unstack(task_gradients)]))  # [T, K] originals
-        out = []
-        for i in range(count):
-            order = tf.random.experimental.stateless_shuffle(tf.range(count), seed=tf.stack([state.seed + i, step]))
-            g = task_gradients[i]
-            for k in range(count):
-                j = order[k]
-                other = tf.gather(task_gradients, j)
-                other_norm = tf.gather(norms, j)
-                g_norm = tf.sqrt(per_group(g * g))
-                phi = per_group(g * other) / (g_norm * other_norm + 1e-8)
-                target = tf.gather(tf.gather(targets, i), j)
-                active = tf.logical_and(phi < target, tf.not_equal(j, i))
-                w = g_norm * (target * tf.sqrt(tf.maximum(1.0 - phi * phi, 0.0)) - phi * tf.sqrt(1.0 - target * target)) / (
-                    other_norm * tf.sqrt(1.0 - target * target) + 1e-8)
-                g = g + spread(tf.where(active, w, 0.0)) * other
-                updated = tf.where(tf.not_equal(j, i), (1.0 - state.beta) * target + state.beta * phi, target)
-                targets = tf.tensor_scatter_nd_update(targets, tf.reshape(tf.stack([i, j]), [1, 2]), updated[None])
-            out.append(g)
+        g = task_gradients
+        # Each task's sequence depends only on its own altered gradient and the originals, so
+        # round k runs every task's k-th visit at once (T rounds instead of T^2 steps).
+        for k in range(count):
+            j = orders[:, k]
+            pairs = tf.stack([rows, j], axis=1)
+            other, other_norm = tf.gather(task_gradients, j), tf.gather(norms, j)
+            g_norm = tf.sqrt(per_group(g * g))
+            phi = per_group(g * other) / (g_norm * other_norm + 1e-8)
+            target = tf.gather_nd(targets, pairs)  # [T, K]
+            distinct = tf.not_equal(j, rows)[:, None]
+            active = tf.logical_and(phi < target, distinct)
+            w = g_norm * (target * tf.sqrt(tf.maximum(1.0 - phi * phi, 0.0)) - phi * tf.sqrt(1.0 - target * target)) / (
+                other_norm * tf.sqrt(1.0 - target * target) + 1e-8)
+            g = g + tf.gather(tf.where(active, w, 0.0), segments, axis=1) * other
+            updated = tf.where(distinct, (1.0 - state.beta) * target + state.beta * phi, target)
+            targets = tf.tensor_scatter_nd_update(targets, pairs, updated)
         state.targets.assign(targets)
-        return tf.stack(out)
+        return g
