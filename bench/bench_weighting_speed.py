@@ -2,8 +2,9 @@
 
 Same problem as bench_many_tasks.py (an npz table with 32 features, one regression target
 per task), hard sharing 32->64->64 with a dense-16 head per task, global batch 256 at every
-T. Each method is compiled on its own program; the step time is the fastest of 5 blocks on
-pre-fetched batches (the machine is shared; the others measure its load). Besides the
+T. Each method is compiled on its own program; then the programs of one T run in
+interleaved rounds (one block of steps each per round, so load from other jobs hits every
+method alike) and a method's step time is its fastest block on pre-fetched batches. Besides the
 registered methods, `pcgrad[loop]` is PCGrad with per-task gradients the usual way -- one
 tape.gradient per task in a Python loop -- against the vectorised Jacobian pass
 (`pcgrad`); PCGrad's own T^2 sequential projections are the same in both, so
@@ -37,37 +38,35 @@ from polytask.spec.registry import WEIGHTINGS  # noqa: E402
 LOOP = "[loop]"  # suffix: the same method with per-task gradients from a Python loop
 
 
-def fastest_block(fn, steps: int, repeats: int = 5) -> float:
-    blocks = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            out = fn()
-        out["loss"].numpy()
-        blocks.append((time.perf_counter() - start) / steps * 1000)
-    return min(blocks)
+def block_ms(fn, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = fn()
+    out["loss"].numpy()
+    return (time.perf_counter() - start) / steps * 1000
 
 
-def step_ms(spec_path: Path, method: str, strategy, steps: int) -> float:
+def compiled_step(spec_path: Path, method: str, strategy):
+    """A warmed-up zero-argument step of `method` on pre-fetched batches."""
     raw = yaml.safe_load(spec_path.read_text())
     raw["training"]["weighting"] = [method.removesuffix(LOOP)]
     path = spec_path.with_name(f"spec-{method.replace('[', '-').replace(']', '')}.yaml")
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    loaded = load_spec(path, check_data=False)
-    program = compile_program(loaded, strategy=strategy)
+    program = compile_program(load_spec(path, check_data=False), strategy=strategy)
     if method.endswith(LOOP):
         program.task_gradients = "loop"
     batches = [program.next_batch() for _ in range(16)]
     for b in batches[:3]:
         program._step(b)["loss"].numpy()
     cycle = iter(range(10**9))
-    return fastest_block(lambda: program._step(batches[next(cycle) % len(batches)]), steps)
+    return lambda: program._step(batches[next(cycle) % len(batches)])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, nargs="+", default=[2, 8, 32])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=30, help="steps per block")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--methods", nargs="+", default=None, help="default: every registered weighting")
     args = parser.parse_args()
     methods = args.methods or WEIGHTINGS.names()
@@ -81,8 +80,11 @@ def main() -> None:
             folder = Path(tmp) / str(tasks)
             folder.mkdir()
             spec = write_problem(folder, tasks)
+            steps = {method: compiled_step(spec, method, strategy) for method in methods}
+            for _ in range(args.rounds):
+                for method, fn in steps.items():
+                    table[method, tasks] = min(table.get((method, tasks), float("inf")), block_ms(fn, args.steps))
             for method in methods:
-                table[method, tasks] = step_ms(spec, method, strategy, args.steps)
                 print(f"  T={tasks:<3} {method:<14} {table[method, tasks]:8.2f} ms", flush=True)
     print(f"\n| method | " + " | ".join(f"T={t} ms (x equal)" for t in args.tasks) + " |")
     print("|---|" + "---|" * len(args.tasks))
