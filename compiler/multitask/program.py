@@ -130,7 +130,7 @@ class MultiTaskProgram:
         space = self.gradient_space
         need_norms = self.chain.needs_gradient_norms
         with tf.GradientTape(persistent=space is not None or need_norms) as tape:
-            if space == "representation":
+            if space is not None and hasattr(self.net, "represent"):
                 h = self.net.represent(x, training=True)
                 outputs = self.net.decode(h, task, training=True)
             else:
@@ -155,7 +155,7 @@ class MultiTaskProgram:
             # Nash-MTL are not scale invariant, so they must see the true per-task gradients.
             factor = scale_loss(self.optimizer, tf.constant(1.0))
             if space == "parameters":
-                shared_grads = self._parameter_space_gradients(tape, weighted, terms, inputs, factor)
+                shared_grads = self._parameter_space_gradients(tape, weighted, terms, h, task, inputs, factor)
             else:
                 rep_grad = self._representation_gradient(tape, weighted, h, inputs)
                 shared_grads = tape.gradient(h, self.shared, output_gradients=rep_grad * factor,
@@ -177,18 +177,29 @@ class MultiTaskProgram:
         flat = self._all_reduce(tf.reshape(jacobian, [self.num_tasks, -1]))
         return tf.norm(flat, axis=1)
 
-    def _task_jacobian(self, tape, weighted, terms):
-        """Per-task gradients of the shared variables, flattened [T, P]: one vectorised Jacobian pass."""
+    def _task_jacobian(self, tape, weighted, terms, h, task):
+        """Per-task gradients of the shared variables, flattened [T, P]: one vectorised Jacobian pass.
+
+        With a shared representation h, the heads and losses are differentiated once: each
+        example belongs to one task, so delta_b = d(sum_j w_j L_j)/dh_b = d(w_i L_i)/dh_b for
+        its task i, and g_i = d/dtheta sum_{b in task i} stop_gradient(delta_b) . h_b exactly.
+        The Jacobian of those T surrogates then only runs through the trunk.
+        """
         if terms is not None:  # the usual Python loop, one backward pass per task (bench baseline)
             rows = [tape.gradient(term, self.shared, unconnected_gradients=tf.UnconnectedGradients.ZERO) for term in terms]
             return tf.stack([tf.concat([tf.reshape(g, [-1]) for g in row], 0) for row in rows])
-        jacobian = tape.jacobian(weighted, self.shared, experimental_use_pfor=True,
+        target = weighted
+        if h is not None:
+            delta = tf.stop_gradient(tape.gradient(weighted, h))  # the sum of the T terms
+            with tape:
+                target = tf.math.unsorted_segment_sum(tf.reduce_sum(delta * h, axis=1), task, self.num_tasks)
+        jacobian = tape.jacobian(target, self.shared, experimental_use_pfor=True,
                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return tf.concat([tf.reshape(j, [self.num_tasks, -1]) for j in jacobian], 1)
 
-    def _parameter_space_gradients(self, tape, weighted, terms, inputs, factor):
+    def _parameter_space_gradients(self, tape, weighted, terms, h, task, inputs, factor):
         """The shared variables' gradients after the chain combined the GLOBAL per-task gradients."""
-        flat = self._all_reduce(self._task_jacobian(tape, weighted, terms))
+        flat = self._all_reduce(self._task_jacobian(tape, weighted, terms, h, task))
         if self.chain.gramian_transform is not None:
             coefficients = self.chain.combine(tf.matmul(flat, flat, transpose_b=True), inputs)
             combined = tf.linalg.matvec(flat, coefficients, transpose_a=True)
