@@ -397,6 +397,7 @@ def weighting(ctx: RuleContext) -> None:
         if transform.multi_task and 0 < _task_count(ctx) < 2:
             ctx.report("PT215", f"weighting {item.kind} balances several tasks; with one task it does nothing",
                        path, prefer="key" if list_form else "value")
+    _gradient_spaces(ctx, list_form)
     for kind in sorted(k for k, n in Counter(kinds).items() if n > 1):
         ctx.report("PT107", f"weighting {kind} is listed more than once", ("training", "weighting"), prefer="key")
     for identity in dict.fromkeys(k for k in kinds if not WEIGHTINGS.get(k).reweights):
@@ -414,6 +415,28 @@ def warmup_problem(warmup_steps: int, steps: int, steps_from: str = "training.st
                 "leaves warm-up", "shorten the warm-up" if steps_from == "training.steps"
                 else f"pass {steps_from} above {warmup_steps}, or shorten training.schedule.warmup_steps")
     return None
+
+
+def _gradient_spaces(ctx: RuleContext, list_form: bool) -> None:
+    """Representation-gradient weightings need a shared representation, and one space per chain."""
+    spaces = {}
+    for i, item in enumerate(ctx.spec.training.weighting):
+        transform = WEIGHTINGS.get(item.kind)
+        params = item.params if item.params is not None else transform.default_params()
+        if transform.uses_task_gradients(params):
+            spaces[i] = transform.gradient_space(params)
+    sharing = getattr(ctx.spec.structure, "sharing", None)
+    for i, space in spaces.items():
+        kind = ctx.spec.training.weighting[i].kind
+        if space == "representation" and sharing and not SHARING.get(sharing).shared_representation:
+            ctx.report("PT210", f"weighting {kind} uses gradients of the shared representation, which `{sharing}` "
+                       f"sharing does not have", ("training", "weighting", i) if list_form else ("training", "weighting"),
+                       prefer="key", hint=f"use {one_of(SHARING.where(lambda d: d.shared_representation))} sharing, "
+                       "or set `rep_grad: false` (MGDA: `upper_bound: false`)")
+    if len(set(spaces.values())) > 1:
+        ctx.report("PT107", "these weightings mix per-task gradients of the shared parameters and of the shared "
+                   "representation", ("training", "weighting"), prefer="key",
+                   hint="give every gradient method the same `rep_grad`")
 
 
 @rule("training", "structure")

@@ -26,7 +26,9 @@ def variant(name: str) -> dict:
     kind, _, option = name.partition(":")
     if kind == "weighting":
         spec = yaml.safe_load((SPECS / "hard.yaml").read_text())
-        spec["training"]["weighting"] = [{part: {}} for part in option.split("+")]
+        # "mgda.upper_bound+uncertainty": each part is a weighting, ".flag" sets a boolean param.
+        spec["training"]["weighting"] = [
+            {part.split(".")[0]: {flag: True for flag in part.split(".")[1:]}} for part in option.split("+")]
     elif kind == "pooled":
         spec = yaml.safe_load((SPECS / "hard.yaml").read_text())
         spec["structure"] = {"sharing": "pooled", "descriptor": option,

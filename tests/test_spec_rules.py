@@ -92,6 +92,12 @@ def test_weighting_rules():
     assert codes(two + "training: {weighting: {uncertainty: {init: 1}}}\n") == ["PT102"]  # takes no parameters
     one = HEAD + DIGITS + TASK + "training: {weighting: gradnorm}\n"
     assert codes(one) == ["PT215"]
+    # Representation-gradient methods: one gradient space per chain, and a shared representation.
+    assert codes(two + "training: {weighting: [graddrop, {mgda: {upper_bound: true}}]}\n") == []
+    assert codes(two + "training: {weighting: [graddrop, pcgrad]}\n") == ["PT107"]
+    pooled = two.replace("sharing: hard, trunk:", "sharing: pooled, descriptor: onehot, model:")
+    assert codes(pooled + "training: {weighting: [{cagrad: {rep_grad: true}}]}\n") == ["PT210"]
+    assert codes(pooled + "training: {weighting: [cagrad, imtl]}\n") == []
 
 
 def test_data_rules_need_data_checks_but_static_facts_do_not():

@@ -86,7 +86,10 @@ class TaskHeadsNet(keras.layers.Layer):
         return None
 
     def call(self, x, task, training=False):
-        h = _flatten(self.features(self.standardize(x), task, training))
+        return self.decode(_flatten(self.features(self.standardize(x), task, training)), task, training)
+
+    def decode(self, h, task, training=False):
+        """The heads' outputs from each row's representation h [B, d]."""
         index = tf.gather(self.local_index, task)
         if len(self.heads) == 1:
             return [self.heads[0](h, index, training=training)]
@@ -113,6 +116,10 @@ class HardSharingNet(TaskHeadsNet):
 
     def features(self, x, task, training):
         return run_layers(self.trunk, x, training)
+
+    def represent(self, x, training=False):
+        """The shared representation h [B, d] (trunk output), for representation-space gradient methods."""
+        return _flatten(run_layers(self.trunk, self.standardize(x), training))
 
 
 class PooledNet(keras.layers.Layer):

@@ -7,7 +7,12 @@ default asks for it) on a global batch of examples from mixed tasks:
     l_b      = loss_{task_b}(y_b, outputs[group_b])      per example, NaN labels masked to 0
     L_i      = sum_{b: task_b = i} l_b / n_i             n_i summed over replicas
     weights  = weighting chain (equal/static/uncertainty/dwa/gradnorm/...)
-    loss     = sum_i weights_i L_i (+ transform terms)   PCGrad edits per-task gradients
+    loss     = sum_i weights_i L_i (+ transform terms)   gradient methods combine per-task gradients
+
+Gradient methods get the per-task gradients from one vectorised Jacobian of the T weighted
+losses (w.r.t. the shared parameters, or w.r.t. the shared representation for
+representation-space methods), globally reduced across replicas before they are combined;
+loss-only weightings take the single backward pass of the total loss.
 
 Per-task losses are computed with segment sums over task ids, so the graph does not grow
 with the number of tasks. On one replica `train_steps(n)` runs up to STEPS_PER_CALL steps
@@ -71,15 +76,21 @@ class MultiTaskProgram:
             for layer in self.net._flatten_layers(include_self=False):  # e.g. a backbone's weights file
                 if hasattr(layer, "load_initial_weights"):
                     layer.load_initial_weights()
+            shared_sizes = tuple(int(np.prod(v.shape)) for v in self.net.shared_variables())
             self.chain = WeightingChain.create(
                 spec.training.weighting,
-                WeightingContext(self.tasks, self.base_weights, period=spec.training.log_every, seed=self.seed))
+                WeightingContext(self.tasks, self.base_weights, period=spec.training.log_every, seed=self.seed,
+                                 shared_sizes=shared_sizes))
             self.trainable = list(self.net.trainable_weights) + self.chain.trainable_variables()
             self.optimizer = prepare_optimizer(make_optimizer(spec.training, steps), self.trainable)
         shared_ids = {id(v) for v in self.net.shared_variables()}
         self.shared = [v for v in self.trainable if id(v) in shared_ids]
         self.specific = [v for v in self.trainable if id(v) not in shared_ids]
         self.last_shared = self.net.last_shared_kernel()
+        self.gradient_space = self.chain.gradient_space  # spec rules ensure the net has `represent` when needed
+        # "jacobian": one vectorised pass for the T per-task gradients; "loop": one backward pass
+        # per task, the usual way (kept as the baseline of bench/bench_weighting_speed.py).
+        self.task_gradients = "jacobian"
 
         self.rates = sampling_rates(spec, data.train_sizes())
         dataset = train_dataset(data, self.batch_size, self.rates, self.seed)
@@ -126,10 +137,14 @@ class MultiTaskProgram:
         return sums / tf.maximum(counts, 1.0), counts
 
     def _replica_step_impl(self, x, labels, task):
-        need_tasks = self.chain.needs_task_gradients
+        space = self.gradient_space
         need_norms = self.chain.needs_gradient_norms
-        with tf.GradientTape(persistent=need_tasks or need_norms) as tape:
-            outputs = self.net(x, task, training=True)
+        with tf.GradientTape(persistent=space is not None or need_norms) as tape:
+            if space is not None and hasattr(self.net, "represent"):
+                h = self.net.represent(x, training=True)
+                outputs = self.net.decode(h, task, training=True)
+            else:
+                h, outputs = None, self.net(x, task, training=True)
             losses, counts = self.task_losses(outputs, labels, task)
             present = counts > 0
             observed = tf.stop_gradient(self._all_reduce(losses))
@@ -141,38 +156,99 @@ class MultiTaskProgram:
             if auxiliary is not None:  # a sum over this replica's rows: divided by the global batch
                 total = total + auxiliary / float(self.batch_size)
             scaled = scale_loss(self.optimizer, total)
-            # Per-task terms must be sliced while the tape records, or their gradients are None.
-            task_terms = tf.unstack(losses) if need_norms else None
-            weighted_terms = tf.unstack(scale_loss(self.optimizer, weights * losses)) if need_tasks else None
+            weighted = weights * losses
+            # The Python-loop baseline (bench only) must slice the terms while the tape records.
+            terms = tf.unstack(weighted) if space is not None and self.task_gradients == "loop" else None
         if need_norms:
-            norms = []
-            for i in range(self.num_tasks):
-                (g,) = tape.gradient(task_terms[i], [self.last_shared], unconnected_gradients=tf.UnconnectedGradients.ZERO)
-                norms.append(tf.norm(self._all_reduce(tf.convert_to_tensor(g))))
-            inputs.grad_norms = tf.stack(norms)
-        if need_tasks:
-            flat_tasks = []
-            for i in range(self.num_tasks):
-                grads = tape.gradient(weighted_terms[i], self.shared, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-                flat_tasks.append(self._all_reduce(tf.concat([tf.reshape(tf.convert_to_tensor(g), [-1]) for g in grads], 0)))
-            surgery = self.chain.transform_gradients(tf.stack(flat_tasks), inputs)
-            flat = tf.reduce_sum(surgery, axis=0) / float(self.replicas)  # the optimizer sums replicas again
-            shared_grads, offset = [], 0
-            for v in self.shared:
-                size = int(np.prod(v.shape))
-                shared_grads.append(tf.reshape(flat[offset: offset + size], v.shape))
-                offset += size
-            specific_grads = tape.gradient(scaled, self.specific, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            lookup = {id(v): g for v, g in zip(self.shared + self.specific, shared_grads + list(specific_grads))}
-            grads = [lookup[id(v)] for v in self.trainable]
-        else:
+            inputs.grad_norms = self._gradient_norms(tape, losses)
+        if space is None:
             grads = tape.gradient(scaled, self.trainable, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        if need_tasks or need_norms:
+        else:
+            # The loss scale (mixed precision) is applied after the combination: methods such as
+            # Nash-MTL are not scale invariant, so they must see the true per-task gradients.
+            factor = scale_loss(self.optimizer, tf.constant(1.0))
+            if space == "parameters":
+                shared_grads = self._parameter_space_gradients(tape, weighted, terms, h, task, inputs, factor)
+            else:
+                rep_grad = self._representation_gradient(tape, weighted, h, inputs)
+                shared_grads = tape.gradient(h, self.shared, output_gradients=rep_grad * factor,
+                                             unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            specific_grads = tape.gradient(scaled, self.specific, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            lookup = {id(v): g for v, g in zip(self.shared + self.specific, list(shared_grads) + list(specific_grads))}
+            grads = [lookup[id(v)] for v in self.trainable]
+        if space is not None or need_norms:
             del tape
         self.chain.update(inputs, weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable))
         norm = tf.linalg.global_norm([tf.convert_to_tensor(g) for g in grads])
         return total, losses, weights, tf.cast(present, tf.float32), norm
+
+    def _gradient_norms(self, tape, losses):
+        """||grad_W L_i|| of the globally reduced per-task gradients at the last shared weight W [T] (GradNorm)."""
+        jacobian = tape.jacobian(losses, self.last_shared, experimental_use_pfor=True,
+                                 unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        flat = self._all_reduce(tf.reshape(jacobian, [self.num_tasks, -1]))
+        return tf.norm(flat, axis=1)
+
+    def _task_jacobian(self, tape, weighted, terms, h, task):
+        """Per-task gradients of the shared variables, flattened [T, P]: one vectorised Jacobian pass.
+
+        With a shared representation h, the heads and losses are differentiated once: each
+        example belongs to one task, so delta_b = d(sum_j w_j L_j)/dh_b = d(w_i L_i)/dh_b for
+        its task i, and g_i = d/dtheta sum_{b in task i} stop_gradient(delta_b) . h_b exactly.
+        The Jacobian of those T surrogates then only runs through the trunk.
+        """
+        if terms is not None:  # the usual Python loop, one backward pass per task (bench baseline)
+            rows = [tape.gradient(term, self.shared, unconnected_gradients=tf.UnconnectedGradients.ZERO) for term in terms]
+            return tf.stack([tf.concat([tf.reshape(g, [-1]) for g in row], 0) for row in rows])
+        target = weighted
+        if h is not None:
+            delta = tf.stop_gradient(tape.gradient(weighted, h))  # the sum of the T terms
+            with tape:
+                target = tf.math.unsorted_segment_sum(tf.reduce_sum(delta * h, axis=1), task, self.num_tasks)
+        jacobian = tape.jacobian(target, self.shared, experimental_use_pfor=True,
+                                 unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return tf.concat([tf.reshape(j, [self.num_tasks, -1]) for j in jacobian], 1)
+
+    def _parameter_space_gradients(self, tape, weighted, terms, h, task, inputs, factor):
+        """The shared variables' gradients after the chain combined the GLOBAL per-task gradients."""
+        flat = self._all_reduce(self._task_jacobian(tape, weighted, terms, h, task))
+        if self.chain.gramian_transform is not None:
+            coefficients = self.chain.combine(tf.matmul(flat, flat, transpose_b=True), inputs)
+            combined = tf.linalg.matvec(flat, coefficients, transpose_a=True)
+        else:
+            combined = tf.reduce_sum(self.chain.transform_gradients(flat, inputs), axis=0)
+        combined = combined * factor / float(self.replicas)  # the optimizer sums replicas again
+        out, offset = [], 0
+        for v in self.shared:
+            size = int(np.prod(v.shape))
+            out.append(tf.reshape(combined[offset: offset + size], v.shape))
+            offset += size
+        return out
+
+    def _representation_gradient(self, tape, weighted, h, inputs):
+        """This replica's combined gradient of the shared representation h [B, d].
+
+        Replicas hold disjoint examples, so the global Gramian of the representation
+        gradients is the sum of the replicas' Gramians (a T x T all-reduce); transforms that
+        need the full rows see them all-gathered along the batch, and each replica keeps its slice.
+        """
+        jacobian = tape.jacobian(weighted, h, experimental_use_pfor=True,
+                                 unconnected_gradients=tf.UnconnectedGradients.ZERO)  # [T, B, d]
+        if self.chain.gramian_transform is not None:
+            gramian = self._all_reduce(tf.einsum("tbd,sbd->ts", jacobian, jacobian))
+            return tf.einsum("t,tbd->bd", self.chain.combine(gramian, inputs), jacobian)
+        local = tf.shape(h)[0]
+        if self.replicas > 1:
+            context = tf.distribute.get_replica_context()
+            jacobian_all, h_all = context.all_gather(jacobian, axis=1), context.all_gather(h, axis=0)
+            start = tf.cast(context.replica_id_in_sync_group, tf.int32) * local
+        else:
+            jacobian_all, h_all, start = jacobian, h, 0
+        inputs.representation = tf.stop_gradient(h_all)
+        rows = self.chain.transform_gradients(tf.reshape(jacobian_all, [self.num_tasks, -1]), inputs)
+        combined = tf.reshape(tf.reduce_sum(rows, axis=0), tf.shape(h_all))
+        return combined[start: start + local]
 
     def _distributed_step(self, batch):
         x, labels, task = batch

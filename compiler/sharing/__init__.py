@@ -30,6 +30,9 @@ class SharingPattern(Concept):
     """Base of every sharing-pattern descriptor."""
 
     learns_from: ClassVar[str] = "tasks"  # or "family"
+    # One shared representation h (the net has represent(x) and decode(h, task)): weightings
+    # that work on representation gradients (`rep_grad`, MGDA-UB, GradDrop) need it.
+    shared_representation: ClassVar[bool] = False
     # The commented spec body `polytask init --pattern <name>` writes; `<<kind>>` becomes the
     # names registered for that kind (`<<source>>`: csv, image_folder, ...).
     starter: ClassVar[Optional[str]] = None

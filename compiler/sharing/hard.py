@@ -79,6 +79,7 @@ class Hard(SharingPattern):
 
     name = "hard"
     Params = HardStructure
+    shared_representation = True
     starter = """
 # Named datasets; tasks refer to them by name. Sources: <<source>>
 # (python runs code: opt-in). Relative paths resolve against this file's folder.

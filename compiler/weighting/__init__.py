@@ -7,6 +7,20 @@ The spec's `training.weighting` is a list; the transforms run in order. Each one
     transform.update(state, ...)                            # after the gradients (histories, GradNorm)
     grads = transform.transform_gradients(state, grads)     # per-task shared gradients [T, P] (PCGrad)
 
+Gradient methods say what they need. `needs_task_gradients` ones get the per-task Jacobian
+[T, P] of the shared parameters, computed in ONE vectorised pass (`tape.jacobian` with
+pfor) and all-reduced across replicas before the transform runs, so every replica combines
+the GLOBAL per-task gradients. A transform whose update is a combination sum_i a_i g_i
+fixed by the Gramian G = J J^T alone (MGDA, CAGrad, Nash-MTL, IMTL-G, Aligned-MTL,
+UPGrad) sets `needs = "gramian"` and implements `combine(state, gramian, inputs) -> a`.
+A transform may work on the gradients of the shared representation instead of the shared
+parameters (`gradient_space(params) == "representation"`, e.g. `rep_grad: true`, MGDA-UB,
+GradDrop): the step then differentiates the T losses w.r.t. the trunk output h [B, d],
+combines, and backpropagates the single combined representation gradient through the
+trunk once. In that space replicas hold disjoint examples, so the global Gramian is the
+SUM of the replicas' Gramians (a T x T all-reduce instead of all-reducing [T, P]); full
+representation gradients are all-gathered along the batch for transforms that need them.
+
 so L = sum_i weights_i * L_i + extra. Starting weights are the tasks' declared `weight`s
 (the formal L = sum_i w_i L_i); `equal` leaves them as they are, `static` replaces them.
 Everything is expressed over per-task vectors [T], so equal/static/uncertainty/dwa add no
@@ -34,6 +48,7 @@ class WeightingContext:
     params: Any = None  # the transform's params from the spec (pydantic model or dict)
     period: int = 50  # steps per averaging period (DWA), training.log_every
     seed: int = 0
+    shared_sizes: tuple = ()  # sizes of the shared variables, in the order of the [T, P] columns
 
     @property
     def num_tasks(self) -> int:
@@ -58,6 +73,7 @@ class StepInputs:
     step: Any
     replicas: int = 1
     grad_norms: Any = None  # [T] norms of dL_i/dW for the last shared weight (needs_gradient_norms)
+    representation: Any = None  # [B, d] shared representation (global batch) in representation space
 
 
 class Transform(Concept):
@@ -65,6 +81,9 @@ class Transform(Concept):
 
     needs_task_gradients: ClassVar[bool] = False
     needs_gradient_norms: ClassVar[bool] = False
+    # "gradients": transform_gradients edits the full [T, P] rows; "gramian": the update is
+    # sum_i a_i g_i with a = combine(state, G = J J^T, inputs), so G is all the method needs.
+    needs: ClassVar[str] = "gradients"
     multi_task: ClassVar[bool] = True  # balances several tasks: with one task it does nothing
     reweights: ClassVar[bool] = True  # False for the identity (`equal`): it cannot be combined with others
 
@@ -93,8 +112,25 @@ class Transform(Concept):
     def update(self, state, inputs: StepInputs, weights) -> None:
         """Update state after the step's gradients (no return)."""
 
+    def uses_task_gradients(self, params) -> bool:
+        """Whether this configuration needs per-task gradients (IMTL-L, say, needs only losses)."""
+        return self.needs_task_gradients
+
+    def gradient_space(self, params) -> str:
+        """"parameters" (per-task gradients of the shared weights) or "representation" (of the trunk output)."""
+        return "representation" if getattr(params, "rep_grad", False) else "parameters"
+
+    def combine(self, state, gramian, inputs: StepInputs):
+        """For `needs = "gramian"`: the coefficients a [T] of the update sum_i a_i g_i, from G [T, T]."""
+        raise NotImplementedError
+
     def transform_gradients(self, state, task_gradients, inputs: StepInputs):
-        """Per-task gradients of the shared parameters, flattened [T, P] -> [T, P]."""
+        """Per-task gradients of the shared parameters, flattened [T, P] -> [T, P] (summed afterwards)."""
+        if self.needs == "gramian":
+            import tensorflow as tf
+
+            gramian = tf.matmul(task_gradients, task_gradients, transpose_b=True)
+            return self.combine(state, gramian, inputs)[:, None] * task_gradients
         return task_gradients
 
 
@@ -113,22 +149,48 @@ class WeightingChain:
     transforms: list[Transform]
     states: list[Any]
     names: list[str] = field(default_factory=list)
+    params: list[Any] = field(default_factory=list)
 
     @classmethod
     def create(cls, weighting_specs: Sequence, context: WeightingContext) -> "WeightingChain":
         import dataclasses
 
-        transforms, states, names = [], [], []
+        transforms, states, names, params = [], [], [], []
         for spec in weighting_specs:
             transform = WEIGHTINGS.get(spec.kind)
             transforms.append(transform)
             states.append(transform.init(dataclasses.replace(context, params=spec.params)))
             names.append(spec.kind)
-        return cls(transforms, states, names)
+            params.append(spec.params if spec.params is not None else transform.default_params())
+        return cls(transforms, states, names, params)
+
+    def _configured(self):
+        return zip(self.transforms, self.params or [None] * len(self.transforms))
 
     @property
     def needs_task_gradients(self) -> bool:
-        return any(t.needs_task_gradients for t in self.transforms)
+        return any(t.uses_task_gradients(p) for t, p in self._configured())
+
+    @property
+    def gradient_space(self) -> Optional[str]:
+        """Where the chain's gradient transforms work: "parameters", "representation" or None (losses only)."""
+        spaces = {t.gradient_space(p) for t, p in self._configured() if t.uses_task_gradients(p)}
+        if len(spaces) > 1:
+            from polytask.errors import PolytaskError
+
+            raise PolytaskError("these weightings mix per-task gradients of the shared parameters and of the "
+                                "shared representation", hint="give every gradient method the same `rep_grad`")
+        return spaces.pop() if spaces else None
+
+    @property
+    def gramian_transform(self) -> Optional[Transform]:
+        """The one gradient transform when it needs only the Gramian (then [T, P] never has to be combined row-wise)."""
+        gradient = [t for t, p in self._configured() if t.uses_task_gradients(p)]
+        return gradient[0] if len(gradient) == 1 and gradient[0].needs == "gramian" else None
+
+    def combine(self, gramian, inputs: StepInputs):
+        transform = self.gramian_transform
+        return transform.combine(self.states[self.transforms.index(transform)], gramian, inputs)
 
     @property
     def needs_gradient_norms(self) -> bool:

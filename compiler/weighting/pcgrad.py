@@ -10,21 +10,25 @@ from polytask.spec.registry import WEIGHTINGS
 
 
 def project_conflicting(gradients, order):
-    """gradients [T, P]; order [T, T] (row i: the order in which task i visits the others)."""
+    """gradients [T, P]; order [T, T] (row i: the order in which task i visits the others).
+
+    Task i's projections depend only on its own (projected) gradient and the original
+    others, so round k applies every task's k-th projection at once: T vectorised rounds
+    rather than T^2 sequential steps.
+    """
     import tensorflow as tf
 
     count = gradients.shape[0]
-    projected = []
-    for i in range(count):
-        g = gradients[i]
-        for k in range(count):
-            j = order[i, k]
-            other = tf.gather(gradients, j)
-            dot = tf.reduce_sum(g * other)
-            conflict = tf.logical_and(dot < 0.0, tf.not_equal(j, i))
-            g = tf.where(conflict, g - dot / tf.maximum(tf.reduce_sum(other * other), 1e-20) * other, g)
-        projected.append(g)
-    return tf.stack(projected)
+    rows = tf.range(count)
+    squared = tf.reduce_sum(gradients * gradients, axis=1)
+    g = gradients
+    for k in range(count):
+        j = tf.cast(order[:, k], tf.int32)
+        other = tf.gather(gradients, j)
+        dot = tf.reduce_sum(g * other, axis=1)
+        conflict = tf.logical_and(dot < 0.0, tf.not_equal(j, rows))
+        g = tf.where(conflict[:, None], g - (dot / tf.maximum(tf.gather(squared, j), 1e-20))[:, None] * other, g)
+    return g
 
 
 @WEIGHTINGS.register
