@@ -34,6 +34,7 @@ class WeightingContext:
     params: Any = None  # the transform's params from the spec (pydantic model or dict)
     period: int = 50  # steps per averaging period (DWA), training.log_every
     seed: int = 0
+    shared_size: Optional[int] = None  # P, the length of a flattened per-task shared gradient (stateful surgery)
 
     @property
     def num_tasks(self) -> int:
@@ -58,6 +59,7 @@ class StepInputs:
     step: Any
     replicas: int = 1
     grad_norms: Any = None  # [T] norms of dL_i/dW for the last shared weight (needs_gradient_norms)
+    weights: Any = None  # [T] the chain's final task weights, set by WeightingChain.weigh (the gradients are of weights_i L_i)
 
 
 class Transform(Concept):
@@ -65,6 +67,7 @@ class Transform(Concept):
 
     needs_task_gradients: ClassVar[bool] = False
     needs_gradient_norms: ClassVar[bool] = False
+    needs_losses_after_step: ClassVar[bool] = False  # after_step gets the batch's losses at the updated parameters (FAMO)
     multi_task: ClassVar[bool] = True  # balances several tasks: with one task it does nothing
     reweights: ClassVar[bool] = True  # False for the identity (`equal`): it cannot be combined with others
 
@@ -96,6 +99,9 @@ class Transform(Concept):
     def transform_gradients(self, state, task_gradients, inputs: StepInputs):
         """Per-task gradients of the shared parameters, flattened [T, P] -> [T, P]."""
         return task_gradients
+
+    def after_step(self, state, inputs: StepInputs, losses_after) -> None:
+        """With `needs_losses_after_step`: the same batch's global per-task losses [T] after the update."""
 
 
 def replica_variable(initial, name: str, dtype=None):
@@ -135,6 +141,10 @@ class WeightingChain:
         return any(t.needs_gradient_norms for t in self.transforms)
 
     @property
+    def needs_losses_after_step(self) -> bool:
+        return any(t.needs_losses_after_step for t in self.transforms)
+
+    @property
     def reweights(self) -> bool:
         """Some transform changes the task weights (reported as weight/<task>)."""
         return any(t.reweights for t in self.transforms)
@@ -164,6 +174,7 @@ class WeightingChain:
         for transform, state in zip(self.transforms, self.states):
             weights, term = transform.weigh(state, inputs, weights)
             extra = extra + term
+        inputs.weights = tf.stop_gradient(weights)
         return weights, extra
 
     def update(self, inputs: StepInputs, weights) -> None:
@@ -174,3 +185,8 @@ class WeightingChain:
         for transform, state in zip(self.transforms, self.states):
             task_gradients = transform.transform_gradients(state, task_gradients, inputs)
         return task_gradients
+
+    def after_step(self, inputs: StepInputs, losses_after) -> None:
+        for transform, state in zip(self.transforms, self.states):
+            if transform.needs_losses_after_step:
+                transform.after_step(state, inputs, losses_after)
