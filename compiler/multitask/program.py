@@ -63,9 +63,11 @@ class MultiTaskProgram:
         with strategy.scope():
             self.net = SHARING.get(structure.sharing).build(structure, groups, self.num_tasks, data.mean, data.std)
             self.net(tf.zeros((1,) + tuple(data.input_shape)), tf.zeros((1,), tf.int32))
+            shared_size = sum(int(np.prod(v.shape)) for v in self.net.shared_variables())
             self.chain = WeightingChain.create(
                 spec.training.weighting,
-                WeightingContext(self.tasks, self.base_weights, period=spec.training.log_every, seed=self.seed))
+                WeightingContext(self.tasks, self.base_weights, period=spec.training.log_every, seed=self.seed,
+                                 shared_size=shared_size))
             self.trainable = list(self.net.trainable_weights) + self.chain.trainable_variables()
             self.optimizer = prepare_optimizer(make_optimizer(spec.training, steps), self.trainable)
         shared_ids = {id(v) for v in self.net.shared_variables()}
@@ -158,6 +160,9 @@ class MultiTaskProgram:
             del tape
         self.chain.update(inputs, weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable))
+        if self.chain.needs_losses_after_step:  # FAMO: the loss decrease on this batch
+            after, _ = self.task_losses(self.net(x, task, training=True), labels, task)
+            self.chain.after_step(inputs, tf.stop_gradient(self._all_reduce(after)))
         norm = tf.linalg.global_norm([tf.convert_to_tensor(g) for g in grads])
         return total, losses, weights, tf.cast(present, tf.float32), norm
 
