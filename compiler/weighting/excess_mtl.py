@@ -54,16 +54,16 @@ class ExcessMtl(Transform):
         import tensorflow as tf
 
         old = tf.convert_to_tensor(state.task_weights)
-        gradients = task_gradients / old[:, None]  # the gradients before this transform's weights
+        gradients = tf.math.divide_no_nan(task_gradients, old[:, None])  # before this transform's weights
         squares = state.squares.assign_add(gradients * gradients)
         excess = tf.reduce_sum(gradients * gradients / tf.sqrt(squares + CURVATURE_EPSILON), axis=1)
         first = (state.initial <= 0.0) & (excess > 0.0)
         initial = state.initial.assign(tf.where(first, excess, state.initial))
-        ratio = tf.where(first | (initial <= 0.0), tf.zeros_like(excess), excess / tf.maximum(initial, 1e-30))
-        # A task's first step only records its normaliser (no change), as in the paper's code.
-        grown = old * tf.exp(state.step_size * ratio)
-        new = grown * float(old.shape[0]) / tf.reduce_sum(grown)
-        started = tf.reduce_any(initial > 0.0) & tf.logical_not(tf.reduce_all(first | (initial <= 0.0)))
-        new = tf.where(started, new, old)
+        waiting = first | (initial <= 0.0)  # a task's first step only records its normaliser
+        ratio = tf.where(waiting, tf.zeros_like(excess), tf.minimum(excess / tf.maximum(initial, 1e-30), 1e30))
+        # lambda exp(eta r) renormalised to sum T, in log space (a tiny first excess must not overflow)
+        count = float(old.shape[0])
+        new = count * tf.nn.softmax(tf.math.log(old) + state.step_size * ratio)
+        new = tf.where(tf.reduce_all(waiting), old, new)
         state.task_weights.assign(new)
-        return (new / old)[:, None] * task_gradients
+        return tf.math.divide_no_nan(new, old)[:, None] * task_gradients
