@@ -150,3 +150,67 @@ def test_each_method_trains_a_hard_sharing_spec(tmp_path, name):
     assert sum(last[f"loss/{t}"] < start[t] for t in "abc") >= 2, (start, last)
     for before, variable in zip(trunk_before, program.net.shared_variables()):
         assert np.abs(variable.numpy() - before).max() > 1e-4
+
+
+def test_auto_lambda_hypergradient_is_the_unrolled_validation_derivative():
+    from polytask.compiler.multitask.lookahead import Lookahead
+
+    rng = np.random.default_rng(3)
+    theta = rng.normal(size=4)
+    train = [(rng.normal(size=(5, 4)), rng.normal(size=5)) for _ in TASKS]
+    validation = [(rng.normal(size=(5, 4)), rng.normal(size=5)) for _ in TASKS]
+
+    def losses(pairs):
+        def of(values):
+            th = tf.cast(values[0], tf.float64)
+            return tf.cast(tf.stack([0.5 * tf.reduce_sum((a @ th[:, None] - b[:, None]) ** 2) for a, b in pairs]),
+                           tf.float32)
+        return of
+
+    alpha = 0.05
+    lookahead = Lookahead(values=lambda: [tf.constant(theta, tf.float32)], train_losses=losses(train),
+                          validation_losses=losses(validation), all_reduce=lambda x: x, learning_rate=alpha)
+    transform = WEIGHTINGS.get("auto_lambda")
+    params = transform.Params(primary=["x", "y"], learning_rate=0.01)
+    state = transform.init(WeightingContext(TASKS, np.ones(3, np.float32), params=params))
+    first = transform.meta_gradient(state, lookahead).numpy()
+    expected_first, expected = ref.auto_lambda(theta, train, validation, [0.1] * 3, alpha, [1, 1, 0], 0.01, steps=3)
+    np.testing.assert_allclose(first, expected_first, rtol=2e-3, atol=1e-4)
+    for _ in range(3):
+        transform.before_step(state, lookahead)
+    np.testing.assert_allclose(state.task_weights.numpy(), expected, rtol=1e-4, atol=1e-6)
+    weights, _ = transform.weigh(state, StepInputs(tf.ones(3), tf.ones(3), tf.ones(3, tf.bool), tf.constant(0)), tf.ones(3))
+    np.testing.assert_allclose(weights.numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_auto_lambda_trains_on_the_validation_split_and_resumes_its_iterator(tmp_path):
+    spec = spec_dict(steps=20, log_every=5, eval_every=20, checkpoint_every=20, weighting=["auto_lambda"])
+    program = load_program(write_spec(tmp_path, spec))  # the tiny spec has a validation split
+    assert program.validation_iterator is not None and "validation_data" in program.checkpoint_items()
+    first = program.train_step()
+    for _ in range(19):
+        last = program.train_step()
+    assert np.isfinite(last["loss"])
+    weights = [last[f"weight/{t}"] for t in "abc"]
+    assert not np.allclose(weights, 0.1)  # the weights moved from their start
+    assert sum(last[f"loss/{t}"] < first[f"loss/{t}"] for t in "abc") >= 2
+
+
+@pytest.mark.slow
+def test_mirrored_over_two_cpus_equals_one_device_per_method():
+    """Per-task gradients and losses are globally reduced, so every replica combines the same values."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from distributed_support import run
+
+    helper = str(Path(__file__).resolve().parent / "distributed_equivalence.py")
+    variants = [f"weighting:{name}" for name in ALL + ["auto_lambda"]]
+    result = run([sys.executable, helper, "5", *variants], env={"POLYTASK_LOGICAL_CPUS": "2"}, timeout=600).check()
+    losses = json.loads(result.stdout.strip().splitlines()[-1])
+    for name, (one_device, mirrored) in losses.items():
+        worst = max(abs(a - b) for a, b in zip(one_device, mirrored))
+        # SDMGrad's inner loop (20 steps at rate 5 with momentum) amplifies float32 summation order
+        assert worst < (1e-3 if name == "weighting:sdmgrad" else 1e-4), f"{name}: max |loss difference| {worst:.3g}"

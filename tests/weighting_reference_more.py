@@ -177,3 +177,29 @@ def modo(steps, gamma, rho):
         lam = simplex_projection(lam - gamma * (g @ (g.T @ lam) + rho * lam))
         out.append(lam @ g)
     return out
+
+
+def auto_lambda(theta, train, validation, lam, alpha, primary, learning_rate, steps):
+    """Liu et al. 2022, eq. 3-5: lambda descends L_val(theta - alpha grad sum_i lambda_i L_i(train; theta)).
+
+    Quadratic task losses L_i = 0.5 ||A_i theta - b_i||^2 (train: (A, b) pairs, validation
+    likewise); the hypergradient is the exact derivative of the unrolled validation loss,
+    taken numerically over lambda (the paper's finite-difference Hessian approximates it).
+    theta stays fixed; lambda takes `steps` Adam steps. Returns (first hypergradient, lambda).
+    """
+    def grad(pairs, th):
+        return [a.T @ (a @ th - b) for a, b in pairs]
+
+    def unrolled(l):
+        virtual = theta - alpha * sum(w * g for w, g in zip(l, grad(train, theta)))
+        return sum(p * 0.5 * np.sum((a @ virtual - b) ** 2) for p, (a, b) in zip(primary, validation))
+
+    lam = np.asarray(lam, np.float64)
+    m, v, first = np.zeros_like(lam), np.zeros_like(lam), None
+    for k in range(1, steps + 1):
+        g = numeric_gradient(unrolled, lam)
+        first = g if first is None else first
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        lam = lam - learning_rate * (m / (1 - 0.9 ** k)) / (np.sqrt(v / (1 - 0.999 ** k)) + 1e-8)
+    return first, lam

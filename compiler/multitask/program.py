@@ -29,7 +29,9 @@ from polytask.compiler.metrics import compute as compute_metrics
 from polytask.compiler.multitask.data import MultiTaskData, sampling_rates, train_dataset
 from polytask.compiler.optimizers import make_optimizer
 from polytask.compiler.program import EXPORT_INFO_FILE
+from polytask.compiler.multitask.lookahead import Lookahead
 from polytask.compiler.weighting import StepInputs, WeightingChain, WeightingContext
+from polytask.errors import DataError
 
 EVAL_BATCH = 4096
 
@@ -80,6 +82,7 @@ class MultiTaskProgram:
         # A plain (checkpointable) iterator over GLOBAL batches; each replica takes its slice.
         # tf.distribute's own iterators cannot be checkpointed, and resume must be exact.
         self.iterator = iter(dataset)
+        self.validation_iterator = self._validation_iterator() if self.chain.needs_validation else None
         if jit_compile is None:
             jit_compile = spec.runtime.jit_compile
         if jit_compile is None:
@@ -117,7 +120,28 @@ class MultiTaskProgram:
         counts = self._all_reduce(tf.math.unsorted_segment_sum(mask, task, self.num_tasks))
         return sums / tf.maximum(counts, 1.0), counts
 
-    def _replica_step_impl(self, x, labels, task):
+    def _validation_iterator(self):
+        """Global validation batches for a transform that trains on held-out data (Auto-Lambda)."""
+        empty = [name for i, name in enumerate(self.tasks) if self.data.splits["validation"].size(i) == 0]
+        if empty:
+            raise DataError(f"weighting {' '.join(self.chain.names)} trains on the validation split, but task(s) "
+                            f"{', '.join(empty)} have no validation rows", hint="give their datasets split: {validation: 0.1, ...}")
+        return iter(train_dataset(self.data, self.batch_size, self.rates, self.seed + 1, split="validation"))
+
+    def _lookahead(self, x, labels, task, validation) -> Lookahead:
+        def losses_at(values, inputs, targets, ids):
+            fixed = [tf.convert_to_tensor(v) for v in self.net.non_trainable_variables]
+            outputs, _ = self.net.stateless_call(values, fixed, inputs, ids, training=True)
+            return self.task_losses(outputs, targets, ids)[0]
+
+        return Lookahead(values=lambda: [tf.convert_to_tensor(v) for v in self.net.trainable_variables],
+                         train_losses=lambda values: losses_at(values, x, labels, task),
+                         validation_losses=lambda values: losses_at(values, *validation),
+                         all_reduce=self._all_reduce, learning_rate=self.optimizer.learning_rate)
+
+    def _replica_step_impl(self, x, labels, task, validation=None):
+        if validation is not None:
+            self.chain.before_step(self._lookahead(x, labels, task, validation))
         need_tasks = self.chain.needs_task_gradients
         need_norms = self.chain.needs_gradient_norms
         with tf.GradientTape(persistent=need_tasks or need_norms) as tape:
@@ -166,9 +190,9 @@ class MultiTaskProgram:
         norm = tf.linalg.global_norm([tf.convert_to_tensor(g) for g in grads])
         return total, losses, weights, tf.cast(present, tf.float32), norm
 
-    def _distributed_step(self, batch):
+    def _distributed_step(self, batch, validation=None):
         x, labels, task = batch
-        total, losses, weights, present, norm = self.strategy.run(self._replica_step, args=(x, labels, task))
+        total, losses, weights, present, norm = self.strategy.run(self._replica_step, args=(x, labels, task, validation))
         reduce = self.strategy.reduce
         return {
             "loss": reduce(tf.distribute.ReduceOp.SUM, total, axis=None),
@@ -178,9 +202,9 @@ class MultiTaskProgram:
             "grad_norm": reduce(tf.distribute.ReduceOp.SUM, norm, axis=None) if self.replicas > 1 else norm,
         }
 
-    def next_batch(self):
+    def next_batch(self, iterator=None):
         """The next global batch, split into per-replica slices when there are several replicas."""
-        batch = next(self.iterator)
+        batch = next(iterator or self.iterator)
         if self.replicas == 1:
             return batch
         per = self.batch_size // self.replicas
@@ -191,12 +215,17 @@ class MultiTaskProgram:
 
         return self.strategy.experimental_distribute_values_from_function(replica_slice)
 
+    def _batches(self):
+        if self.validation_iterator is None:
+            return (self.next_batch(),)
+        return self.next_batch(), self.next_batch(self.validation_iterator)
+
     def compiled_step(self):
         """One step returning tensors only (for benchmarks: no host transfer of per-task values)."""
-        return self._step(self.next_batch())
+        return self._step(*self._batches())
 
     def train_step(self) -> Mapping[str, Any]:
-        out = self._step(self.next_batch())
+        out = self._step(*self._batches())
         tasks, weights, present = out["tasks"].numpy(), out["weights"].numpy(), out["present"].numpy()
         values: dict[str, Any] = {"loss": float(out["loss"].numpy()), "grad_norm": float(out["grad_norm"].numpy())}
         reweighted = self.chain.reweights
@@ -208,8 +237,9 @@ class MultiTaskProgram:
         return values
 
     def checkpoint_items(self) -> Mapping[str, Any]:
+        validation = {"validation_data": self.validation_iterator} if self.validation_iterator is not None else {}
         return {"net": variables_of(self.net), "optimizer": self.optimizer, "data": self.iterator,
-                **self.chain.checkpoint_items()}
+                **validation, **self.chain.checkpoint_items()}
 
     # ------------------------------------------------------------------ evaluation
 

@@ -68,6 +68,7 @@ class Transform(Concept):
     needs_task_gradients: ClassVar[bool] = False
     needs_gradient_norms: ClassVar[bool] = False
     needs_losses_after_step: ClassVar[bool] = False  # after_step gets the batch's losses at the updated parameters (FAMO)
+    needs_validation: ClassVar[bool] = False  # before_step gets a Lookahead over a validation batch (Auto-Lambda)
     multi_task: ClassVar[bool] = True  # balances several tasks: with one task it does nothing
     reweights: ClassVar[bool] = True  # False for the identity (`equal`): it cannot be combined with others
 
@@ -102,6 +103,9 @@ class Transform(Concept):
 
     def after_step(self, state, inputs: StepInputs, losses_after) -> None:
         """With `needs_losses_after_step`: the same batch's global per-task losses [T] after the update."""
+
+    def before_step(self, state, lookahead) -> None:
+        """With `needs_validation`: update state from a `compiler.multitask.lookahead.Lookahead`, before `weigh`."""
 
 
 def replica_variable(initial, name: str, dtype=None):
@@ -145,6 +149,10 @@ class WeightingChain:
         return any(t.needs_losses_after_step for t in self.transforms)
 
     @property
+    def needs_validation(self) -> bool:
+        return any(t.needs_validation for t in self.transforms)
+
+    @property
     def reweights(self) -> bool:
         """Some transform changes the task weights (reported as weight/<task>)."""
         return any(t.reweights for t in self.transforms)
@@ -185,6 +193,11 @@ class WeightingChain:
         for transform, state in zip(self.transforms, self.states):
             task_gradients = transform.transform_gradients(state, task_gradients, inputs)
         return task_gradients
+
+    def before_step(self, lookahead) -> None:
+        for transform, state in zip(self.transforms, self.states):
+            if transform.needs_validation:
+                transform.before_step(state, lookahead)
 
     def after_step(self, inputs: StepInputs, losses_after) -> None:
         for transform, state in zip(self.transforms, self.states):
