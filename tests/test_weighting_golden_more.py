@@ -27,7 +27,7 @@ def _problem(steps: int, seed: int = 0):
     return grads, losses
 
 
-def _run(spec, grads, losses, losses_after=None, period=5):
+def _run(spec, grads, losses, losses_after=None, period=5, samples=None):
     """The program's use of a chain: weigh, per-task gradients of w_i L_i, surgery, update, after_step."""
     chain = WeightingChain.create([Weighting.model_validate(spec)],
                                   WeightingContext(TASKS, np.ones(3, np.float32), period=period, shared_size=P))
@@ -37,6 +37,8 @@ def _run(spec, grads, losses, losses_after=None, period=5):
                             step=tf.constant(k, tf.int64))
         weights, _ = chain.weigh(inputs, tf.ones(3))
         rows = weights[:, None] * tf.constant(g)
+        if samples is not None:
+            inputs.sample_gradients = tf.constant(np.stack(samples[k]))
         if chain.needs_task_gradients:
             out.append(tf.reduce_sum(chain.transform_gradients(rows, inputs), axis=0).numpy())
         else:
@@ -115,16 +117,31 @@ def test_moco_tracks_gradients_and_projects_lambda_over_several_steps():
     _close(actual, ref.moco(list(zip(grads, losses)), 0.5, 0.5, 0.1, 0.5, 0.0, normalize=False)[0])
 
 
+def _samples(steps: int, seed: int = 5):
+    rng = np.random.default_rng(seed)
+    return [[rng.normal(size=(len(TASKS), P)).astype(np.float32) for _ in range(3)] for _ in range(steps)]
+
+
 def test_sdmgrad_warm_starts_its_weights_across_steps():
     grads, losses = _problem(4)
     actual, _ = _run("sdmgrad", grads, losses)
     _close(actual, ref.sdmgrad(list(zip(grads, losses)), 0.3, 20), rtol=1e-3, atol=1e-4)
 
 
+def test_sdmgrad_double_sampling_uses_two_samples_for_the_gram_and_a_third_for_the_direction():
+    grads, losses = _problem(4)
+    samples = _samples(4)
+    actual, _ = _run({"sdmgrad": {"lamda": 0.5}}, grads, losses, samples=samples)
+    _close(actual, ref.sdmgrad(list(zip(grads, losses)), 0.5, 20, samples=samples), rtol=1e-3, atol=1e-4)
+
+
 def test_modo_takes_one_projected_step_of_lambda_per_step():
     grads, losses = _problem(5)
     actual, _ = _run({"modo": {"gamma": 0.05, "rho": 0.1}}, grads, losses)
     _close(actual, ref.modo(list(zip(grads, losses)), 0.05, 0.1))
+    samples = _samples(5)
+    actual, _ = _run({"modo": {"gamma": 0.05, "rho": 0.1}}, grads, losses, samples=samples)
+    _close(actual, ref.modo(list(zip(grads, losses)), 0.05, 0.1, samples=samples))
 
 
 LOSS_ONLY = ["gls", "stch", "famo"]
@@ -214,3 +231,23 @@ def test_mirrored_over_two_cpus_equals_one_device_per_method():
         worst = max(abs(a - b) for a, b in zip(one_device, mirrored))
         # SDMGrad's inner loop (20 steps at rate 5 with momentum) amplifies float32 summation order
         assert worst < (1e-3 if name == "weighting:sdmgrad" else 1e-4), f"{name}: max |loss difference| {worst:.3g}"
+
+
+def test_slice_gradients_partition_the_batch(tmp_path):
+    """MoDo/SDMGrad's samples: per-slice per-task gradients whose count-weighted sum is the batch gradient."""
+    spec = spec_dict(weighting=["modo"])
+    spec["structure"]["trunk"] = spec["structure"]["trunk"][:1]  # no dropout: every forward pass is the same
+    program = load_program(write_spec(tmp_path, spec))
+    x, labels, task = program.next_batch()
+    weights = tf.constant([1.0, 2.0, 0.5])
+    samples = program._slice_gradients(x, labels, task, weights, 3).numpy()
+    full = program._slice_gradients(x, labels, task, weights, 1).numpy()[0]
+    valid = np.all(np.isfinite(labels.numpy()), axis=1)
+    ids, slices = task.numpy(), np.arange(len(ids := task.numpy())) % 3
+    combined = np.zeros_like(full)
+    for i in range(3):
+        total = np.sum(valid & (ids == i))
+        for s in range(3):
+            combined[i] += np.sum(valid & (ids == i) & (slices == s)) / max(total, 1) * samples[s, i]
+    np.testing.assert_allclose(combined, full, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(samples[0], samples[1])  # distinct samples

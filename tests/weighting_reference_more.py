@@ -150,13 +150,15 @@ def moco(steps, beta, beta_sigma, gamma, gamma_sigma, rho, normalize=True):
     return out, lam
 
 
-def sdmgrad(steps, lamda, iterations, learning_rate=5.0, momentum=0.5):
-    """Xiao et al. 2023, Alg. 1 (one sample for the three estimates)."""
+def sdmgrad(steps, lamda, iterations, samples=None, learning_rate=5.0, momentum=0.5):
+    """Xiao et al. 2023, Alg. 1: w from xi_1 xi_2^T, d from zeta (samples[k] = (zeta, xi_1, xi_2); default: g thrice)."""
     t = len(steps[0][1])
     w = np.ones(t) / t
     out = []
-    for g, _ in steps:
-        gram = g @ g.T
+    for k, (g, _) in enumerate(steps):
+        zeta, xi_1, xi_2 = samples[k] if samples is not None else (g, g, g)
+        g = zeta
+        gram = xi_1 @ xi_2.T
         scale = np.mean(np.sqrt(np.maximum(np.diag(gram), 0)))
         a = gram / (scale ** 2 + 1e-8)
         velocity = np.zeros(t)
@@ -168,14 +170,15 @@ def sdmgrad(steps, lamda, iterations, learning_rate=5.0, momentum=0.5):
     return out
 
 
-def modo(steps, gamma, rho):
-    """Chen et al. 2023, Alg. 1 (one sample for G_1, G_2, G_3)."""
+def modo(steps, gamma, rho, samples=None):
+    """Chen et al. 2023, Alg. 1: lambda from G_1 G_2^T, d from G_3 (samples[k] = (G_1, G_2, G_3); default: g thrice)."""
     t = len(steps[0][1])
     lam = np.ones(t) / t
     out = []
-    for g, _ in steps:
-        lam = simplex_projection(lam - gamma * (g @ (g.T @ lam) + rho * lam))
-        out.append(lam @ g)
+    for k, (g, _) in enumerate(steps):
+        g1, g2, g3 = samples[k] if samples is not None else (g, g, g)
+        lam = simplex_projection(lam - gamma * (g1 @ (g2.T @ lam) + rho * lam))
+        out.append(lam @ g3)
     return out
 
 

@@ -139,6 +139,33 @@ class MultiTaskProgram:
                          validation_losses=lambda values: losses_at(values, *validation),
                          all_reduce=self._all_reduce, learning_rate=self.optimizer.learning_rate)
 
+    def _slice_gradients(self, x, labels, task, weights, count: int):
+        """Per-task shared gradients of w_i L_i on `count` disjoint slices of the global batch [count, T, P].
+
+        Example b of the global batch is in slice b mod count, so the slices are the same on one
+        device and on many; each slice's L_i is its own per-task mean (globally reduced).
+        """
+        local = tf.shape(task)[0]
+        first = 0 if self.replicas == 1 else tf.distribute.get_replica_context().replica_id_in_sync_group * local
+        slice_of = (tf.cast(first, tf.int32) + tf.range(local)) % count
+        with tf.GradientTape(persistent=True) as tape:
+            per_example, mask = self.per_example_losses(self.net(x, task, training=True), labels, task)
+            terms = []
+            for s in range(count):
+                member = mask * tf.cast(tf.equal(slice_of, s), tf.float32)
+                sums = tf.math.unsorted_segment_sum(per_example * member, task, self.num_tasks)
+                counts = self._all_reduce(tf.math.unsorted_segment_sum(member, task, self.num_tasks))
+                terms.append(tf.unstack(scale_loss(self.optimizer, tf.stop_gradient(weights) * sums / tf.maximum(counts, 1.0))))
+        samples = []
+        for s in range(count):
+            rows = []
+            for i in range(self.num_tasks):
+                grads = tape.gradient(terms[s][i], self.shared, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                rows.append(self._all_reduce(tf.concat([tf.reshape(tf.convert_to_tensor(g), [-1]) for g in grads], 0)))
+            samples.append(tf.stack(rows))
+        del tape
+        return tf.stack(samples)
+
     def _replica_step_impl(self, x, labels, task, validation=None):
         if validation is not None:
             self.chain.before_step(self._lookahead(x, labels, task, validation))
@@ -168,6 +195,8 @@ class MultiTaskProgram:
             for i in range(self.num_tasks):
                 grads = tape.gradient(weighted_terms[i], self.shared, unconnected_gradients=tf.UnconnectedGradients.ZERO)
                 flat_tasks.append(self._all_reduce(tf.concat([tf.reshape(tf.convert_to_tensor(g), [-1]) for g in grads], 0)))
+            if self.chain.gradient_samples:
+                inputs.sample_gradients = self._slice_gradients(x, labels, task, weights, self.chain.gradient_samples)
             surgery = self.chain.transform_gradients(tf.stack(flat_tasks), inputs)
             flat = tf.reduce_sum(surgery, axis=0) / float(self.replicas)  # the optimizer sums replicas again
             shared_grads, offset = [], 0

@@ -60,6 +60,7 @@ class StepInputs:
     replicas: int = 1
     grad_norms: Any = None  # [T] norms of dL_i/dW for the last shared weight (needs_gradient_norms)
     weights: Any = None  # [T] the chain's final task weights, set by WeightingChain.weigh (the gradients are of weights_i L_i)
+    sample_gradients: Any = None  # [S, T, P] per-task gradients on S disjoint slices of the batch (gradient_samples)
 
 
 class Transform(Concept):
@@ -69,6 +70,7 @@ class Transform(Concept):
     needs_gradient_norms: ClassVar[bool] = False
     needs_losses_after_step: ClassVar[bool] = False  # after_step gets the batch's losses at the updated parameters (FAMO)
     needs_validation: ClassVar[bool] = False  # before_step gets a Lookahead over a validation batch (Auto-Lambda)
+    gradient_samples: ClassVar[int] = 0  # S > 0: inputs.sample_gradients holds S independent estimates (MoDo, SDMGrad)
     multi_task: ClassVar[bool] = True  # balances several tasks: with one task it does nothing
     reweights: ClassVar[bool] = True  # False for the identity (`equal`): it cannot be combined with others
 
@@ -147,6 +149,10 @@ class WeightingChain:
     @property
     def needs_losses_after_step(self) -> bool:
         return any(t.needs_losses_after_step for t in self.transforms)
+
+    @property
+    def gradient_samples(self) -> int:
+        return max([t.gradient_samples for t in self.transforms], default=0)
 
     @property
     def needs_validation(self) -> bool:

@@ -5,10 +5,12 @@ the min-norm objective 0.5 ||G^T lambda||^2 (+ rho/2 ||lambda||^2):
 
     lambda <- Proj_simplex(lambda - gamma (G_1 G_2^T lambda + rho lambda)),   d = G_3^T lambda,
 
-where the paper draws G_1, G_2 and G_3 from three independent mini-batches so that the
-weights' update is unbiased (double sampling) and d is independent of lambda. The polytask
-program computes one set of per-task gradients per step, so here G_1 = G_2 = G_3 (the same
-batch): the deterministic variant. lambda (state) starts uniform.
+where G_1, G_2 and G_3 are independent estimates of the per-task gradients, so that the
+weights' update is unbiased (double sampling) and d is independent of lambda. The paper
+draws three mini-batches; polytask splits each batch into three disjoint slices
+(`gradient_samples = 3`: one extra forward pass and 3T backward passes per step). Without
+slices (a caller that gives none, e.g. a deterministic objective) all three are the batch
+gradients. lambda (state) starts uniform.
 """
 from pydantic import Field
 
@@ -30,6 +32,7 @@ class MoDo(Transform):
     name = "modo"
     Params = MoDoParams
     needs_task_gradients = True
+    gradient_samples = 3
 
     def init(self, context):
         import tensorflow as tf
@@ -44,7 +47,9 @@ class MoDo(Transform):
     def transform_gradients(self, state, task_gradients, inputs):
         import tensorflow as tf
 
+        first, second, third = (tf.unstack(inputs.sample_gradients) if inputs.sample_gradients is not None
+                                else (task_gradients,) * 3)
         lam = tf.convert_to_tensor(state.task_weights)
-        direction = tf.linalg.matvec(task_gradients, tf.linalg.matvec(task_gradients, lam, transpose_a=True))
+        direction = tf.linalg.matvec(first, tf.linalg.matvec(second, lam, transpose_a=True))
         lam = state.task_weights.assign(project_to_simplex(lam - state.gamma * (direction + state.rho * lam)))
-        return lam[:, None] * task_gradients
+        return lam[:, None] * third

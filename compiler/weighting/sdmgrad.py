@@ -53,6 +53,7 @@ class SdmGrad(Transform):
     name = "sdmgrad"
     Params = SdmGradParams
     needs_task_gradients = True
+    gradient_samples = 3
 
     def init(self, context):
         import tensorflow as tf
@@ -67,9 +68,11 @@ class SdmGrad(Transform):
     def transform_gradients(self, state, task_gradients, inputs):
         import tensorflow as tf
 
+        zeta, xi_1, xi_2 = (tf.unstack(inputs.sample_gradients) if inputs.sample_gradients is not None
+                            else (task_gradients,) * 3)
         # float64: 20 steps of rate 5 with momentum amplify float32 rounding
-        gram = tf.cast(tf.linalg.matmul(task_gradients, task_gradients, transpose_b=True), tf.float64)
+        gram = tf.cast(tf.linalg.matmul(xi_1, xi_2, transpose_b=True), tf.float64)
         start = tf.cast(tf.convert_to_tensor(state.task_weights), tf.float64)
         w = state.task_weights.assign(tf.cast(sdmgrad_weights(gram, start, state.lamda, state.iterations), tf.float32))
         count = float(task_gradients.shape[0])
-        return ((w + state.lamda / count) / (1.0 + state.lamda))[:, None] * task_gradients
+        return ((w + state.lamda / count) / (1.0 + state.lamda))[:, None] * zeta
