@@ -59,9 +59,6 @@ class AutoLambda(Transform):
             problems.append(("auto_lambda needs at least one primary task", ("primary",), "remove `primary` for all tasks"))
         return problems
 
-    def plan_params(self, num_tasks):
-        return num_tasks, "one task weight per task, trained on the validation split (Liu et al. 2022)"
-
     def init(self, context):
         import numpy as np
         import tensorflow as tf

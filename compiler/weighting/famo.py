@@ -56,9 +56,6 @@ class Famo(Transform):
                  ("min_losses", task), f"tasks: {one_of(task_names)}")
                 for task in (params.min_losses or {}) if task not in task_names]
 
-    def plan_params(self, num_tasks):
-        return num_tasks, "one task logit per task, trained by FAMO's own Adam (Liu et al. 2023)"
-
     def init(self, context):
         import numpy as np
         import tensorflow as tf
