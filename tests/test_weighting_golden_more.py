@@ -251,3 +251,26 @@ def test_slice_gradients_partition_the_batch(tmp_path):
             combined[i] += np.sum(valid & (ids == i) & (slices == s)) / max(total, 1) * samples[s, i]
     np.testing.assert_allclose(combined, full, rtol=1e-4, atol=1e-6)
     assert not np.allclose(samples[0], samples[1])  # distinct samples
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["auto_lambda", "famo"])
+def test_resumed_run_ends_with_the_uninterrupted_weights(tmp_path, name):
+    """The validation iterator (Auto-Lambda) and FAMO's logits are checkpointed: resume is exact."""
+    from multitask_support import polytask
+
+    def checkpoint_values(directory):  # every variable (iterator states are not readable as arrays)
+        reader = tf.train.load_checkpoint(str(directory))
+        return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+                if k.endswith("VARIABLE_VALUE") and "save_counter" not in k}
+
+    spec = write_spec(tmp_path, spec_dict(steps=20, checkpoint_every=10, eval_every=10, log_every=5, weighting=[name]))
+    assert polytask("train", str(spec), "--out", str(tmp_path / "full"), "--quiet").returncode == 0
+    assert polytask("train", str(spec), "--out", str(tmp_path / "part"), "--steps", "10", "--quiet").returncode == 0
+    assert polytask("train", str(spec), "--out", str(tmp_path / "part"), "--resume", "--quiet").returncode == 0
+    full = checkpoint_values(tmp_path / "full" / "checkpoints")
+    part = checkpoint_values(tmp_path / "part" / "checkpoints")
+    weights = [k for k in full if "weighting" in k]
+    assert weights and set(full) == set(part)
+    for key in full:
+        np.testing.assert_allclose(part[key], full[key], rtol=1e-6, atol=1e-7, err_msg=key)
