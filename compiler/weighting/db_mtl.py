@@ -47,7 +47,8 @@ class DualBalancing(Transform):
     def weigh(self, state, inputs, weights):
         import tensorflow as tf
 
-        factors = tf.where(inputs.present, 1.0 / (weights * inputs.observed + EPSILON), tf.zeros_like(weights))
+        known = inputs.present & (inputs.observed > 0.0)  # a zero loss has nothing to balance (and no log)
+        factors = tf.where(known, 1.0 / (weights * inputs.observed + EPSILON), tf.zeros_like(weights))
         return weights * tf.stop_gradient(factors), tf.constant(0.0)
 
     def transform_gradients(self, state, task_gradients, inputs):

@@ -7,9 +7,9 @@ The tasks' losses are combined by their geometric mean,
 which is invariant to each task's loss scale. Its gradient is sum_i (L / (T L_i)) grad L_i,
 so GLS is a reweighting with w_i = L / (T L_i), computed from the global per-task losses and
 held constant; `sum_i w_i L_i` then equals L itself. The product runs over the tasks present
-in the batch (an absent task's loss is not known). It applies to the weighted losses
-w_i L_i of the transforms before it (declared task weights by default; a constant factor on a
-task only scales L). Losses must be positive (log-likelihood style losses are).
+in the batch with a positive loss (an absent task's loss is not known; a zero loss has no
+log). It applies to the weighted losses w_i L_i of the transforms before it (declared task
+weights by default; a constant factor on a task only scales L).
 """
 from polytask.compiler.weighting import Transform
 from polytask.spec.registry import WEIGHTINGS
@@ -21,7 +21,7 @@ def geometric_factors(losses, present):
     """dL/dl_i for L = (prod_{present} l_i)^(1/n): L / (n l_i) on present tasks, 0 elsewhere."""
     import tensorflow as tf
 
-    mask = tf.cast(present, tf.float32)
+    mask = tf.cast(present & (losses > 0.0), tf.float32)  # a zero loss has no log
     count = tf.maximum(tf.reduce_sum(mask), 1.0)
     logs = tf.math.log(tf.maximum(losses, EPSILON)) * mask
     geometric = tf.exp(tf.reduce_sum(logs) / count)

@@ -68,10 +68,11 @@ class SmoothTchebycheff(Transform):
         step = tf.cast(inputs.step, tf.int64)
         ready = step >= state.warmup_steps + state.period
         nadir = state.total / tf.maximum(state.seen, 1.0)
-        usable = tf.logical_and(inputs.present, state.seen > 0)
+        usable = tf.logical_and(inputs.present & (losses > 0.0), state.seen > 0)
         count = float(weights.shape[0])
         stch = stch_factors(losses, usable, tf.where(state.seen > 0, nadir, tf.ones_like(nadir)), state.mu, count)
-        log_sum = tf.where(inputs.present, 1.0 / (losses + TINY), tf.zeros_like(losses))  # d sum_i log l_i / dl_i
+        known = inputs.present & (losses > 0.0)  # a zero loss has no log (and nothing to balance)
+        log_sum = tf.where(known, 1.0 / (losses + TINY), tf.zeros_like(losses))  # d sum_i log l_i / dl_i
         factors = tf.where(ready, stch, log_sum)
         return weights * tf.stop_gradient(factors), tf.constant(0.0)
 
