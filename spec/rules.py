@@ -394,6 +394,13 @@ def weighting(ctx: RuleContext) -> None:
         transform = WEIGHTINGS.get(item.kind)
         for message, below, hint in transform.spec_problems(item.params, task_names):
             ctx.report("PT213", message, path + (item.kind, *below), prefer="key", hint=hint)
+        if transform.needs_validation:
+            without = sorted({task.dataset for task in ctx.spec.tasks.values()
+                              if task.dataset in ctx.spec.datasets and ctx.spec.datasets[task.dataset].split.validation <= 0})
+            if without:
+                ctx.report("PT225", f"weighting {item.kind} learns its weights on the validation split, but dataset(s) "
+                           f"{', '.join(without)} have none", path, prefer="key" if list_form else "value",
+                           hint=f"give {without[0]} e.g. `split: {{train: 0.7, validation: 0.1, test: 0.2}}`")
         if transform.multi_task and 0 < _task_count(ctx) < 2:
             ctx.report("PT215", f"weighting {item.kind} balances several tasks; with one task it does nothing",
                        path, prefer="key" if list_form else "value")

@@ -159,11 +159,11 @@ def task_choices(rates: np.ndarray, seed: int):
     return tf.data.Dataset.random(seed=seed).batch(CHOICE_BLOCK).map(to_tasks).unbatch()
 
 
-def train_dataset(data: MultiTaskData, batch_size: int, rates: np.ndarray, seed: int):
-    """The mixed, repeating training stream of global batches (x, labels, task)."""
+def train_dataset(data: MultiTaskData, batch_size: int, rates: np.ndarray, seed: int, split: str = "train"):
+    """The mixed, repeating stream of global batches (x, labels, task) of a split (training; Auto-Lambda's validation)."""
     import tensorflow as tf
 
-    train = data.splits["train"]
+    train = data.splits[split]
     offsets = np.concatenate([[0], np.cumsum([len(l) for l in train.labels])])
     pool_offsets = np.concatenate([[0], np.cumsum([len(p) for p in train.pools])])
     inputs = tf.constant(np.concatenate(train.pools, axis=0) if len(train.pools) > 1 else train.pools[0])

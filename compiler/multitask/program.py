@@ -36,7 +36,9 @@ from polytask.compiler.metrics import compute as compute_metrics
 from polytask.compiler.multitask.data import MultiTaskData, sampling_rates, train_dataset
 from polytask.compiler.optimizers import make_optimizer
 from polytask.compiler.program import EXPORT_INFO_FILE
+from polytask.compiler.multitask.lookahead import Lookahead
 from polytask.compiler.weighting import StepInputs, WeightingChain, WeightingContext
+from polytask.errors import DataError
 
 EVAL_BATCH = 4096
 #: Training steps per graph call on one replica: at small models the per-call cost (function
@@ -97,6 +99,7 @@ class MultiTaskProgram:
         # A plain (checkpointable) iterator over GLOBAL batches; each replica takes its slice.
         # tf.distribute's own iterators cannot be checkpointed, and resume must be exact.
         self.iterator = iter(dataset)
+        self.validation_iterator = self._validation_iterator() if self.chain.needs_validation else None
         if jit_compile is None:
             jit_compile = spec.runtime.jit_compile
         if jit_compile is None:
@@ -136,7 +139,55 @@ class MultiTaskProgram:
         counts = self._all_reduce(tf.math.unsorted_segment_sum(mask, task, self.num_tasks))
         return sums / tf.maximum(counts, 1.0), counts
 
-    def _replica_step_impl(self, x, labels, task):
+    def _validation_iterator(self):
+        """Global validation batches for a transform that trains on held-out data (Auto-Lambda)."""
+        empty = [name for i, name in enumerate(self.tasks) if self.data.splits["validation"].size(i) == 0]
+        if empty:
+            raise DataError(f"weighting {' '.join(self.chain.names)} trains on the validation split, but task(s) "
+                            f"{', '.join(empty)} have no validation rows", hint="give their datasets split: {validation: 0.1, ...}")
+        return iter(train_dataset(self.data, self.batch_size, self.rates, self.seed + 1, split="validation"))
+
+    def _lookahead(self, x, labels, task, validation) -> Lookahead:
+        def losses_at(values, inputs, targets, ids):
+            fixed = [tf.convert_to_tensor(v) for v in self.net.non_trainable_variables]
+            outputs, _ = self.net.stateless_call(values, fixed, inputs, ids, training=True)
+            return self.task_losses(outputs, targets, ids)[0]
+
+        return Lookahead(values=lambda: [tf.convert_to_tensor(v) for v in self.net.trainable_variables],
+                         train_losses=lambda values: losses_at(values, x, labels, task),
+                         validation_losses=lambda values: losses_at(values, *validation),
+                         all_reduce=self._all_reduce, learning_rate=self.optimizer.learning_rate)
+
+    def _slice_gradients(self, x, labels, task, weights, count: int):
+        """Per-task shared gradients of w_i L_i on `count` disjoint slices of the global batch [count, T, P].
+
+        Example b of the global batch is in slice b mod count, so the slices are the same on one
+        device and on many; each slice's L_i is its own per-task mean (globally reduced).
+        """
+        local = tf.shape(task)[0]
+        first = 0 if self.replicas == 1 else tf.distribute.get_replica_context().replica_id_in_sync_group * local
+        slice_of = (tf.cast(first, tf.int32) + tf.range(local)) % count
+        with tf.GradientTape(persistent=True) as tape:
+            per_example, mask = self.per_example_losses(self.net(x, task, training=True), labels, task)
+            terms = []
+            for s in range(count):
+                member = mask * tf.cast(tf.equal(slice_of, s), tf.float32)
+                sums = tf.math.unsorted_segment_sum(per_example * member, task, self.num_tasks)
+                counts = self._all_reduce(tf.math.unsorted_segment_sum(member, task, self.num_tasks))
+                terms.append(tf.unstack(scale_loss(self.optimizer, tf.stop_gradient(weights) * sums / tf.maximum(counts, 1.0))))
+        samples = []
+        for s in range(count):
+            rows = []
+            for i in range(self.num_tasks):
+                grads = tape.gradient(terms[s][i], self.shared, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                rows.append(self._all_reduce(tf.concat([tf.reshape(tf.convert_to_tensor(g), [-1]) for g in grads], 0)))
+            samples.append(tf.stack(rows))
+        del tape
+        return tf.stack(samples)
+
+    def _replica_step_impl(self, x, labels, task, validation=None):
+        if validation is not None:
+            self.chain.before_step(self._lookahead(x, labels, task, validation))
         space = self.gradient_space
         need_norms = self.chain.needs_gradient_norms
         with tf.GradientTape(persistent=space is not None or need_norms) as tape:
@@ -168,6 +219,8 @@ class MultiTaskProgram:
             # Nash-MTL are not scale invariant, so they must see the true per-task gradients.
             factor = scale_loss(self.optimizer, tf.constant(1.0))
             if space == "parameters":
+                if self.chain.gradient_samples:  # MoDo, SDMGrad: independent estimates from disjoint slices
+                    inputs.sample_gradients = self._slice_gradients(x, labels, task, weights, self.chain.gradient_samples)
                 shared_grads = self._parameter_space_gradients(tape, weighted, terms, h, task, inputs, factor)
             else:
                 rep_grad = self._representation_gradient(tape, weighted, h, inputs)
@@ -180,6 +233,9 @@ class MultiTaskProgram:
             del tape
         self.chain.update(inputs, weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable))
+        if self.chain.needs_losses_after_step:  # FAMO: the loss decrease on this batch
+            after, _ = self.task_losses(self.net(x, task, training=True), labels, task)
+            self.chain.after_step(inputs, tf.stop_gradient(self._all_reduce(after)))
         norm = tf.linalg.global_norm([tf.convert_to_tensor(g) for g in grads])
         return total, losses, weights, tf.cast(present, tf.float32), norm
 
@@ -250,9 +306,9 @@ class MultiTaskProgram:
         combined = tf.reshape(tf.reduce_sum(rows, axis=0), tf.shape(h_all))
         return combined[start: start + local]
 
-    def _distributed_step(self, batch):
+    def _distributed_step(self, batch, validation=None):
         x, labels, task = batch
-        total, losses, weights, present, norm = self.strategy.run(self._replica_step, args=(x, labels, task))
+        total, losses, weights, present, norm = self.strategy.run(self._replica_step, args=(x, labels, task, validation))
         reduce = self.strategy.reduce
         return {
             "loss": reduce(tf.distribute.ReduceOp.SUM, total, axis=None),
@@ -262,9 +318,9 @@ class MultiTaskProgram:
             "grad_norm": reduce(tf.distribute.ReduceOp.SUM, norm, axis=None) if self.replicas > 1 else norm,
         }
 
-    def next_batch(self):
+    def next_batch(self, iterator=None):
         """The next global batch, split into per-replica slices when there are several replicas."""
-        batch = next(self.iterator)
+        batch = next(iterator or self.iterator)
         if self.replicas == 1:
             return batch
         per = self.batch_size // self.replicas
@@ -275,19 +331,28 @@ class MultiTaskProgram:
 
         return self.strategy.experimental_distribute_values_from_function(replica_slice)
 
+    def _batches(self):
+        if self.validation_iterator is None:
+            return (self.next_batch(),)
+        return self.next_batch(), self.next_batch(self.validation_iterator)
+
     def compiled_step(self):
         """One step returning tensors only (for benchmarks: no host transfer of per-task values)."""
-        return self._step(self.next_batch())
+        return self._step(*self._batches())
 
     def _many_steps_impl(self, count):
         """Up to `count` steps in one graph; stops after the first step with a non-finite output."""
-        outputs = self._distributed_step(next(self.iterator))
+        def step():
+            validation = () if self.validation_iterator is None else (next(self.validation_iterator),)
+            return self._distributed_step(next(self.iterator), *validation)
+
+        outputs = step()
         ran = tf.constant(1, tf.int32)
         for _ in tf.range(count - 1):
             finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in outputs.values()])
             if not finite:
                 break
-            outputs = self._distributed_step(next(self.iterator))
+            outputs = step()
             ran += 1
         return outputs, ran
 
@@ -307,7 +372,8 @@ class MultiTaskProgram:
 
         For callers that look at the batch before the update (the affinity probe).
         """
-        return self._values(self._step(batch))
+        validation = () if self.validation_iterator is None else (self.next_batch(self.validation_iterator),)
+        return self._values(self._step(batch, *validation))
 
     def _values(self, out) -> dict[str, Any]:
         tasks, weights, present = out["tasks"].numpy(), out["weights"].numpy(), out["present"].numpy()
@@ -321,8 +387,9 @@ class MultiTaskProgram:
         return values
 
     def checkpoint_items(self) -> Mapping[str, Any]:
+        validation = {"validation_data": self.validation_iterator} if self.validation_iterator is not None else {}
         return {"net": variables_of(self.net), "optimizer": self.optimizer, "data": self.iterator,
-                **self.chain.checkpoint_items()}
+                **validation, **self.chain.checkpoint_items()}
 
     # ------------------------------------------------------------------ evaluation
 

@@ -71,7 +71,7 @@ structure:
         check_heads(view, structure.head, out)
 
     def plan(self, structure, tasks, input_shape):
-        from polytask.compiler.plan import LayerPlan, ParamGroup, layer_plans, param_count
+        from polytask.compiler.plan import LayerPlan, ParamGroup, layer_plans
 
         names, notes, groups = list(tasks), [], []
         trunk = infer_layers(structure.trunk, input_shape, "structure.trunk")

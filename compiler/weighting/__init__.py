@@ -51,6 +51,11 @@ class WeightingContext:
     shared_sizes: tuple = ()  # sizes of the shared variables, in the order of the [T, P] columns
 
     @property
+    def shared_size(self) -> Optional[int]:
+        """P, the length of a flattened per-task shared gradient (stateful surgery), when known."""
+        return sum(self.shared_sizes) if self.shared_sizes else None
+
+    @property
     def num_tasks(self) -> int:
         return len(self.tasks)
 
@@ -74,6 +79,8 @@ class StepInputs:
     replicas: int = 1
     grad_norms: Any = None  # [T] norms of dL_i/dW for the last shared weight (needs_gradient_norms)
     representation: Any = None  # [B, d] shared representation (global batch) in representation space
+    weights: Any = None  # [T] the chain's final task weights, set by WeightingChain.weigh (the gradients are of weights_i L_i)
+    sample_gradients: Any = None  # [S, T, P] per-task gradients on S disjoint slices of the batch (gradient_samples)
 
 
 class Transform(Concept):
@@ -84,6 +91,9 @@ class Transform(Concept):
     # "gradients": transform_gradients edits the full [T, P] rows; "gramian": the update is
     # sum_i a_i g_i with a = combine(state, G = J J^T, inputs), so G is all the method needs.
     needs: ClassVar[str] = "gradients"
+    needs_losses_after_step: ClassVar[bool] = False  # after_step gets the batch's losses at the updated parameters (FAMO)
+    needs_validation: ClassVar[bool] = False  # before_step gets a Lookahead over a validation batch (Auto-Lambda)
+    gradient_samples: ClassVar[int] = 0  # S > 0: inputs.sample_gradients holds S independent estimates (MoDo, SDMGrad)
     multi_task: ClassVar[bool] = True  # balances several tasks: with one task it does nothing
     reweights: ClassVar[bool] = True  # False for the identity (`equal`): it cannot be combined with others
 
@@ -132,6 +142,12 @@ class Transform(Concept):
             gramian = tf.matmul(task_gradients, task_gradients, transpose_b=True)
             return self.combine(state, gramian, inputs)[:, None] * task_gradients
         return task_gradients
+
+    def after_step(self, state, inputs: StepInputs, losses_after) -> None:
+        """With `needs_losses_after_step`: the same batch's global per-task losses [T] after the update."""
+
+    def before_step(self, state, lookahead) -> None:
+        """With `needs_validation`: update state from a `compiler.multitask.lookahead.Lookahead`, before `weigh`."""
 
 
 def replica_variable(initial, name: str, dtype=None):
@@ -197,6 +213,18 @@ class WeightingChain:
         return any(t.needs_gradient_norms for t in self.transforms)
 
     @property
+    def needs_losses_after_step(self) -> bool:
+        return any(t.needs_losses_after_step for t in self.transforms)
+
+    @property
+    def gradient_samples(self) -> int:
+        return max([t.gradient_samples for t in self.transforms], default=0)
+
+    @property
+    def needs_validation(self) -> bool:
+        return any(t.needs_validation for t in self.transforms)
+
+    @property
     def reweights(self) -> bool:
         """Some transform changes the task weights (reported as weight/<task>)."""
         return any(t.reweights for t in self.transforms)
@@ -226,6 +254,7 @@ class WeightingChain:
         for transform, state in zip(self.transforms, self.states):
             weights, term = transform.weigh(state, inputs, weights)
             extra = extra + term
+        inputs.weights = tf.stop_gradient(weights)
         return weights, extra
 
     def update(self, inputs: StepInputs, weights) -> None:
@@ -236,3 +265,13 @@ class WeightingChain:
         for transform, state in zip(self.transforms, self.states):
             task_gradients = transform.transform_gradients(state, task_gradients, inputs)
         return task_gradients
+
+    def before_step(self, lookahead) -> None:
+        for transform, state in zip(self.transforms, self.states):
+            if transform.needs_validation:
+                transform.before_step(state, lookahead)
+
+    def after_step(self, inputs: StepInputs, losses_after) -> None:
+        for transform, state in zip(self.transforms, self.states):
+            if transform.needs_losses_after_step:
+                transform.after_step(state, inputs, losses_after)
