@@ -55,3 +55,10 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
             self.drawn = False
+
+
+def notice(message: str, stream=None) -> None:
+    """Something the user should know that is not an error (printed even with --quiet)."""
+    stream = stream or sys.stderr
+    stream.write(f"notice: {message}\n")
+    stream.flush()
