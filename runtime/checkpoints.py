@@ -129,8 +129,9 @@ def _readable(prefix: Path) -> Optional[str]:
 
     try:
         reader = tf.train.load_checkpoint(str(prefix))
-        for name in reader.get_variable_to_shape_map():
-            reader.get_tensor(name)
+        for name, dtype in reader.get_variable_to_dtype_map().items():
+            if dtype != tf.variant:  # a data iterator's state: only `restore` can read it
+                reader.get_tensor(name)  # checks the tensor's crc32c too
     except Exception as exc:  # TensorFlow raises many kinds (OpError, IndexError, ValueError) on damage
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         return f"TensorFlow cannot read it ({first})"

@@ -79,6 +79,7 @@ CODES: Mapping[str, Code] = _codes(
     ("PT219", ERROR, "image datasets pooled by a family differ"),
     ("PT220", ERROR, "layer cannot be used in a per-task head"),
     ("PT221", ERROR, "layer does not fit its input (shape), or has no form for this model"),
+    ("PT230", WARNING, "training batch larger than the training split"),
     # PT3xx: cheap data checks (skipped with --no-data)
     ("PT301", ERROR, "data file or folder not found"),
     ("PT302", ERROR, "column not in the csv header"),

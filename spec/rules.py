@@ -430,6 +430,30 @@ def early_stopping(ctx: RuleContext) -> None:
                    else ("training", "early_stopping"), hint="set `mode: max`")
 
 
+@rule("training", "datasets", "tasks")
+def batch_fits_split(ctx: RuleContext) -> None:
+    """A batch larger than the training split only repeats rows (train uses the split's size)."""
+    from polytask.spec.splits import split_sizes
+
+    if ctx.spec.is_meta or not ctx.spec.tasks:
+        return
+    train_rows = 0
+    for task in ctx.spec.tasks.values():
+        dataset = ctx.spec.datasets.get(task.dataset)
+        facts = ctx.facts.get(task.dataset)
+        if dataset is None or facts is None or facts.rows is None:
+            return  # not known without reading the data
+        split = dataset.split
+        train_rows += split_sizes(int(facts.rows), [split.train, split.validation, split.test])[0]
+    batch = ctx.spec.training.batch_size
+    if batch > train_rows:
+        declared = "batch_size" in ctx.spec.training.model_fields_set
+        ctx.report("PT230", f"training.batch_size ({batch}) is larger than the training split ({train_rows} "
+                   f"examples over all tasks); train uses batches of {train_rows}",
+                   ("training", "batch_size") if declared else ("training",), prefer="value" if declared else "key",
+                   hint=f"set training.batch_size to at most {train_rows}")
+
+
 # --------------------------------------------------------------------------- user code
 
 
