@@ -242,7 +242,7 @@ def test_damaging_any_file_never_gives_a_traceback(runs, tmp_path, data):
 
 
 @pytest.mark.slow
-@settings(max_examples=60, deadline=None, database=None,
+@settings(max_examples=40, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_damaging_any_file_never_gives_a_traceback_many(runs, tmp_path, data):
