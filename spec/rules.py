@@ -446,11 +446,10 @@ def batch_fits_split(ctx: RuleContext) -> None:
         split = dataset.split
         train_rows += split_sizes(int(facts.rows), [split.train, split.validation, split.test])[0]
     batch = ctx.spec.training.batch_size
-    if batch > train_rows:
-        declared = "batch_size" in ctx.spec.training.model_fields_set
+    # Only a batch size the spec sets: the default above a toy table is clamped with a notice.
+    if batch > train_rows and "batch_size" in ctx.spec.training.model_fields_set:
         ctx.report("PT230", f"training.batch_size ({batch}) is larger than the training split ({train_rows} "
-                   f"examples over all tasks); train uses batches of {train_rows}",
-                   ("training", "batch_size") if declared else ("training",), prefer="value" if declared else "key",
+                   f"examples over all tasks); train uses batches of {train_rows}", ("training", "batch_size"),
                    hint=f"set training.batch_size to at most {train_rows}")
 
 
