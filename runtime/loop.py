@@ -14,7 +14,6 @@ Only the chief writes run artefacts; other workers save checkpoints to a throwaw
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import signal
@@ -27,7 +26,7 @@ from polytask.errors import RunError
 from polytask.runtime.checkpoints import (newest_intact, point_state_file_at, prefix_of, remove_manifest,
                                           steps_on_disk, verify, write_manifest)
 from polytask.runtime.progress import Progress, notice
-from polytask.runtime.rundir import CHECKPOINT_STATE_FILE, RunDir, fsync_directory, jsonable
+from polytask.runtime.rundir import CHECKPOINT_STATE_FILE, RunDir, fsync_directory, jsonable, writing
 from polytask.runtime.summaries import ScalarWriter
 
 
@@ -98,32 +97,6 @@ class _SigintFlag:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
-
-
-@contextlib.contextmanager
-def writing(path, tf_errors: bool = True):
-    """Turn a failed write (read-only file system, disk full, permission, a folder in the way) into
-    a `RunError` naming `path`; the checkpoints written before stay as they are.
-
-    `tf_errors`: also TensorFlow's file errors (for blocks that only write, like a checkpoint save).
-    """
-    import tensorflow as tf
-
-    file_errors = (tf.errors.PermissionDeniedError, tf.errors.FailedPreconditionError, tf.errors.NotFoundError,
-                   tf.errors.ResourceExhaustedError, tf.errors.UnknownError, tf.errors.AlreadyExistsError,
-                   tf.errors.InternalError, tf.errors.DataLossError) if tf_errors else ()
-    try:
-        yield
-    except OSError as exc:
-        where = exc.filename or path
-        raise RunError(f"cannot write {where}: {exc.strerror or exc}",
-                       hint=f"make {Path(path).parent} writable (and check free disk space); "
-                       "the last good checkpoint is kept, continue with --resume") from None
-    except file_errors as exc:
-        first = (exc.message or str(exc)).strip().splitlines()[0][:300]
-        raise RunError(f"cannot write {path}: {first}",
-                       hint=f"make {Path(path).parent} writable (and check free disk space); "
-                       "the last good checkpoint is kept, continue with --resume") from None
 
 
 def save_checked(manager, number: int, chief: bool) -> None:

@@ -26,6 +26,7 @@ re-used here.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -97,6 +98,32 @@ def atomic_write_text(path: Path, text: str) -> None:
             pass
         raise
     fsync_directory(path.parent)
+
+
+@contextlib.contextmanager
+def writing(path, tf_errors: bool = True):
+    """Turn a failed write (read-only file system, disk full, permission, a folder in the way) into
+    a `RunError` naming `path`; the checkpoints written before stay as they are.
+
+    `tf_errors`: also TensorFlow's file errors (for blocks that only write, like a checkpoint save).
+    """
+    import tensorflow as tf
+
+    file_errors = (tf.errors.PermissionDeniedError, tf.errors.FailedPreconditionError, tf.errors.NotFoundError,
+                   tf.errors.ResourceExhaustedError, tf.errors.UnknownError, tf.errors.AlreadyExistsError,
+                   tf.errors.InternalError, tf.errors.DataLossError) if tf_errors else ()
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename or path
+        raise RunError(f"cannot write {where}: {exc.strerror or exc}",
+                       hint=f"make {Path(path).parent} writable (and check free disk space); "
+                       "the last good checkpoint is kept, continue with --resume") from None
+    except file_errors as exc:
+        first = (exc.message or str(exc)).strip().splitlines()[0][:300]
+        raise RunError(f"cannot write {path}: {first}",
+                       hint=f"make {Path(path).parent} writable (and check free disk space); "
+                       "the last good checkpoint is kept, continue with --resume") from None
 
 
 def fsync_directory(directory: Path) -> None:

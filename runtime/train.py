@@ -15,10 +15,10 @@ from typing import Any, Optional
 
 from polytask.errors import RunError
 from polytask.runtime.checkpoints import newest_intact, steps_on_disk
-from polytask.runtime.loop import EarlyStoppingSettings, LoopSettings, fit, writing
+from polytask.runtime.loop import EarlyStoppingSettings, LoopSettings, fit
 from polytask.runtime.progress import notice
 from polytask.runtime.rundir import (CHECKPOINTS_DIR, SPEC_HEADER, RunDir, RunLock, atomic_write_text, existing_run,
-                                     is_ours, jsonable)
+                                     is_ours, jsonable, writing)
 
 BASELINES = ("independent",)
 

@@ -187,6 +187,16 @@ def test_an_export_blocked_by_a_file_keeps_the_checkpoints(runs, tmp_path):
     assert (out / "checkpoints" / f"ckpt-{STEPS}.sha256.json").exists()
 
 
+def test_a_file_where_the_tensorboard_folder_goes_is_named(runs, tmp_path):
+    out = copy_run(runs.interrupted, tmp_path / "run")
+    shutil.rmtree(out / "tensorboard")
+    (out / "tensorboard").write_text("not a folder")
+    result = runs.resume(out)
+    assert result.exit_code == 1, result.output
+    assert f"cannot write {out / 'tensorboard' / 'train'}" in result.output
+    assert (out / "tensorboard").read_text() == "not a folder"
+
+
 # --------------------------------------------------------------------------- property tests
 
 DAMAGES = ("truncate", "random_bytes", "delete", "folder")
