@@ -244,7 +244,7 @@ def _check_damaged_run(runs, tmp_root: Path, data) -> None:
         assert after.exit_code == 0, (which, name, how, after.output)
 
 
-@settings(max_examples=6, deadline=None, database=None,
+@settings(max_examples=4, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_damaging_any_file_never_gives_a_traceback(runs, tmp_path, data):
