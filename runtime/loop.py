@@ -15,15 +15,18 @@ Only the chief writes run artefacts; other workers save checkpoints to a throwaw
 from __future__ import annotations
 
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from polytask.errors import RunError
-from polytask.runtime.progress import Progress
-from polytask.runtime.rundir import RunDir, jsonable
+from polytask.runtime.checkpoints import (newest_intact, point_state_file_at, prefix_of, remove_manifest,
+                                          steps_on_disk, verify, write_manifest)
+from polytask.runtime.progress import Progress, notice
+from polytask.runtime.rundir import CHECKPOINT_STATE_FILE, RunDir, fsync_directory, jsonable, writing
 from polytask.runtime.summaries import ScalarWriter, write_hparams, write_hparams_config
 
 
@@ -62,6 +65,7 @@ class LoopSettings:
     hparams_trial: str = ""
     #: Also write the HParams experiment config (the top-level run of a run directory does).
     hparams_config: bool = False
+    on_first_step: Optional[Callable[[], None]] = None  # called once the first step (of this invocation) ran
 
 
 def _is_chief(strategy) -> bool:
@@ -101,6 +105,46 @@ class _SigintFlag:
         return False
 
 
+def save_checked(manager, number: int, chief: bool) -> None:
+    """Save checkpoint `number`, then its sha256 manifest (last, atomically); drop the manifests of
+    checkpoints the manager rotated out."""
+    directory = Path(manager.directory)
+    before = set(manager.checkpoints)
+    with writing(prefix_of(directory, number)):
+        path = manager.save(checkpoint_number=number)
+        if chief:
+            write_manifest(path)
+            for gone in before - set(manager.checkpoints):
+                remove_manifest(gone)
+
+
+def export_whole(program, run: RunDir, strategy, chief: bool) -> None:
+    """Export into saved_model.partial, then rename it to saved_model: a kill -9 mid-export leaves
+    the previous export (or none), never a half-written one that loads with missing variables."""
+    import shutil
+
+    target = _write_dir(strategy, run.saved_model)
+    if not chief:
+        program.export(str(target))
+        return
+    partial, old = run.saved_model_partial, run.root / (run.saved_model.name + ".old")
+    with writing(partial):
+        for leftover in (partial, old):  # left by a run killed during its export (polytask's own)
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+        program.export(str(partial))
+        fsync_directory(partial)
+        if target.is_dir():
+            os.replace(target, old)
+        elif target.exists():
+            raise RunError(f"{target} is a file; the export goes there",
+                           hint=f"move {target} away and run `train --resume` again to export")
+        os.replace(partial, target)
+        fsync_directory(run.root)
+        if old.is_dir():
+            shutil.rmtree(old)
+
+
 def _improved(value: float, best: float, settings: EarlyStoppingSettings) -> bool:
     if math.isnan(best):
         return True
@@ -127,26 +171,39 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
     checkpoint = tf.train.Checkpoint(
         loop_step=step, loop_best=best, loop_bad_evals=bad_evals, loop_best_step=best_step, **items
     )
-    manager = tf.train.CheckpointManager(
-        checkpoint, str(_write_dir(strategy, run.checkpoints)), max_to_keep=settings.max_to_keep, step_counter=step
-    )
     # Read the chief's checkpoints on every worker: the others only write to throwaway folders.
-    latest = tf.train.latest_checkpoint(str(run.checkpoints))
     if resume:
-        if latest is None:
+        choice = newest_intact(run.checkpoints, collect_older=chief)
+        for message in choice.notices(run.checkpoints):
+            notice(message)
+        if choice.prefix is None:
+            if choice.skipped:
+                raise RunError(
+                    f"--resume: no intact checkpoint in {run.checkpoints}: "
+                    + "; ".join(f"{name}: {reason}" for name, reason in choice.skipped),
+                    hint=f"the run cannot continue; start it again with another --out (or move {run.root} away)",
+                )
             raise RunError(
                 f"--resume: no checkpoint in {run.checkpoints}",
                 hint="start the run without --resume, or point --out at the run to continue"
                 + ("" if chief else "; every worker of a multi-worker run must see the chief's --out "
                    "directory (a shared file system)"),
             )
-        checkpoint.restore(latest).assert_existing_objects_matched()
-        run.truncate_metrics(after_step=int(step.numpy()))
-    elif latest is not None:
+        if chief:
+            with writing(run.checkpoints / CHECKPOINT_STATE_FILE):
+                point_state_file_at(run.checkpoints, choice)
+    elif steps_on_disk(run.checkpoints):
         raise RunError(
-            f"{run.root} already holds a run (checkpoint {Path(latest).name})",
+            f"{run.root} already holds a run (checkpoints in {run.checkpoints})",
             hint="continue it with --resume, or choose a new --out directory",
         )
+    manager = tf.train.CheckpointManager(
+        checkpoint, str(_write_dir(strategy, run.checkpoints)), max_to_keep=settings.max_to_keep, step_counter=step
+    )
+    if resume:
+        checkpoint.restore(str(choice.prefix)).assert_existing_objects_matched()
+        with writing(run.metrics_file):
+            run.truncate_metrics(after_step=int(step.numpy()))
 
     # With early stopping, the best validation point is kept too and restored at the end.
     best_manager = (tf.train.CheckpointManager(checkpoint, str(_write_dir(strategy, run.best_checkpoints)),
@@ -165,7 +222,7 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
     steady_seconds = 0.0
     steady_steps = 0
     stopped_early = False
-    last_saved = None
+    last_saved = start_step if resume else None  # the checkpoint resumed from is on disk already
     started = time.perf_counter()
     current = start_step
     last_values: dict[str, float] = {}
@@ -174,7 +231,7 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
     def save() -> None:
         nonlocal last_saved
         if last_saved != current:
-            manager.save(checkpoint_number=current)
+            save_checked(manager, current, chief)
             last_saved = current
 
     def evaluate_and_track() -> bool:
@@ -201,7 +258,7 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
             best.assign(value)
             best_step.assign(current)
             bad_evals.assign(0)
-            best_manager.save(checkpoint_number=current)
+            save_checked(best_manager, current, chief)
         else:
             bad_evals.assign_add(1)
         return int(bad_evals.numpy()) >= es.patience
@@ -223,6 +280,8 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
             elapsed = time.perf_counter() - t0
             step.assign_add(ran)
             current += ran
+            if current - ran == start_step and settings.on_first_step is not None:
+                settings.on_first_step()
             if graph_build_seconds is None:
                 graph_build_seconds = elapsed
             elif current - start_step > settings.warmup_steps:
@@ -282,8 +341,13 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
     if best_manager is not None and best_manager.latest_checkpoint and int(best_step.numpy()) != current:
         # Evaluate and export the best validation point, not the last one (the "last"
         # checkpoint above stays the one --resume continues from).
-        restored_best = int(best_step.numpy())
-        checkpoint.restore(best_manager.latest_checkpoint).assert_existing_objects_matched()
+        damage = verify(best_manager.latest_checkpoint)
+        if damage is None:
+            restored_best = int(best_step.numpy())
+            checkpoint.restore(best_manager.latest_checkpoint).assert_existing_objects_matched()
+        else:
+            notice(f"the best validation checkpoint {best_manager.latest_checkpoint} is damaged ({damage}); "
+                   "evaluating and exporting the last step instead")
     if summary_train is not None:
         summary_train.flush()
 
@@ -300,7 +364,7 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
         write_hparams_config(str(run.tensorboard), list(settings.hparams),
                              {"train": sorted(last_values), "validation": validation_tags})
     if settings.export:
-        program.export(str(_write_dir(strategy, run.saved_model)))
+        export_whole(program, run, strategy, chief)
 
     counts = None
     if hasattr(program, "parameter_counts"):

@@ -75,10 +75,18 @@ def load_program(run_dir):
         raise RunError(f"{run_dir} is not a meta-learning run", hint="use `polytask evaluate` without meta options")
     strategy = create_strategy("one_device")
     program = compile_program(loaded, strategy=strategy, seed=info.get("seed"))
+    from polytask.runtime.checkpoints import newest_intact
+    from polytask.runtime.progress import notice
+
     checkpoints = RunDir(run_dir, writer=False).checkpoints
-    latest = tf.train.latest_checkpoint(str(checkpoints)) if checkpoints.exists() else None
-    if latest is None:
-        raise RunError(f"{run_dir} has no checkpoint to evaluate", hint="train first, or check the RUN_DIR path")
+    choice = newest_intact(checkpoints)
+    for message in choice.notices(checkpoints):
+        notice(message)
+    if choice.prefix is None:
+        raise RunError(f"{run_dir} has no {'intact ' if choice.skipped else ''}checkpoint to evaluate"
+                       + "".join(f"; {name}: {reason}" for name, reason in choice.skipped),
+                       hint="train first, or check the RUN_DIR path")
+    latest = str(choice.prefix)
     tf.train.Checkpoint(**program.checkpoint_items()).restore(latest).expect_partial()
     program.restored_from = latest
     return program

@@ -153,3 +153,10 @@ class Progress:
                                  console=console, auto_refresh=False)
         self._task = self._bar.add_task("train", total=self.total, completed=self.start, rate="", losses="")
         self._bar.start()
+
+
+def notice(message: str, stream=None) -> None:
+    """Something the user should know that is not an error (printed even with --quiet)."""
+    stream = stream or sys.stderr
+    stream.write(f"notice: {message}\n")
+    stream.flush()

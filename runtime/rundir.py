@@ -14,6 +14,11 @@
       baseline/<task>/       `--baseline independent`: a run directory per task trained alone
       seed-<s>/              `--seeds N`: a run directory per seed (RUN_DIR/report.json compares them)
       report/                `polytask report`: index.html and its PNG figures
+      inputs.json            size, mtime and sha256 of every data file at the start of the run
+      train.lock             while `polytask train` writes here: its pid, host and start time
+
+`polytask train --out DIR` writes only into an empty (or new) folder or a folder that is
+already a polytask run (`is_ours`), and only the names above.
 
 This module is the one place these names are spelled; everything else (runtime, CLI) asks
 `RunDir` for paths or uses the constants below. The two files inside saved_model/ are
@@ -23,10 +28,15 @@ re-used here.
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import math
+import os
+import socket
+import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from polytask.compiler.program import EXPORT_INFO_FILE, META_EXPORT_INFO_FILE
 from polytask.errors import RunError
@@ -49,6 +59,12 @@ SEED_DIR_PREFIX = "seed-"
 #: What `polytask affinity --out DIR` writes into DIR; `polytask report` looks for it in
 #: RUN_DIR and RUN_DIR/affinity/.
 AFFINITY_FILE = "affinity.json"
+INPUTS_FILE = "inputs.json"
+LOCK_FILE = "train.lock"
+#: The export is written here first and renamed to SAVED_MODEL_DIR once complete.
+PARTIAL_SUFFIX = ".partial"
+#: The header of the spec.yaml polytask writes (how a run's spec.yaml tells itself from a user's).
+SPEC_HEADER = "# resolved spec of "
 
 
 def jsonable(value: Any) -> Any:
@@ -71,6 +87,90 @@ RUN_MARKERS = (SPEC_FILE, REPORT_FILE, CHECKPOINTS_DIR, SAVED_MODEL_DIR)
 """Entries of which at least one is in every directory `polytask train` wrote (spec.yaml comes first)."""
 
 TRAIN_HINT = "pass the --out directory of a `polytask train` run (default: runs/<spec name>)"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `path` so that it is either the old or the new content, even after a kill -9 or a power cut."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with temporary.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            temporary.unlink()
+        except OSError:
+            pass
+        raise
+    fsync_directory(path.parent)
+
+
+@contextlib.contextmanager
+def writing(path, tf_errors: bool = True):
+    """Turn a failed write (read-only file system, disk full, permission, a folder in the way) into
+    a `RunError` naming `path`; the checkpoints written before stay as they are.
+
+    `tf_errors`: also TensorFlow's file errors (for blocks that only write, like a checkpoint save).
+    """
+    import tensorflow as tf
+
+    file_errors = (tf.errors.PermissionDeniedError, tf.errors.FailedPreconditionError, tf.errors.NotFoundError,
+                   tf.errors.ResourceExhaustedError, tf.errors.UnknownError, tf.errors.AlreadyExistsError,
+                   tf.errors.InternalError, tf.errors.DataLossError) if tf_errors else ()
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename or path
+        raise RunError(f"cannot write {where}: {exc.strerror or exc}",
+                       hint=f"make {Path(path).parent} writable (and check free disk space); "
+                       "the last good checkpoint is kept, continue with --resume") from None
+    except file_errors as exc:
+        first = (exc.message or str(exc)).strip().splitlines()[0][:300]
+        raise RunError(f"cannot write {path}: {first}",
+                       hint=f"make {Path(path).parent} writable (and check free disk space); "
+                       "the last good checkpoint is kept, continue with --resume") from None
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make renames in `directory` durable (best effort: not every file system allows it)."""
+    try:
+        fd = os.open(str(directory), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def is_ours(root: Path) -> bool:
+    """True when `root` is missing, empty, or was written by `polytask train` (so train may write in it)."""
+    root = Path(root)
+    if not root.exists():
+        return True
+    try:
+        entries = {p.name for p in root.iterdir()}
+    except OSError:
+        return False
+    if not entries:
+        return True
+    if entries & {PROGRAM_FILE, CHECKPOINTS_DIR, REPORT_FILE, INPUTS_FILE, LOCK_FILE}:
+        return True
+    seeds = {name for name in entries if name.startswith(SEED_DIR_PREFIX)}
+    if seeds and seeds == entries and all(is_ours(root / name) for name in seeds):
+        return True  # `--seeds N` stopped before it wrote its comparison
+    if SPEC_FILE in entries:
+        try:
+            with (root / SPEC_FILE).open(encoding="utf-8", errors="replace") as handle:
+                return handle.read(len(SPEC_HEADER)) == SPEC_HEADER
+        except OSError:
+            return False
+    return False
 
 
 def existing_run(path, *, option: str = "RUN_DIR") -> Path:
@@ -122,6 +222,10 @@ class RunDir:
         """The run directory of `task` trained alone (`--baseline independent`)."""
         return self.root / BASELINE_DIR / task
 
+    inputs_file = property(lambda self: self.root / INPUTS_FILE)
+    lock_file = property(lambda self: self.root / LOCK_FILE)
+    saved_model_partial = property(lambda self: self.root / (SAVED_MODEL_DIR + PARTIAL_SUFFIX))
+
     def create(self) -> None:
         if not self.writer:
             return
@@ -130,6 +234,9 @@ class RunDir:
         except OSError as exc:
             raise RunError(f"cannot create run directory {self.root}: {exc.strerror}",
                            hint="choose a writable --out directory") from None
+        if not self.root.is_dir():
+            raise RunError(f"cannot create run directory {self.root}: a file is in the way",
+                           hint="choose another --out directory")
 
     def log_metrics(self, record: Mapping[str, Any]) -> None:
         if not self.writer:
@@ -142,18 +249,18 @@ class RunDir:
         if not self.writer or not self.metrics_file.exists():
             return
         kept = []
-        for line in self.metrics_file.read_text(encoding="utf-8").splitlines():
+        for line in self.metrics_file.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 if int(json.loads(line).get("step", 0)) <= after_step:
                     kept.append(line)
             except (ValueError, TypeError, AttributeError):
                 continue
-        self.metrics_file.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        atomic_write_text(self.metrics_file, "".join(line + "\n" for line in kept))
 
     def write_json(self, path: Path, content: Mapping[str, Any]) -> None:
         if not self.writer:
             return
-        path.write_text(json.dumps(jsonable(content), indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(path, json.dumps(jsonable(content), indent=2) + "\n")
 
     def write_report(self, report: Mapping[str, Any]) -> None:
         self.write_json(self.report_file, report)
@@ -168,3 +275,122 @@ class RunDir:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise RunError(f"cannot read {path}: {exc}", hint="the run directory looks damaged; train again") from None
+
+
+def _process_start(pid: int) -> Optional[str]:
+    """When process `pid` started (Linux: clock ticks since boot), to tell it from a later process
+    that got the same pid; None where /proc does not say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except (OSError, OverflowError, ValueError):
+        return False
+    return True
+
+
+class RunLock:
+    """`train.lock`: at most one `polytask train` writes a run directory at a time.
+
+    The lock is an advisory `flock` on the file (the kernel drops it when the process dies, so a
+    crash or kill -9 leaves no lock behind, only a stale file) plus the holder's pid, host and
+    start time in the file, to name the holder when refusing, and as a second check where
+    `flock` does not reach (a lock file of a live process on this host is respected even then).
+    """
+
+    def __init__(self, root: Path):
+        self.path = Path(root) / LOCK_FILE
+        self._fd: Optional[int] = None
+
+    def acquire(self, notice=None) -> None:
+        import fcntl
+
+        for _ in range(5):
+            try:
+                fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+            except IsADirectoryError:
+                raise RunError(f"{self.path} is a folder; polytask keeps its lock file there",
+                               hint=f"move {self.path} away") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = self._read(fd)
+                os.close(fd)
+                raise self._refusal(holder) from None
+            if os.fstat(fd).st_ino != _inode(self.path):  # the holder removed it between open and flock
+                os.close(fd)
+                continue
+            holder = self._read(fd)
+            if holder and holder.get("host") == socket.gethostname() and holder.get("pid") != os.getpid() \
+                    and _alive(int(holder.get("pid", -1))) \
+                    and holder.get("process_start") in (None, _process_start(int(holder["pid"]))):
+                os.close(fd)
+                raise self._refusal(holder)
+            if holder and notice is not None:
+                notice(f"{self.path}: the lock of pid {holder.get('pid')} on {holder.get('host')} "
+                       f"(started {holder.get('started')}) is stale (that process is gone); taking it over")
+            info = {"pid": os.getpid(), "host": socket.gethostname(),
+                    "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    "process_start": _process_start(os.getpid()), "command": " ".join(sys.argv)}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+            self._fd = fd
+            return
+        raise RunError(f"could not take the lock {self.path}: other processes keep replacing it",
+                       hint="make sure only one `polytask train` uses this --out directory")
+
+    @staticmethod
+    def _read(fd: int) -> Optional[dict]:
+        try:
+            data = os.pread(fd, 4096, 0)
+            holder = json.loads(data.decode("utf-8")) if data.strip() else None
+        except (OSError, ValueError):
+            return {"pid": "?", "host": "?", "started": "?"}
+        if holder is None or isinstance(holder, dict):
+            return holder
+        return {"pid": "?", "host": "?", "started": "?"}
+
+    def _refusal(self, holder: Optional[dict]) -> RunError:
+        holder = holder or {}
+        who = f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}, started {holder.get('started', '?')}"
+        command = holder.get("command")
+        return RunError(f"{self.path.parent} is being written by another `polytask train` ({who}"
+                        + (f": {command}" if command else "") + ")",
+                        hint="wait for it to finish (or stop it), or choose another --out directory; "
+                        f"if that process is gone, delete {self.path}")
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            if os.fstat(self._fd).st_ino == _inode(self.path):
+                self.path.unlink()
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+def _inode(path: Path) -> Optional[int]:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None

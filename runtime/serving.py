@@ -28,9 +28,20 @@ def read_run(run_dir) -> tuple[Path, dict]:
                        hint="the run may not have finished; finish it with "
                        f"`polytask train {_spec_of(run_dir)} --out {run_dir} --resume`")
     try:
-        return run_dir, json.loads(info_file.read_text(encoding="utf-8"))
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+        if not isinstance(info, dict) or not isinstance(info.get("tasks"), dict) \
+                or not all(isinstance(t, dict) for t in info["tasks"].values()) \
+                or not isinstance(info.get("input_shape"), list):
+            raise ValueError("not the export description polytask writes")
     except (OSError, ValueError) as exc:
-        raise RunError(f"cannot read {info_file}: {exc}", hint="the run directory looks damaged; train again") from None
+        raise RunError(f"cannot read {info_file}: {exc}", hint=reexport_hint(run_dir)) from None
+    return run_dir, info
+
+
+def reexport_hint(run_dir: Path) -> str:
+    """How to write a run's export again from its last checkpoint."""
+    return (f"the export is damaged; write it again from the run's last checkpoint with "
+            f"`polytask train {_spec_of(run_dir)} --out {run_dir} --resume`")
 
 
 def _spec_of(run_dir: Path) -> str:
@@ -47,9 +58,9 @@ def load_saved_model(run_dir: Path):
     saved_model = RunDir(run_dir, writer=False).saved_model
     try:
         return tf.saved_model.load(str(saved_model))
-    except (OSError, ValueError) as exc:
-        raise RunError(f"cannot load the SavedModel in {saved_model}: {exc}",
-                       hint="the run directory looks damaged; train again") from None
+    except Exception as exc:  # TensorFlow raises many kinds on a damaged export (OpError, IndexError, ...)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise RunError(f"cannot load the SavedModel in {saved_model}: {first}", hint=reexport_hint(run_dir)) from None
 
 
 def run_signature(model, task: str, x: np.ndarray, batch: int = 4096) -> dict[str, np.ndarray]:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from polytask.runtime.rundir import writing
+
 
 def _metadata() -> bytes:
     from tensorflow.core.framework import summary_pb2
@@ -36,17 +38,20 @@ class ScalarWriter:
         import tensorflow as tf
 
         self._tf = tf
-        self._writer = tf.summary.create_file_writer(directory)
+        self.directory = directory
+        with writing(directory):  # a file where the folder goes, a read-only disk: name the path
+            self._writer = tf.summary.create_file_writer(directory)
         self._metadata = _metadata()
 
     def write(self, step: int, values: Mapping[str, float], prefix: str = "") -> None:
         tf = self._tf
-        with self._writer.as_default(step=int(step)):
+        with writing(self.directory), self._writer.as_default(step=int(step)):
             for key, value in values.items():
                 tf.summary.write(prefix + key, tf.constant(float(value), tf.float32), metadata=self._metadata)
 
     def flush(self) -> None:
-        self._writer.flush()
+        with writing(self.directory):
+            self._writer.flush()
 
 
 def training_hparams(spec, *, role: str, tasks: Optional[list] = None) -> dict[str, Any]:

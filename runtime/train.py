@@ -8,14 +8,18 @@ architecture, steps and batch size; `"groups"`: also the suggested task groups),
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
 from typing import Any, Optional
 
 from polytask.errors import RunError
+from polytask.runtime.checkpoints import newest_intact, steps_on_disk
 from polytask.runtime.loop import EarlyStoppingSettings, LoopSettings, fit
-from polytask.runtime.rundir import CHECKPOINTS_DIR, RunDir, existing_run, jsonable
+from polytask.runtime.progress import notice
+from polytask.runtime.rundir import (CHECKPOINTS_DIR, SPEC_HEADER, RunDir, RunLock, atomic_write_text, existing_run,
+                                     is_ours, jsonable, writing)
 from polytask.runtime.summaries import training_hparams
 
 BASELINES = ("independent", "groups")
@@ -102,8 +106,9 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
     loaded = with_overrides(loaded, seed=seed, steps=steps)
     spec = loaded.spec
     run = RunDir(Path(out))
-    # Both checks come before anything is written: a typo in --out must not create a
-    # directory, and a new run must not overwrite the spec.yaml of the run already there.
+    # These checks come before anything is written: a typo in --out must not create a
+    # directory, and a new run must not overwrite the spec.yaml of the run already there
+    # (nor any file of a folder polytask did not make).
     if resume:
         existing_run(run.root, option="--out")
         done = checkpoint_step(run.checkpoints)
@@ -112,69 +117,236 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
                            f"{spec.training.steps} steps asked for",
                            hint=f"pass --steps above {done} to train further; "
                            f"`polytask evaluate {run.root}` reads the run as it is")
-    elif run.checkpoint_state.exists():
-        raise RunError(f"{run.root} already holds a run ({CHECKPOINTS_DIR}/)",
-                       hint="continue it with --resume, or choose a new --out directory")
+    else:
+        if run.root.exists() and not run.root.is_dir():
+            raise RunError(f"--out: {run.root} is a file, not a folder", hint="choose a new --out directory")
+        if steps_on_disk(run.checkpoints):
+            raise RunError(f"{run.root} already holds a run ({CHECKPOINTS_DIR}/)",
+                           hint="continue it with --resume, or choose a new --out directory")
+        if not is_ours(run.root):
+            raise RunError(f"--out: {run.root} is not empty and is not a polytask run directory",
+                           hint="polytask trains only into a new or empty folder (or one of its own runs) and never "
+                           f"overwrites files it did not write; choose another --out, e.g. {run.root / 'run'}")
     content = resolved_spec(loaded)
     if resume and run.spec_file.exists():
-        import yaml
-
-        previous = yaml.safe_load(run.spec_file.read_text(encoding="utf-8")) or {}
-        previous.get("training", {}).pop("steps", None)
-        current = json.loads(json.dumps(content))
-        current.get("training", {}).pop("steps", None)
-        if _spec_digest(previous) != _spec_digest(current):
-            raise RunError(
-                f"the spec differs from the one {run.root} was started with ({run.spec_file})",
-                hint="resume with the same spec and --seed (only --steps may change), or start a new run with another --out",
-            )
+        _same_spec(run, content)
 
     tf_strategy = _strategy(spec, strategy, precision)
-    program = compile_program(loaded, strategy=tf_strategy, seed=spec.seed, allow_code=allow_code,
-                              steps=spec.training.steps)
     chief = is_chief(tf_strategy)
-    if chief:
-        run.create()
-        import yaml
+    lock = RunLock(run.root) if chief else None
+    ancestors = _missing_ancestors(run.root)
+    before = set(_entries(run.root))
+    reached = []  # set once a training step ran: from then on the run folder is worth keeping
+    try:
+        if chief:
+            run.create()
+            lock.acquire(notice=notice)
+            with writing(run.inputs_file):
+                _check_inputs(run, content, resume)
+        with out_of_memory(spec, "building the model"):
+            program = compile_program(loaded, strategy=tf_strategy, seed=spec.seed, allow_code=allow_code,
+                                      steps=spec.training.steps)
+        for message in getattr(program, "notices", ()):
+            notice(message)
+        if chief:
+            import yaml
 
-        run.spec_file.write_text(
-            f"# resolved spec of {loaded.path} (defaults filled in, paths absolute)\n"
-            + yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
-        run.write_json(run.program_file, {"spec": str(loaded.path), "sharing": spec.sharing,
-                                          "plan": program.plan.to_dict() if hasattr(program.plan, "to_dict") else None})
-    settings = loop_settings(spec, steps=spec.training.steps, quiet=quiet)
-    settings.extra_report = {"spec": str(loaded.path), "name": spec.name, "seed": spec.seed,
-                             "strategy": _describe(tf_strategy)}
-    settings.hparams = training_hparams(spec, role="meta" if spec.is_meta else "multi_task")
-    settings.hparams_trial = f"{spec.name} seed {spec.seed}"
-    settings.hparams_config = True
-    with worker_failures_as_run_errors(tf_strategy):  # a dead peer worker: say how to --resume
-        report = fit(program, run.root, settings, resume=resume)
+            with writing(run.spec_file):
+                atomic_write_text(run.spec_file, f"{SPEC_HEADER}{loaded.path} (defaults filled in, paths absolute)\n"
+                                  + yaml.safe_dump(content, sort_keys=False))
+            with writing(run.program_file):
+                run.write_json(run.program_file, {"spec": str(loaded.path), "sharing": spec.sharing,
+                                                  "plan": program.plan.to_dict() if hasattr(program.plan, "to_dict")
+                                                  else None})
+        settings = loop_settings(spec, steps=spec.training.steps, quiet=quiet)
+        settings.extra_report = {"spec": str(loaded.path), "name": spec.name, "seed": spec.seed,
+                                 "strategy": _describe(tf_strategy)}
+        settings.hparams = training_hparams(spec, role="meta" if spec.is_meta else "multi_task")
+        settings.hparams_trial = f"{spec.name} seed {spec.seed}"
+        settings.hparams_config = True
+        settings.on_first_step = lambda: reached.append(True)
+        with worker_failures_as_run_errors(tf_strategy), writing(run.root, tf_errors=False), \
+                out_of_memory(spec, "training"):  # a dead peer worker: say how to --resume
+            report = fit(program, run.root, settings, resume=resume)
+            reached.append(True)
 
-        if baseline is not None:
-            from polytask.runtime.baseline import arms, compare
+            if baseline is not None:
+                from polytask.runtime.baseline import arms, compare
 
-            kinds = ("independent",) if baseline == "independent" else ("independent", "groups")
-            report["baseline_runs"] = arms(loaded, run, report, kinds=kinds, groups=groups, strategy=tf_strategy,
-                                           allow_code=allow_code, echo=echo)
-            if write_comparison:
-                report["baseline"] = compare([report["baseline_runs"]])
-            if chief:
-                run.write_report(jsonable(report))
+                kinds = ("independent",) if baseline == "independent" else ("independent", "groups")
+                report["baseline_runs"] = arms(loaded, run, report, kinds=kinds, groups=groups, strategy=tf_strategy,
+                                               allow_code=allow_code, echo=echo)
+                if write_comparison:
+                    report["baseline"] = compare([report["baseline_runs"]])
+                if chief:
+                    run.write_report(jsonable(report))
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        if chief and not reached:
+            _remove_created(run.root, before, ancestors)
+        raise
+    if lock is not None:
+        lock.release()
     return report
 
 
-def checkpoint_step(directory: Path) -> Optional[int]:
-    """The training step of the latest checkpoint in `directory` (the loop's `loop_step`), or None."""
+def _same_spec(run: RunDir, content: dict) -> None:
+    """Refuse a --resume whose spec differs from the run's spec.yaml (only training.steps may change)."""
+    import yaml
+
+    try:
+        previous = yaml.safe_load(run.spec_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise RunError(f"cannot read {run.spec_file}: {str(exc).splitlines()[0]}",
+                       hint="the run directory looks damaged; polytask rewrites it if you move it away "
+                       "and --resume again") from None
+    if not isinstance(previous, dict):
+        previous = {}
+    training = previous.get("training")
+    if isinstance(training, dict):
+        training.pop("steps", None)
+    current = json.loads(json.dumps(content))
+    current.get("training", {}).pop("steps", None)
+    if _spec_digest(previous) != _spec_digest(current):
+        raise RunError(
+            f"the spec differs from the one {run.root} was started with ({run.spec_file})",
+            hint="resume with the same spec and --seed (only --steps may change), or start a new run with another --out",
+        )
+
+
+@contextlib.contextmanager
+def out_of_memory(spec, doing: str):
+    """Out of memory (TensorFlow's ResourceExhaustedError, Python's MemoryError) as a RunError."""
     import tensorflow as tf
 
-    latest = tf.train.latest_checkpoint(str(directory)) if directory.is_dir() else None
-    if latest is None:
-        return None
     try:
-        return int(tf.train.load_variable(latest, "loop_step/.ATTRIBUTES/VARIABLE_VALUE"))
-    except (tf.errors.OpError, ValueError):  # damaged or foreign: fit() reports it on restore
-        return None
+        yield
+    except (tf.errors.ResourceExhaustedError, MemoryError) as exc:
+        first = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).strip().splitlines()[0][:200]
+        size = (f"training.meta_batch (now {spec.training.meta_batch})" if spec.is_meta
+                else f"training.batch_size (now {spec.training.batch_size})")
+        raise RunError(f"out of memory while {doing}: {first}",
+                       hint=f"lower {size} or make the model smaller") from None
+
+
+def _entries(root: Path) -> list[str]:
+    try:
+        return [p.name for p in root.iterdir()]
+    except OSError:
+        return []
+
+
+def _missing_ancestors(root: Path) -> list[Path]:
+    """`root` and those of its parents that do not exist yet (what mkdir -p would create), deepest first."""
+    missing = []
+    path = root.absolute()
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_created(root: Path, before: set, ancestors: list[Path]) -> None:
+    """Undo a run that never reached its first step: remove what this invocation created, nothing else."""
+    import shutil
+
+    for name in set(_entries(root)) - before:
+        path = root / name
+        try:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        except OSError:
+            pass
+    for folder in ancestors:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def _input_paths(content: dict) -> list[Path]:
+    paths = [dataset["path"] for dataset in (content.get("datasets") or {}).values() if "path" in dataset]
+    family = content.get("family") or {}
+    if "path" in family:
+        paths.append(family["path"])
+    return [Path(p) for p in paths]
+
+
+def _files_under(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    return [path] if path.is_file() else []
+
+
+def _file_fingerprint(path: Path, with_hash: bool = True) -> dict:
+    stat = path.stat()
+    entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if with_hash:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        entry["sha256"] = digest.hexdigest()
+    return entry
+
+
+def input_fingerprints(content: dict) -> dict[str, dict]:
+    """Size, mtime and sha256 of every data file the spec reads (files under a data folder too)."""
+    return {str(f): _file_fingerprint(f) for p in _input_paths(content) for f in _files_under(p)}
+
+
+def changed_inputs(recorded: dict, content: dict) -> list[str]:
+    """What differs between the data files recorded at the start of a run and those on disk now.
+
+    Size and mtime are compared first; a file whose mtime moved is hashed again, so touching a
+    file (or copying it with its content intact) is not a change.
+    """
+    changes = []
+    now = {str(f) for p in _input_paths(content) for f in _files_under(p)}
+    for name, before in sorted(recorded.items()):
+        path = Path(name)
+        if name not in now:
+            changes.append(f"{name} was removed")
+            continue
+        try:
+            current = _file_fingerprint(path, with_hash=False)
+            if current["size"] != before.get("size"):
+                changes.append(f"{name} changed size ({before.get('size')} -> {current['size']} bytes)")
+            elif current["mtime_ns"] != before.get("mtime_ns") and \
+                    _file_fingerprint(path)["sha256"] != before.get("sha256"):
+                changes.append(f"{name} changed content")
+        except OSError as exc:
+            changes.append(f"{name} cannot be read ({exc.strerror})")
+    changes += [f"{name} was added" for name in sorted(now - set(recorded))]
+    return changes
+
+
+def _check_inputs(run: RunDir, content: dict, resume: bool) -> None:
+    """New run: record the data files (inputs.json). Resume: refuse when they changed since."""
+    recorded = None
+    if resume and run.inputs_file.exists():
+        try:
+            recorded = json.loads(run.inputs_file.read_text(encoding="utf-8"))["files"]
+            if not isinstance(recorded, dict) or not all(isinstance(v, dict) for v in recorded.values()):
+                raise TypeError
+        except (OSError, ValueError, KeyError, TypeError):
+            notice(f"{run.inputs_file} is damaged; the data files cannot be compared with the run's start "
+                   "and are recorded again now")
+            recorded = None
+    if recorded is not None:
+        changes = changed_inputs(recorded, content)
+        if changes:
+            shown = "; ".join(changes[:3]) + (f" (and {len(changes) - 3} more)" if len(changes) > 3 else "")
+            raise RunError(f"--resume: the data changed since {run.root} was started: {shown}",
+                           hint="restore the data the run started with, or train a new run (another --out) "
+                           "on the new data")
+        return
+    run.write_json(run.inputs_file, {"files": input_fingerprints(content)})
+
+
+def checkpoint_step(directory: Path) -> Optional[int]:
+    """The training step of the newest intact checkpoint in `directory`, or None."""
+    return newest_intact(directory).step
 
 
 def _describe(strategy) -> dict:

@@ -83,6 +83,7 @@ CODES: Mapping[str, Code] = _codes(
     ("PT223", ERROR, "classification target holds one class"),
     ("PT224", WARNING, "no test rows: training reports no test metrics"),
     ("PT225", ERROR, "loss weighting needs a validation split that a task's dataset does not have"),
+    ("PT226", WARNING, "training batch larger than the training split"),
     ("PT230", ERROR, "sharing pattern settings do not fit (experts, k, stages, trunk kind)"),
     # PT3xx: cheap data checks (skipped with --no-data)
     ("PT301", ERROR, "data file or folder not found"),

@@ -542,6 +542,29 @@ def test_rows(ctx: RuleContext) -> None:
                    "want test metrics")
 
 
+@rule("training", "datasets", "tasks")
+def batch_fits_split(ctx: RuleContext) -> None:
+    """A batch larger than the training split only repeats rows (train uses the split's size)."""
+    from polytask.spec.splits import split_sizes
+
+    if ctx.spec.is_meta or not ctx.spec.tasks:
+        return
+    train_rows = 0
+    for task in ctx.spec.tasks.values():
+        dataset = ctx.spec.datasets.get(task.dataset)
+        facts = ctx.facts.get(task.dataset)
+        if dataset is None or facts is None or facts.rows is None:
+            return  # not known without reading the data
+        split = dataset.split
+        train_rows += split_sizes(int(facts.rows), [split.train, split.validation, split.test])[0]
+    batch = ctx.spec.training.batch_size
+    # Only a batch size the spec sets: the default above a toy table is clamped with a notice.
+    if batch > train_rows and "batch_size" in ctx.spec.training.model_fields_set:
+        ctx.report("PT226", f"training.batch_size ({batch}) is larger than the training split ({train_rows} "
+                   f"examples over all tasks); train uses batches of {train_rows}", ("training", "batch_size"),
+                   hint=f"set training.batch_size to at most {train_rows}")
+
+
 # --------------------------------------------------------------------------- user code
 
 

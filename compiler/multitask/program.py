@@ -57,6 +57,15 @@ class MultiTaskProgram:
         self.num_tasks = len(self.tasks)
         self.replicas = int(strategy.num_replicas_in_sync)
         self.batch_size = global_batch_size(strategy, global_batch=spec.training.batch_size)
+        self.notices: list[str] = []
+        train_rows = int(data.train_sizes().sum())
+        if self.batch_size > train_rows >= self.replicas:
+            # A larger batch only repeats rows, and a huge one would be allocated before the
+            # first step (std::bad_alloc aborts the process); `check` warns about it (PT222).
+            clamped = train_rows // self.replicas * self.replicas
+            self.notices.append(f"training.batch_size {self.batch_size} is larger than the {train_rows} training "
+                                f"examples (all tasks); using batches of {clamped}")
+            self.batch_size = clamped
         self.losses = [LOSSES.get(plan.tasks[t].loss).bound(plan.tasks[t].loss_params) for t in self.tasks]
 
         # Head groups: tasks that share a stacked head (hard) or the one pooled output.
