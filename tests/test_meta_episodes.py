@@ -125,7 +125,7 @@ def test_plan_needs_no_tensorflow_and_counts_parameters(tmp_path):
     plan = json.loads(out)
     assert plan["parameters"]["model"] == 1 * 40 + 40 + 40 * 40 + 40 + 40 + 1
     assert plan["parameters"]["meta_learned_inner_learning_rates"] == plan["parameters"]["model"]
-    assert plan["inner_loop"]["eval_steps"] == 3 and plan["second_order"] is True
+    assert plan["inner_loop"]["eval_steps"] == 1 and plan["second_order"] is True
 
 
 def test_model_errors_are_user_errors(tmp_path, glyph_folder):
