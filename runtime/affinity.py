@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Optional
 
 from polytask.errors import PolytaskError, RunError
+from polytask.runtime.rundir import AFFINITY_FILE, AFFINITY_PNG
 
 DEFAULT_STEPS = 1000  # at most; a spec with fewer training.steps runs those
 DEFAULT_EVERY = 5
-AFFINITY_JSON = "affinity.json"
-AFFINITY_PNG = "affinity.png"
 
 
 def _refuse_unsupported(spec) -> None:
@@ -185,7 +184,7 @@ def write_outputs(out: Path, result: dict, found, extra: dict) -> list:
     import json
 
     out = Path(out)
-    targets = [out / AFFINITY_JSON, out / AFFINITY_PNG]
+    targets = [out / AFFINITY_FILE, out / AFFINITY_PNG]
     _refuse_existing(targets)
     out.mkdir(parents=True, exist_ok=True)
     content = {**document(result, found), **extra,
@@ -290,9 +289,9 @@ def load_groups(path: Path) -> dict:
     import json
 
     path = Path(path)
-    file = path / AFFINITY_JSON if path.is_dir() else path
+    file = path / AFFINITY_FILE if path.is_dir() else path
     if not file.exists():
-        raise PolytaskError(f"no {AFFINITY_JSON} at {path}",
+        raise PolytaskError(f"no {AFFINITY_FILE} at {path}",
                             hint="pass the --out directory of a previous `polytask affinity SPEC --out DIR`")
     try:
         content = json.loads(file.read_text(encoding="utf-8"))

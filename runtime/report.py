@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from polytask.errors import PolytaskError, RunError
-from polytask.runtime.rundir import AFFINITY_FILE, REPORT_DIR, SEED_DIR_PREFIX, RunDir, existing_run
+from polytask.runtime.rundir import AFFINITY_DIR, AFFINITY_FILE, REPORT_DIR, SEED_DIR_PREFIX, RunDir, existing_run
 
 #: The manifest in the output folder: which files a previous `polytask report` wrote there.
 MANIFEST = ".polytask-report.json"
@@ -156,7 +156,7 @@ def read_run(run_dir, affinity: Optional[Path] = None) -> RunContent:
     if affinity is not None:
         candidates = [Path(affinity)]
     else:
-        candidates = [root / AFFINITY_FILE, root / "affinity" / AFFINITY_FILE]
+        candidates = [root / AFFINITY_FILE, root / AFFINITY_DIR / AFFINITY_FILE]
     for path in candidates:
         if path.is_file():
             content.affinity = _check_affinity(_read_json(path), path)

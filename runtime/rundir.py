@@ -59,6 +59,9 @@ SEED_DIR_PREFIX = "seed-"
 #: What `polytask affinity --out DIR` writes into DIR; `polytask report` looks for it in
 #: RUN_DIR and RUN_DIR/affinity/.
 AFFINITY_FILE = "affinity.json"
+AFFINITY_PNG = "affinity.png"
+#: `train --baseline groups` without --groups-from measures the groups into RUN_DIR/affinity/.
+AFFINITY_DIR = "affinity"
 INPUTS_FILE = "inputs.json"
 LOCK_FILE = "train.lock"
 #: The export is written here first and renamed to SAVED_MODEL_DIR once complete.
@@ -161,9 +164,11 @@ def is_ours(root: Path) -> bool:
         return True
     if entries & {PROGRAM_FILE, CHECKPOINTS_DIR, REPORT_FILE, INPUTS_FILE, LOCK_FILE}:
         return True
+    # What `train --seeds N` / `--baseline groups` write before the first run's own files.
     seeds = {name for name in entries if name.startswith(SEED_DIR_PREFIX)}
-    if seeds and seeds == entries and all(is_ours(root / name) for name in seeds):
-        return True  # `--seeds N` stopped before it wrote its comparison
+    if entries <= seeds | {AFFINITY_DIR} and all(is_ours(root / name) for name in seeds) \
+            and (AFFINITY_DIR not in entries or _only(root / AFFINITY_DIR, {AFFINITY_FILE, AFFINITY_PNG})):
+        return True
     if SPEC_FILE in entries:
         try:
             with (root / SPEC_FILE).open(encoding="utf-8", errors="replace") as handle:
@@ -171,6 +176,13 @@ def is_ours(root: Path) -> bool:
         except OSError:
             return False
     return False
+
+
+def _only(folder: Path, names: set) -> bool:
+    try:
+        return folder.is_dir() and {p.name for p in folder.iterdir()} <= names
+    except OSError:
+        return False
 
 
 def existing_run(path, *, option: str = "RUN_DIR") -> Path:

@@ -65,7 +65,7 @@ def affinity(spec, steps, every, groups, overlap, penalty, lookahead_lr, seed, o
         run._refuse_unsupported(loaded.spec)
     # Refuse existing outputs before the (minutes-long) run, not after it.
     if out:
-        run._refuse_existing([Path(out) / run.AFFINITY_JSON, Path(out) / run.AFFINITY_PNG])
+        run._refuse_existing([Path(out) / run.AFFINITY_FILE, Path(out) / run.AFFINITY_PNG])
     echo = None if quiet or output_format == "json" else (lambda message: click.echo(message, err=True))
     result = run.measure_affinity(loaded, steps=steps, every=every, seed=seed, lookahead_lr=lookahead_lr,
                                   allow_code=allow_code, echo=echo)

@@ -124,7 +124,9 @@ def _groups(loaded, baseline, groups_from, run_dir: Path, steps, seed, allow_cod
             echo("baseline groups: measuring task affinity first (polytask affinity, default settings)")
         result = affinity.measure_affinity(loaded, seed=seed, allow_code=allow_code)
         found = affinity.suggest_groups(result)
-        out = run_dir / "affinity"
+        from polytask.runtime.rundir import AFFINITY_DIR
+
+        out = run_dir / AFFINITY_DIR
         affinity.write_outputs(out, result, found, affinity.describe_grouping(result, found, overlap=False,
                                                                              requested="auto"))
         saved = affinity.load_groups(out)
