@@ -46,6 +46,8 @@ def variant(name: str) -> dict:
     elif kind == "meta":
         spec = yaml.safe_load((SPECS / "sinusoid.yaml").read_text())
         spec["structure"]["algorithm"] = option
+        if option == "metasgd":  # learned step sizes are evaluated for the trained steps only (PT212)
+            spec["structure"]["inner"].pop("eval_steps", None)
     else:
         raise SystemExit(f"unknown variant {name}")
     return copy.deepcopy(spec)
