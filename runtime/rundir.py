@@ -86,8 +86,9 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-RUN_MARKERS = (SPEC_FILE, REPORT_FILE, CHECKPOINTS_DIR, SAVED_MODEL_DIR)
-"""Entries of which at least one is in every directory `polytask train` wrote (spec.yaml comes first)."""
+RUN_MARKERS = (SPEC_FILE, REPORT_FILE, CHECKPOINTS_DIR, SAVED_MODEL_DIR, LOCK_FILE, INPUTS_FILE)
+"""Entries of which at least one is in every directory `polytask train` wrote (the lock and
+inputs.json come first: a run killed right after them is still a run, one without checkpoints)."""
 
 TRAIN_HINT = "pass the --out directory of a `polytask train` run (default: runs/<spec name>)"
 

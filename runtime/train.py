@@ -110,6 +110,9 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
     # directory, and a new run must not overwrite the spec.yaml of the run already there
     # (nor any file of a folder polytask did not make).
     if resume:
+        if run.root.is_dir() and not any(run.root.iterdir()):  # killed right after making the folder
+            raise RunError(f"--resume: no checkpoint in {run.checkpoints} (the run stopped before its first one)",
+                           hint="start the run without --resume")
         existing_run(run.root, option="--out")
         done = checkpoint_step(run.checkpoints)
         if done is not None and spec.training.steps < done:

@@ -53,6 +53,13 @@ def variant(name: str) -> dict:
     return copy.deepcopy(spec)
 
 
+def _trajectory_value(values: dict) -> float:
+    """The sum of the per-task losses (`loss/<task>`), else the loss: some weightings (STCH,
+    DB-MTL) make the weighted total constant by construction, the task losses still move."""
+    tasks = [v for k, v in values.items() if k.startswith("loss/")]
+    return float(sum(tasks)) if tasks else float(values["loss"])
+
+
 def main(argv: list[str]) -> None:
     steps, names = int(argv[0]), argv[1:]
     from polytask.runtime.strategy import create_strategy
@@ -75,7 +82,7 @@ def main(argv: list[str]) -> None:
             for strategy in (one_device, mirrored):
                 program = compile_program(loaded, strategy=strategy, seed=loaded.spec.seed,
                                           steps=loaded.spec.training.steps)
-                results[name].append([float(program.train_step()["loss"]) for _ in range(steps)])
+                results[name].append([_trajectory_value(program.train_step()) for _ in range(steps)])
     print(json.dumps(results))
 
 

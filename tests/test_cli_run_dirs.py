@@ -114,3 +114,20 @@ def test_a_new_run_into_an_existing_run_leaves_its_spec_alone(tmp_path, spec):
     assert result.exit_code == 1
     assert "already holds a run" in result.output and "--resume" in result.output
     assert (run / "spec.yaml").read_text() == "# the spec this run was started with\n"
+
+
+@pytest.mark.parametrize("left", [[], ["train.lock"], ["inputs.json", "train.lock"]])
+def test_resume_of_a_run_killed_before_its_first_checkpoint_says_start_again(tmp_path, left):
+    """kill -9 right after the run folder (or its lock and inputs.json) was made: --resume says
+    there is no checkpoint and to start without --resume, which then works in that folder."""
+    from multitask_support import write_spec
+
+    spec = write_spec(tmp_path / "spec", steps=4, eval_every=2, checkpoint_every=2, log_every=2)
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in left:
+        (out / name).write_text("{}\n")
+    resumed = invoke("train", str(spec), "--out", str(out), "--resume", "--quiet")
+    assert resumed.exit_code == 1 and "no checkpoint in" in resumed.output, resumed.output
+    fresh = invoke("train", str(spec), "--out", str(out), "--quiet")
+    assert fresh.exit_code == 0, fresh.output
