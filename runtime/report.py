@@ -735,7 +735,12 @@ def write_report(run_dir, out: Optional[Path] = None, affinity: Optional[Path] =
     _pyplot()  # without matplotlib, say so before creating the output folder
     out = Path(out) if out is not None else content.root / REPORT_DIR
     previous = _prepare_out(out)
-    page, images = render(content, out)
+    try:
+        page, images = render(content, out)
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:  # a hand-edited or damaged report.json
+        raise RunError(f"cannot read {content.root}: a file has an unexpected shape "
+                       f"({type(exc).__name__}: {exc})",
+                       hint="the run directory looks damaged (check report.json); train again") from None
     (out / PAGE).write_text(page, encoding="utf-8")
     files = [PAGE] + images
     for stale in previous - set(files):  # figures of a previous report that this one no longer has
