@@ -335,3 +335,31 @@ def test_learn_step_sizes_with_reptile_is_only_the_no_effect_warning(tmp_path):
     result = invoke("check", spec)
     assert "PT215" in result.output and "learn_step_sizes has no effect" in result.output
     assert "PT212" not in result.output and result.exit_code == 0
+
+
+def test_report_on_a_damaged_seed_report_says_so(tmp_path):
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "run"
+    (run / "seed-0").mkdir(parents=True)
+    (run / "report.json").write_text('{"name": "x", "seeds": [0]}\n')
+    (run / "seed-0" / "report.json").write_text('{"metrics": [1]}\n')
+    result = invoke("report", run)
+    assert result.exit_code == 0 and "is damaged" in result.output
+
+
+def test_report_never_deletes_outside_its_folder_whatever_the_manifest_says(tmp_path):
+    pytest.importorskip("matplotlib")
+    from polytask.runtime.report import MANIFEST
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text('{"name": "x", "metrics": {"test": {"loss": 1.0}}}\n')
+    assert invoke("report", run).exit_code == 0
+    manifest = run / "report" / MANIFEST
+    (run / "report" / "sub").mkdir()
+    manifest.write_text('{"files": ["index.html", "sub", "../report.json"]}\n')
+    result = invoke("report", run)
+    assert (run / "report.json").is_file() and (run / "report" / "sub").is_dir()
+    assert result.exit_code == 1 and "did not write (sub)" in result.output  # the folder is not ours
+    manifest.write_text('{"files": [["unhashable"]]}\n')
+    assert invoke("report", run).exit_code == 1
