@@ -363,3 +363,23 @@ def test_report_never_deletes_outside_its_folder_whatever_the_manifest_says(tmp_
     assert result.exit_code == 1 and "did not write (sub)" in result.output  # the folder is not ours
     manifest.write_text('{"files": [["unhashable"]]}\n')
     assert invoke("report", run).exit_code == 1
+
+
+def test_seeds_do_not_replace_a_report_json_already_in_out(specs):
+    out = specs / "mine"
+    out.mkdir()
+    (out / "report.json").write_text("my own notes\n")
+    result = invoke("train", specs / "valid" / "csv_hard.yaml", "--steps", "1", "-q", "--out", out,
+                    "--baseline", "independent", "--seeds", "2")
+    assert result.exit_code == 1 and "already holds a run (report.json" in result.output
+    assert (out / "report.json").read_text() == "my own notes\n" and not (out / "seed-0").exists()
+
+
+def test_the_groups_baseline_writes_nothing_into_a_foreign_out(specs):
+    out = specs / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("x\n")
+    result = invoke("train", specs / "valid" / "csv_hard.yaml", "--steps", "1", "-q", "--out", out,
+                    "--baseline", "groups")
+    assert result.exit_code == 1 and "is not a polytask run directory" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # no affinity/ measured and left behind
