@@ -173,6 +173,11 @@ def _rate_text(rate: dict) -> str:
 
 
 def _refuse_existing(paths) -> None:
+    for path in paths:  # a file where a folder must go would fail only after the run, in mkdir
+        blocker = next((parent for parent in Path(path).parents if parent.exists() and not parent.is_dir()), None)
+        if blocker is not None:
+            raise PolytaskError(f"{blocker} is a file, not a folder; cannot write {path}",
+                                hint="choose another output directory")
     existing = [p for p in paths if p.exists()]
     if existing:
         raise PolytaskError(f"{existing[0]} already exists; polytask does not overwrite files",

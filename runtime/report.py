@@ -148,7 +148,11 @@ def read_run(run_dir, affinity: Optional[Path] = None) -> RunContent:
         if content.program is None and member.program_file.exists():
             content.program = _read_json(member.program_file)
         if member.report_file.exists():
-            test = (_read_json(member.report_file).get("metrics") or {}).get("test")
+            metrics = _read_json(member.report_file).get("metrics")
+            test = metrics.get("test") if isinstance(metrics, dict) else None
+            if metrics is not None and not isinstance(metrics, dict):
+                content.notices.append(f"{member.report_file} is damaged ('metrics' is not an object): "
+                                       "its metrics are left out")
             if isinstance(test, dict) and test:
                 content.seed_metrics.append(test)
     if content.report is None:
@@ -720,8 +724,12 @@ def _prepare_out(out: Path) -> set[str]:
                        hint="choose an empty or new --out folder; polytask never overwrites files it did not write")
     try:
         written = set(json.loads(manifest.read_text(encoding="utf-8")).get("files", []))
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, TypeError):
         raise RunError(f"cannot read {manifest}", hint="choose a new --out folder") from None
+    # Only plain names of files in `out` are ours to replace or delete: an edited manifest
+    # naming ../report.json (or a folder) must not reach outside the report.
+    written = {name for name in written if isinstance(name, str) and name not in ("", ".", "..")
+               and Path(name).name == name and "\\" not in name and (out / name).is_file()}
     foreign = entries - written - {MANIFEST}
     if foreign:
         raise RunError(f"--out {out} holds files that polytask report did not write ({', '.join(sorted(foreign)[:3])})",
@@ -735,7 +743,12 @@ def write_report(run_dir, out: Optional[Path] = None, affinity: Optional[Path] =
     _pyplot()  # without matplotlib, say so before creating the output folder
     out = Path(out) if out is not None else content.root / REPORT_DIR
     previous = _prepare_out(out)
-    page, images = render(content, out)
+    try:
+        page, images = render(content, out)
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:  # a hand-edited or damaged report.json
+        raise RunError(f"cannot read {content.root}: a file has an unexpected shape "
+                       f"({type(exc).__name__}: {exc})",
+                       hint="the run directory looks damaged (check report.json); train again") from None
     (out / PAGE).write_text(page, encoding="utf-8")
     files = [PAGE] + images
     for stale in previous - set(files):  # figures of a previous report that this one no longer has

@@ -278,3 +278,108 @@ def test_predict_csv_inputs_ignore_other_columns_and_place_empty_cells(tmp_path)
     with pytest.raises(DataError) as error:
         read_inputs(path, info, [3])
     assert error.value.where == f"{path}:5:3"
+
+
+# --------------------------------------------------------------------------- hostile round (outputs)
+
+
+def test_schema_output_does_not_replace_a_file_polytask_did_not_write(tmp_path):
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("keep me\n")
+    result = invoke("schema", "-o", foreign)
+    assert result.exit_code == 2 and "not a polytask schema" in result.output
+    assert foreign.read_text() == "keep me\n"
+    ours = tmp_path / "polytask.schema.json"
+    assert invoke("schema", "-o", ours).exit_code == 0
+    assert invoke("schema", "-o", ours).exit_code == 0  # refreshing its own schema is fine
+
+
+def test_predict_output_does_not_replace_the_input_or_a_run_file(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "spec.yaml").write_text("polytask: 1\nname: x\n")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n1,2\n")
+    result = invoke("predict", run, "--task", "t", rows, "--output", rows)
+    assert result.exit_code == 2 and "is the INPUT file" in result.output
+    assert rows.read_text() == "a,b\n1,2\n"
+    result = invoke("predict", run, "--task", "t", rows, "--output", run / "spec.yaml")
+    assert result.exit_code == 2 and "is a file of RUN_DIR" in result.output
+    assert (run / "spec.yaml").read_text() == "polytask: 1\nname: x\n"
+
+
+@pytest.mark.parametrize("option", ["--out", "--spec-out"])
+def test_affinity_output_below_a_file_is_refused_before_the_run(specs, option):
+    blocker = specs / "file.txt"
+    blocker.write_text("x\n")
+    result = invoke("affinity", specs / "valid" / "csv_hard.yaml", "--steps", "1", "-q", option, blocker / "sub")
+    assert result.exit_code == 1 and "is a file, not a folder" in result.output
+    assert "inter-task affinity" not in result.output  # refused before measuring
+    assert blocker.read_text() == "x\n"
+
+
+def test_report_on_a_report_json_of_the_wrong_shape_is_a_run_error(tmp_path):
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text('{"name": "x", "metrics": 5}\n')
+    result = invoke("report", run)
+    assert result.exit_code == 1 and "unexpected shape" in result.output
+
+
+def test_learn_step_sizes_with_reptile_is_only_the_no_effect_warning(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    source = (SPECS.parent.parent / "examples" / "meta" / "sinusoid_reptile.yaml").read_text()
+    assert "inner:" in source
+    spec.write_text(source.replace("inner: {", "inner: {learn_step_sizes: true, ", 1))
+    result = invoke("check", spec)
+    assert "PT215" in result.output and "learn_step_sizes has no effect" in result.output
+    assert "PT212" not in result.output and result.exit_code == 0
+
+
+def test_report_on_a_damaged_seed_report_says_so(tmp_path):
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "run"
+    (run / "seed-0").mkdir(parents=True)
+    (run / "report.json").write_text('{"name": "x", "seeds": [0]}\n')
+    (run / "seed-0" / "report.json").write_text('{"metrics": [1]}\n')
+    result = invoke("report", run)
+    assert result.exit_code == 0 and "is damaged" in result.output
+
+
+def test_report_never_deletes_outside_its_folder_whatever_the_manifest_says(tmp_path):
+    pytest.importorskip("matplotlib")
+    from polytask.runtime.report import MANIFEST
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text('{"name": "x", "metrics": {"test": {"loss": 1.0}}}\n')
+    assert invoke("report", run).exit_code == 0
+    manifest = run / "report" / MANIFEST
+    (run / "report" / "sub").mkdir()
+    manifest.write_text('{"files": ["index.html", "sub", "../report.json"]}\n')
+    result = invoke("report", run)
+    assert (run / "report.json").is_file() and (run / "report" / "sub").is_dir()
+    assert result.exit_code == 1 and "did not write (sub)" in result.output  # the folder is not ours
+    manifest.write_text('{"files": [["unhashable"]]}\n')
+    assert invoke("report", run).exit_code == 1
+
+
+def test_seeds_do_not_replace_a_report_json_already_in_out(specs):
+    out = specs / "mine"
+    out.mkdir()
+    (out / "report.json").write_text("my own notes\n")
+    result = invoke("train", specs / "valid" / "csv_hard.yaml", "--steps", "1", "-q", "--out", out,
+                    "--baseline", "independent", "--seeds", "2")
+    assert result.exit_code == 1 and "already holds a run (report.json" in result.output
+    assert (out / "report.json").read_text() == "my own notes\n" and not (out / "seed-0").exists()
+
+
+def test_the_groups_baseline_writes_nothing_into_a_foreign_out(specs):
+    out = specs / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("x\n")
+    result = invoke("train", specs / "valid" / "csv_hard.yaml", "--steps", "1", "-q", "--out", out,
+                    "--baseline", "groups")
+    assert result.exit_code == 1 and "is not a polytask run directory" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # no affinity/ measured and left behind

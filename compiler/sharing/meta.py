@@ -150,7 +150,9 @@ training:
                         "inner.steps 1 there is only one", where + ("multi_step_loss_iterations",),
                         prefer="key", severity="warning", hint="use inner.steps of 2 or more (MAML++ uses 5)")
         learned = "learned inner learning rates" if algorithm.learned_learning_rates else (
-            "per-step learning rates (learn_step_sizes)" if inner.learn_step_sizes else None)
+            "per-step learning rates (learn_step_sizes)"
+            if inner.learn_step_sizes and not algorithm.metric_based
+            and algorithm.implementation.supports("learn_step_sizes") else None)  # else PT215 above: no effect
         if learned and inner.eval_steps is not None and inner.eval_steps > inner.steps:
             # The learned step sizes are only meaningful for the steps they were trained for;
             # more steps at evaluation can diverge without any sign in the training curve.

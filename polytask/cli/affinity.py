@@ -66,6 +66,8 @@ def affinity(spec, steps, every, groups, overlap, penalty, lookahead_lr, seed, o
     # Refuse existing outputs before the (minutes-long) run, not after it.
     if out:
         run._refuse_existing([Path(out) / run.AFFINITY_FILE, Path(out) / run.AFFINITY_PNG])
+    if spec_out:  # there is always a first group
+        run._refuse_existing([Path(spec_out) / f"{loaded.spec.name}-group1.yaml"])
     echo = None if quiet or output_format == "json" else (lambda message: click.echo(message, err=True))
     result = run.measure_affinity(loaded, steps=steps, every=every, seed=seed, lookahead_lr=lookahead_lr,
                                   allow_code=allow_code, echo=echo)

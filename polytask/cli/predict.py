@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -43,6 +44,7 @@ def predict(run_dir, input_path, task, output, output_format):
     input_file(input_path, "input file")
     if output:
         output_file(output)
+        _refuse_writing_over_inputs(Path(output), Path(input_path), Path(run_dir))
     quiet_tensorflow()
     from polytask.runtime.serving import predict_run, table_csv
 
@@ -56,3 +58,16 @@ def predict(run_dir, input_path, task, output, output_format):
         click.echo(json.dumps({"task": task, "predictions": result["table"]}, indent=2))
     else:
         click.echo(table_csv(result["table"]), nl=False)
+
+
+def _refuse_writing_over_inputs(output: Path, input_path: Path, run_dir: Path) -> None:
+    """--output must not replace INPUT or a file of the run it predicts from (either would be lost)."""
+    from polytask.errors import UsageError
+
+    target = output.resolve()
+    if target == input_path.resolve():
+        raise UsageError(f"--output {output} is the INPUT file; writing the predictions there would replace it",
+                         hint="choose another --output file")
+    if target.exists() and target.is_relative_to(run_dir.resolve()):
+        raise UsageError(f"--output {output} is a file of RUN_DIR {run_dir}; writing the predictions there would "
+                         "replace it", hint="choose an --output file outside the run directory")

@@ -34,6 +34,9 @@ def schema(output, output_format):
         click.echo(text, nl=False)
         return
     path = output_file(output)
+    if path.exists() and not _is_a_polytask_schema(path):  # refreshing our own schema is fine; anything else is not ours
+        raise click.UsageError(f"{output} already exists and is not a polytask schema; polytask does not overwrite it "
+                               "(move it away, or choose another --output)")
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
@@ -42,3 +45,11 @@ def schema(output, output_format):
         click.echo(json.dumps({"wrote": str(path)}))
     else:
         click.echo(f"wrote the spec JSON Schema to {output}", err=True)
+
+
+def _is_a_polytask_schema(path: Path) -> bool:
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(content, dict) and str(content.get("$id", "")).startswith("urn:polytask:spec:")

@@ -66,6 +66,8 @@ def train(spec, out, steps, seed, resume, baseline, seeds, parallel, groups_from
     from polytask.runtime.baseline import format_baseline
     from polytask.runtime.train import train_spec
 
+    if not resume:  # before the affinity run and the seeds write anything into --out
+        _refuse_an_out_in_use(run_dir)
     groups = _groups(loaded, baseline, groups_from, run_dir, steps, seed, allow_code, echo) if baseline == "groups" else None
     if seeds > 1:
         from polytask.runtime.baseline import compare, run_seeds
@@ -111,6 +113,24 @@ def effective_steps(loaded, steps) -> None:
     if problem:
         raise PolytaskError(problem[0], hint=problem[1], code="PT218",
                             where=loaded.where("training", "schedule", "warmup_steps"))
+
+
+def _refuse_an_out_in_use(run_dir: Path) -> None:
+    """A finished run's report.json (a single run, or a --seeds comparison, which has no checkpoints/)
+    is not replaced by a new run; neither is a folder polytask did not write used for affinity/ or seed-<s>/."""
+    from polytask.errors import RunError
+    from polytask.runtime.rundir import RunDir, is_ours
+
+    if not run_dir.is_dir():
+        return
+    report = RunDir(run_dir, writer=False).report_file
+    if report.exists():
+        raise RunError(f"{run_dir} already holds a run ({report.name}: a finished run or a --seeds comparison)",
+                       hint="train a single run further with --resume --steps N, or choose a new --out directory")
+    if not is_ours(run_dir):
+        raise RunError(f"--out: {run_dir} is not empty and is not a polytask run directory",
+                       hint="polytask trains only into a new or empty folder (or one of its own runs) and never "
+                       f"overwrites files it did not write; choose another --out, e.g. {run_dir / 'run'}")
 
 
 def _groups(loaded, baseline, groups_from, run_dir: Path, steps, seed, allow_code, echo) -> list:
