@@ -13,7 +13,7 @@ from multitask_support import load_program, write_spec  # noqa: E402
 def test_ten_steps_in_one_call_equal_ten_single_steps(tmp_path, weighting):
     spec = write_spec(tmp_path, weighting=weighting, log_every=5)
     one_by_one, batched = load_program(spec), load_program(spec)
-    assert batched.steps_per_call == 10
+    assert batched.steps_per_call >= 10
     for _ in range(13):
         last = one_by_one.train_step()
     outputs, ran = batched.train_steps(10)

@@ -41,9 +41,10 @@ from polytask.compiler.weighting import StepInputs, WeightingChain, WeightingCon
 from polytask.errors import DataError
 
 EVAL_BATCH = 4096
-#: Training steps per graph call on one replica: at small models the per-call cost (function
+#: Training steps per graph call on one replica (50: 1,060 vs 973 steps/s for 10 on digits_hard,
+#: bench/bench_vs_keras_fit.py): at small models the per-call cost (function
 #: dispatch, host round trip) is as large as the step itself (bench/bench_vs_keras_fit.py).
-STEPS_PER_CALL = 10
+STEPS_PER_CALL = 50
 
 
 class MultiTaskProgram:
