@@ -383,3 +383,13 @@ def test_the_groups_baseline_writes_nothing_into_a_foreign_out(specs):
                     "--baseline", "groups")
     assert result.exit_code == 1 and "is not a polytask run directory" in result.output
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # no affinity/ measured and left behind
+
+
+def test_evaluate_reads_a_program_json_that_is_not_an_object_without_a_traceback(tmp_path):
+    """Found by the second hostile round: program.json holding `[1, 2, 3]` crashed evaluate."""
+    from polytask.cli.evaluate import _is_meta_run
+
+    (tmp_path / "program.json").write_text("[1, 2, 3]\n")
+    assert _is_meta_run(tmp_path) is False
+    (tmp_path / "program.json").write_text('{"sharing": "meta"}\n')
+    assert _is_meta_run(tmp_path) is True

@@ -24,9 +24,10 @@ def _is_meta_run(run_dir: Path) -> bool:
     program = run.program_file
     if program.exists():
         try:
-            return json.loads(program.read_text(encoding="utf-8")).get("sharing") == "meta"
-        except ValueError:
+            content = json.loads(program.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
             return False
+        return isinstance(content, dict) and content.get("sharing") == "meta"  # any JSON may be there
     return False
 
 
