@@ -87,3 +87,23 @@ class ProgramExtras(Protocol):
     def report(self) -> Mapping[str, Any]: ...
 
     def parameter_counts(self) -> Mapping[str, int]: ...
+
+
+def steps_until_non_finite(step, count):
+    """Run `step()` (a dict of tensors) up to `count` times inside one graph, stopping after the
+    first call with a non-finite output so the runtime can name that step; (outputs, calls run).
+
+    Meant to be called from a `tf.function` (autograph turns the loop into a tf.while_loop):
+    the multi-task and meta programs run several training steps per graph call with it.
+    """
+    import tensorflow as tf
+
+    outputs = step()
+    ran = tf.constant(1, tf.int32)
+    for _ in tf.range(count - 1):
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in outputs.values()])
+        if not finite:
+            break
+        outputs = step()
+        ran += 1
+    return outputs, ran

@@ -34,7 +34,7 @@ from polytask.compiler.meta.losses import TaskLoss
 from polytask.compiler.optimizers import make_optimizer
 from polytask.spec.registry import ALGORITHMS
 from polytask.compiler.meta.plan import MetaPlan, meta_plan, resolve
-from polytask.compiler.program import META_EXPORT_INFO_FILE
+from polytask.compiler.program import META_EXPORT_INFO_FILE, steps_until_non_finite
 from polytask.errors import PolytaskError
 
 #: Validation during training uses at most this many episodes (the final test uses
@@ -294,15 +294,7 @@ class MetaProgram:
 
             @tf.function
             def steps(count):
-                outputs = one_step()
-                ran = tf.constant(1, tf.int32)
-                for _ in tf.range(count - 1):
-                    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in outputs.values()])
-                    if not finite:
-                        break
-                    outputs = one_step()
-                    ran += 1
-                return outputs, ran
+                return steps_until_non_finite(one_step, count)
 
             self._step_fns[first_order] = steps
             return

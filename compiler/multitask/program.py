@@ -35,15 +35,15 @@ from polytask.spec.registry import LOSSES, SHARING
 from polytask.compiler.metrics import compute as compute_metrics
 from polytask.compiler.multitask.data import MultiTaskData, sampling_rates, train_dataset
 from polytask.compiler.optimizers import make_optimizer
-from polytask.compiler.program import EXPORT_INFO_FILE
+from polytask.compiler.program import EXPORT_INFO_FILE, steps_until_non_finite
 from polytask.compiler.multitask.lookahead import Lookahead
 from polytask.compiler.weighting import StepInputs, WeightingChain, WeightingContext
 from polytask.errors import DataError
 
 EVAL_BATCH = 4096
-#: Training steps per graph call on one replica (50: 1,060 vs 973 steps/s for 10 on digits_hard,
-#: bench/bench_vs_keras_fit.py): at small models the per-call cost (function
-#: dispatch, host round trip) is as large as the step itself (bench/bench_vs_keras_fit.py).
+#: Training steps per graph call on one replica: at small models the per-call cost (function
+#: dispatch, host round trip) is as large as the step itself; 50 gave 1,060 steps/s against
+#: 973 for 10 on digits_hard (bench/bench_vs_keras_fit.py, docs/benchmarks.md).
 STEPS_PER_CALL = 50
 
 
@@ -356,15 +356,7 @@ class MultiTaskProgram:
             validation = () if self.validation_iterator is None else (next(self.validation_iterator),)
             return self._distributed_step(next(self.iterator), *validation)
 
-        outputs = step()
-        ran = tf.constant(1, tf.int32)
-        for _ in tf.range(count - 1):
-            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in outputs.values()])
-            if not finite:
-                break
-            outputs = step()
-            ran += 1
-        return outputs, ran
+        return steps_until_non_finite(step, count)
 
     def train_steps(self, steps: int):
         """(the last step's values, steps run): several steps per call on one replica."""
