@@ -163,20 +163,35 @@ def is_ours(root: Path) -> bool:
         return False
     if not entries:
         return True
-    if entries & {PROGRAM_FILE, CHECKPOINTS_DIR, REPORT_FILE, INPUTS_FILE, LOCK_FILE}:
-        return True
-    # What `train --seeds N` / `--baseline groups` write before the first run's own files.
-    seeds = {name for name in entries if name.startswith(SEED_DIR_PREFIX)}
-    if entries <= seeds | {AFFINITY_DIR} and all(is_ours(root / name) for name in seeds) \
-            and (AFFINITY_DIR not in entries or _only(root / AFFINITY_DIR, {AFFINITY_FILE, AFFINITY_PNG})):
-        return True
-    if SPEC_FILE in entries:
+    if SPEC_FILE in entries:  # written right after the lock and inputs.json, before anything else
         try:
             with (root / SPEC_FILE).open(encoding="utf-8", errors="replace") as handle:
                 return handle.read(len(SPEC_HEADER)) == SPEC_HEADER
         except OSError:
             return False
+    # A run stopped before it wrote spec.yaml holds only its lock, inputs.json and their temporary files;
+    # a folder that merely has entries of the same names (a user's own checkpoints/ or report.json) is not ours.
+    started = {name for name in entries if not name.startswith(f".{INPUTS_FILE}.tmp-")}
+    if started and started <= {LOCK_FILE, INPUTS_FILE}:
+        return all(_json_object_with(root / name, key, empty_ok=name == LOCK_FILE)
+                   for name, key in ((LOCK_FILE, "pid"), (INPUTS_FILE, "files")) if name in started)
+    # What `train --seeds N` / `--baseline groups` write before the first run's own files.
+    seeds = {name for name in entries if name.startswith(SEED_DIR_PREFIX)}
+    if entries <= seeds | {AFFINITY_DIR} and all(is_ours(root / name) for name in seeds) \
+            and (AFFINITY_DIR not in entries or _only(root / AFFINITY_DIR, {AFFINITY_FILE, AFFINITY_PNG})):
+        return True
     return False
+
+
+def _json_object_with(path: Path, key: str, empty_ok: bool = False) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8")
+        if empty_ok and not text.strip():  # the lock file between its creation and its first write
+            return True
+        content = json.loads(text)
+    except (OSError, ValueError):
+        return False
+    return isinstance(content, dict) and key in content
 
 
 def _only(folder: Path, names: set) -> bool:

@@ -306,6 +306,11 @@ def test_predict_output_does_not_replace_the_input_or_a_run_file(tmp_path):
     result = invoke("predict", run, "--task", "t", rows, "--output", run / "spec.yaml")
     assert result.exit_code == 2 and "is a file of RUN_DIR" in result.output
     assert (run / "spec.yaml").read_text() == "polytask: 1\nname: x\n"
+    foreign = tmp_path / "notes.csv"
+    foreign.write_text("keep me\n")
+    result = invoke("predict", run, "--task", "t", rows, "--output", foreign)
+    assert result.exit_code == 2 and "already exists" in result.output and "--force" in result.output
+    assert foreign.read_text() == "keep me\n"
 
 
 @pytest.mark.parametrize("option", ["--out", "--spec-out"])

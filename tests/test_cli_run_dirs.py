@@ -109,11 +109,11 @@ def test_a_new_run_into_an_existing_run_leaves_its_spec_alone(tmp_path, spec):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
-    (run / "spec.yaml").write_text("# the spec this run was started with\n")
+    (run / "spec.yaml").write_text("# resolved spec of the spec this run was started with\n")
     result = invoke("train", spec, "--out", str(run), "--steps", "2", "--quiet")
     assert result.exit_code == 1
     assert "already holds a run" in result.output and "--resume" in result.output
-    assert (run / "spec.yaml").read_text() == "# the spec this run was started with\n"
+    assert (run / "spec.yaml").read_text() == "# resolved spec of the spec this run was started with\n"
 
 
 @pytest.mark.parametrize("left", [[], ["train.lock"], ["inputs.json", "train.lock"]])

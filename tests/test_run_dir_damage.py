@@ -110,6 +110,34 @@ def test_out_at_a_folder_that_is_not_a_run_is_refused(runs, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["spec.yaml"]
 
 
+@pytest.mark.parametrize("entries", [{"report.json": "{}\n", "notes.txt": "mine\n"},
+                                     {"program.json": "[1, 2]\n"},
+                                     {"inputs.json": "{\"mine\": 1}\n"},
+                                     {"train.lock": "my lock\n", "inputs.json": "{\"files\": {}}\n"}])
+def test_a_folder_with_names_polytask_uses_is_still_not_a_run(entries, tmp_path):
+    from polytask.runtime.rundir import is_ours
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    for name, text in entries.items():
+        (folder / name).write_text(text)
+    (folder / "checkpoints").mkdir()
+    assert not is_ours(folder)
+
+
+def test_a_run_stopped_before_its_spec_was_written_is_ours(tmp_path):
+    from polytask.runtime.rundir import is_ours
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "train.lock").write_text("")
+    assert is_ours(folder)
+    (folder / "train.lock").write_text('{"pid": 1, "host": "h"}\n')
+    (folder / "inputs.json").write_text('{"files": {}}\n')
+    (folder / ".inputs.json.tmp-42").write_text("{")
+    assert is_ours(folder)
+
+
 def test_out_at_an_empty_folder_or_a_polytask_run_without_checkpoints_is_fine(runs, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -17,10 +17,11 @@ from polytask.cli._requires import needs_tensorflow
 @click.option("--task", required=True, help="Which task's serving signature to use.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write predictions here (.csv, or .npz for raw arrays); default: csv on stdout.")
+@click.option("--force", is_flag=True, help="Overwrite --output if it already exists.")
 @format_option("csv", "json", default="csv",
                help="stdout format: csv of predictions, or one JSON object (with --output: what was written).")
 @needs_tensorflow("predict")
-def predict(run_dir, input_path, task, output, output_format):
+def predict(run_dir, input_path, task, output, force, output_format):
     """Predict TASK for each row of INPUT (a csv with a header, or an npz).
 
     \b
@@ -45,6 +46,11 @@ def predict(run_dir, input_path, task, output, output_format):
     if output:
         output_file(output)
         _refuse_writing_over_inputs(Path(output), Path(input_path), Path(run_dir))
+        if Path(output).exists() and not force:
+            from polytask.errors import UsageError
+
+            raise UsageError(f"--output {output} already exists; polytask does not overwrite a file unless told to",
+                             hint="pass --force to replace it, or choose another --output file")
     quiet_tensorflow()
     from polytask.runtime.serving import predict_run, table_csv
 
