@@ -65,6 +65,23 @@ def test_early_stopping_stops_after_patience_evaluations_without_improvement(tmp
     assert float(program.weight.numpy()) == 90.0 and report["evaluated_weights"].endswith("(step 90)")
 
 
+def test_a_damaged_best_checkpoint_after_resume_falls_back_to_the_last_step(tmp_path, capsys):
+    validation = lambda step: 10.0 - min(step, 40) / 10  # improves until step 40, then flat
+    settings = dict(eval_every=10, checkpoint_every=20, log_every=10, quiet=True,
+                    early_stopping=EarlyStoppingSettings(patience=100))
+    first = fit(ScriptedProgram(lambda step: (1.0, 1.0), validation), tmp_path, LoopSettings(steps=60, **settings))
+    assert first["evaluated_weights"].endswith("(step 40)")
+    for data in (tmp_path / "checkpoints" / "best").glob("ckpt-40.data-*"):
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    program = ScriptedProgram(lambda step: (1.0, 1.0), validation)
+    report = fit(program, tmp_path, LoopSettings(steps=80, **settings), resume=True)
+    assert report["steps"] == 80 and report["resumed_from_step"] == 60
+    assert report["evaluated_weights"] == "last step" and float(program.weight.numpy()) == 80.0
+    err = capsys.readouterr().err
+    assert "the best validation checkpoint" in err and "is damaged" in err and "the last step instead" in err
+    assert sorted(p.name for p in (tmp_path / "checkpoints" / "best").glob("ckpt-40.*"))  # nothing deleted
+
+
 def test_inf_from_real_data_names_the_task(tmp_path):
     write_csv(tmp_path / "data.csv")
     lines = (tmp_path / "data.csv").read_text().splitlines()
