@@ -105,6 +105,16 @@ def test_a_fifo_data_file_is_refused_by_check_and_train(specs):
     assert result.exit_code == 1 and "FIFO" in result.output, result.output
 
 
+def test_a_fifo_in_an_image_folder_is_refused_by_check(specs):
+    spec = specs / "valid" / "images_protonet.yaml"
+    image = next((specs / "data" / "shapes").rglob("*.png"))
+    image.unlink()
+    os.mkfifo(image)
+    result = invoke("check", spec)
+    assert result.exit_code == 1 and "FIFO" in result.output and image.name in result.output, result.output
+    assert "images_protonet.yaml:" in result.output  # positioned at the dataset
+
+
 def fake_run(path: Path) -> Path:
     """A folder that passes the run-directory check (its contents are never reached)."""
     path.mkdir()

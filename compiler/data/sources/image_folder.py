@@ -256,6 +256,13 @@ def probe_images(params, resolve, report) -> Facts:
         report("PT306", f"no images ({', '.join(params.extensions)}) found in {path}",
                hint="point `path` at the folder (or .zip) whose subfolders are the classes")
         return Facts()
+    if path.is_dir():  # a FIFO among the images would block `train` when it reads it
+        special = [problem for problem in map(special_file, (path / name for name in images)) if problem]
+        if special:
+            report("PT306", f"cannot read image: {special[0]}"
+                   + (f" ({len(special) - 1} more such files)" if len(special) > 1 else ""),
+                   hint="image folders hold regular files only; move that file out of the folder")
+            return Facts()
     counts, stray = class_counts(images, params.class_depth)
     if stray:
         report("PT306", f"image '{stray[0]}' in {path.name} is not inside {params.class_depth} level(s) of "
