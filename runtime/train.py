@@ -21,6 +21,7 @@ from polytask.runtime.progress import notice
 from polytask.runtime.rundir import (CHECKPOINTS_DIR, SPEC_HEADER, RunDir, RunLock, atomic_write_text, existing_run,
                                      is_ours, jsonable, writing)
 from polytask.runtime.summaries import training_hparams
+from polytask.spec.checker import inert_defaults
 
 BASELINES = ("independent", "groups")
 
@@ -34,7 +35,7 @@ def resolved_spec(loaded) -> dict:
     family = content.get("family") or {}
     if "path" in family:
         family["path"] = str(loaded.resolve_path(family["path"]))
-    return content
+    return inert_defaults(content, loaded.spec.model_dump(mode="json", by_alias=True, exclude_unset=True))
 
 
 def _spec_digest(content: dict) -> str:
@@ -209,7 +210,9 @@ def _same_spec(run: RunDir, content: dict) -> None:
     training = previous.get("training")
     if isinstance(training, dict):
         training.pop("steps", None)
-    current = json.loads(json.dumps(content))
+    # Settings without effect do not make two specs differ (runs before 2026-12 wrote e.g. meta_batch
+    # into the spec.yaml of every multi-task run).
+    previous, current = inert_defaults(previous, {}), inert_defaults(json.loads(json.dumps(content)), {})
     current.get("training", {}).pop("steps", None)
     if _spec_digest(previous) != _spec_digest(current):
         raise RunError(

@@ -169,6 +169,38 @@ def check_file(path, display: Optional[str] = None, *, check_data: bool = True,
 
 
 
+def inert_defaults(content: dict, explicit: dict) -> dict:
+    """`content` (a spec with every default filled in) without the filled-in defaults that have no
+    effect for its sharing pattern (PT215: meta_batch in a hard spec, batch_size in a meta one).
+
+    A run writes its spec resolved; without this, checking or retraining from that file warns about
+    settings its author never wrote. Keys the author did write (`explicit`) are kept, warnings and all.
+    """
+    import copy
+    import json
+
+    content = copy.deepcopy(content)
+    for diagnostic in check_source(json.dumps(content), check_data=False).diagnostics:
+        if diagnostic.code != "PT215" or not diagnostic.path:
+            continue
+        keys = diagnostic.path.split(".")
+        if _lookup(explicit, keys) is _MISSING:
+            parent = _lookup(content, keys[:-1])
+            if isinstance(parent, dict):
+                parent.pop(keys[-1], None)
+    return content
+
+
+_MISSING = object()
+
+
+def _lookup(tree: Any, keys: list) -> Any:
+    for key in keys:
+        if not isinstance(tree, dict) or key not in tree:
+            return _MISSING
+        tree = tree[key]
+    return tree
+
 
 def _dedupe(diagnostics: list) -> list:
     seen, out = set(), []

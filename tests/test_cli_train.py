@@ -48,6 +48,39 @@ def test_run_directory_holds_every_artefact(trained):
     assert "test metrics:" in text and "parameters:" in text
 
 
+def test_the_run_spec_checks_as_cleanly_as_the_spec_it_came_from(trained, tmp_path):
+    import shutil
+
+    import yaml
+
+    spec, out, _ = trained
+    assert "(0 errors, 0 warnings)" in _invoke("check", str(spec)).output
+    result = _invoke("check", str(out / "spec.yaml"))
+    assert result.exit_code == 0 and "(0 errors, 0 warnings)" in result.output, result.output
+    # A run whose spec.yaml still holds the meta-only defaults (as runs before this change wrote) resumes.
+    old = shutil.copytree(out, tmp_path / "old")
+    (old / "report.json").unlink()
+    lines = (old / "spec.yaml").read_text().splitlines(keepends=True)
+    content = yaml.safe_load("".join(lines))
+    content["training"].update(meta_batch=4, eval_episodes=200)
+    (old / "spec.yaml").write_text(lines[0] + yaml.safe_dump(content, sort_keys=False))
+    result = _invoke("train", str(spec), "--out", str(old), "--resume", "--steps", "152", "--quiet")
+    assert result.exit_code == 0, result.output
+
+
+def test_inert_defaults_drop_only_what_the_author_did_not_write():
+    from polytask.spec.checker import inert_defaults
+
+    content = {"polytask": 1, "name": "x", "datasets": {"d": {"source": "csv", "path": "/nonexistent.csv"}},
+               "tasks": {"t": {"dataset": "d", "target": "y", "loss": "mse"}},
+               "structure": {"sharing": "hard", "trunk": [{"dense": {"units": 4}}]},
+               "training": {"steps": 10, "batch_size": 8, "meta_batch": 4, "eval_episodes": 200}}
+    assert "meta_batch" not in inert_defaults(content, {})["training"]
+    kept = inert_defaults(content, {"training": {"meta_batch": 4}})["training"]
+    assert kept["meta_batch"] == 4 and "eval_episodes" not in kept and kept["batch_size"] == 8
+    assert content["training"]["meta_batch"] == 4  # the argument is not changed
+
+
 def test_training_learns(trained):
     _, out, _ = trained
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
