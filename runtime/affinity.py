@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from polytask.errors import PolytaskError, RunError
-from polytask.runtime.rundir import AFFINITY_FILE, AFFINITY_PNG
+from polytask.runtime.rundir import AFFINITY_DIR, AFFINITY_FILE, AFFINITY_PNG
 
 DEFAULT_STEPS = 1000  # at most; a spec with fewer training.steps runs those
 DEFAULT_EVERY = 5
@@ -289,18 +289,47 @@ def write_group_specs(out: Path, loaded, result: dict, found, *, allow_code: boo
     return targets
 
 
-def load_groups(path: Path) -> dict:
-    """A previous `polytask affinity --out DIR`'s affinity.json (DIR or the file itself)."""
+WRITE_AFFINITY_HINT = "write it with `polytask affinity SPEC --out DIR`"
+
+
+def affinity_file(path: Path) -> Optional[Path]:
+    """The affinity.json that `path` names: the file itself, DIR/affinity.json (`polytask affinity
+    --out DIR`) or RUN_DIR/affinity/affinity.json (`train --baseline groups`); None if there is none."""
+    path = Path(path)
+    for candidate in (path, path / AFFINITY_FILE, path / AFFINITY_DIR / AFFINITY_FILE):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_affinity(file: Path) -> dict:
+    """affinity.json's content once it has 'tasks' and a square 'affinity' matrix; a RunError naming the file otherwise."""
     import json
 
-    path = Path(path)
-    file = path / AFFINITY_FILE if path.is_dir() else path
-    if not file.exists():
-        raise PolytaskError(f"no {AFFINITY_FILE} at {path}",
-                            hint="pass the --out directory of a previous `polytask affinity SPEC --out DIR`")
     try:
-        content = json.loads(file.read_text(encoding="utf-8"))
-        groups, tasks = content["groups"], content["tasks"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise PolytaskError(f"{file} is not an affinity.json written by polytask affinity ({exc})") from None
-    return {"tasks": tasks, "groups": groups, "served_by": content.get("served_by"), "file": str(file)}
+        content = json.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunError(f"cannot read {file} as an affinity file: {exc}", hint=WRITE_AFFINITY_HINT) from None
+    tasks = content.get("tasks") if isinstance(content, dict) else None
+    matrix = content.get("affinity") if isinstance(content, dict) else None
+    ok = (isinstance(tasks, list) and isinstance(matrix, list) and len(matrix) == len(tasks)
+          and all(isinstance(row, list) and len(row) == len(tasks) for row in matrix))
+    if not ok:
+        raise RunError(f"{file} is not an affinity file (it needs 'tasks' and a square 'affinity' matrix)",
+                       hint=WRITE_AFFINITY_HINT)
+    return content
+
+
+def load_groups(path: Path) -> dict:
+    """The task groups of a previous affinity measurement (see `affinity_file` for where it is looked for)."""
+    file = affinity_file(path)
+    if file is None:
+        raise PolytaskError(f"no {AFFINITY_FILE} at {path} (nor in {Path(path) / AFFINITY_DIR})",
+                            hint="pass the --out directory of a previous `polytask affinity SPEC --out DIR`, or a "
+                            "`train --baseline groups` run directory")
+    content = read_affinity(file)
+    groups = content.get("groups")
+    if not isinstance(groups, list) or not all(isinstance(group, list) for group in groups):
+        raise RunError(f"{file} has no task groups (a list of lists of task names under 'groups')",
+                       hint=WRITE_AFFINITY_HINT)
+    return {"tasks": content["tasks"], "groups": groups, "served_by": content.get("served_by"), "file": str(file)}

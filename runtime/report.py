@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from polytask.errors import PolytaskError, RunError
-from polytask.runtime.rundir import AFFINITY_DIR, AFFINITY_FILE, REPORT_DIR, SEED_DIR_PREFIX, RunDir, existing_run
+from polytask.runtime.affinity import WRITE_AFFINITY_HINT, affinity_file, read_affinity
+from polytask.runtime.rundir import REPORT_DIR, SEED_DIR_PREFIX, RunDir, existing_run
 
 #: The manifest in the output folder: which files a previous `polytask report` wrote there.
 MANIFEST = ".polytask-report.json"
@@ -157,28 +158,15 @@ def read_run(run_dir, affinity: Optional[Path] = None) -> RunContent:
                 content.seed_metrics.append(test)
     if content.report is None:
         content.notices.append(f"no {run.report_file.name} (the run did not finish): only learning curves are shown")
-    if affinity is not None:
-        candidates = [Path(affinity)]
-    else:
-        candidates = [root / AFFINITY_FILE, root / AFFINITY_DIR / AFFINITY_FILE]
-    for path in candidates:
-        if path.is_file():
-            content.affinity = _check_affinity(_read_json(path), path)
-            content.affinity_path = path
-            break
+    path = affinity_file(Path(affinity) if affinity is not None else root)
+    if affinity is not None and path is None:
+        raise RunError(f"--affinity: no affinity file at {affinity}", hint=WRITE_AFFINITY_HINT)
+    if path is not None:
+        content.affinity = read_affinity(path)
+        content.affinity_path = path
     if not content.records and content.report is None:
         raise RunError(f"{root} has nothing to report yet (no metrics.jsonl records and no report.json)",
                        hint="train the run first (its first log point is written after training.log_every steps)")
-    return content
-
-
-def _check_affinity(content: dict, path: Path) -> dict:
-    tasks, matrix = content.get("tasks"), content.get("affinity")
-    ok = (isinstance(tasks, list) and isinstance(matrix, list) and len(matrix) == len(tasks)
-          and all(isinstance(row, list) and len(row) == len(tasks) for row in matrix))
-    if not ok:
-        raise RunError(f"{path} is not an affinity file (it needs 'tasks' and a square 'affinity' matrix)",
-                       hint="write it with `polytask affinity RUN_DIR --out DIR`")
     return content
 
 

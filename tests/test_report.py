@@ -198,6 +198,29 @@ def test_bad_affinity_files_are_clear_errors(tmp_path):
     (run / "affinity.json").write_text(json.dumps({"tasks": ["a", "b"], "affinity": [[1, 2]]}))
     result = invoke("report", str(run))
     assert result.exit_code == 1 and "square 'affinity' matrix" in result.output
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = invoke("report", str(run), "--affinity", str(bad))
+    assert result.exit_code == 1 and f"cannot read {bad} as an affinity file" in result.output
+    assert "polytask affinity SPEC --out DIR" in result.output and "train again" not in result.output
+
+
+def test_groups_are_found_in_a_groups_run_directory(tmp_path):
+    from polytask.errors import PolytaskError
+    from polytask.runtime.affinity import load_groups
+
+    run = tmp_path / "run"
+    (run / "affinity").mkdir(parents=True)
+    with pytest.raises(PolytaskError, match="no affinity.json at") as info:
+        load_groups(run)
+    assert "--baseline groups" in info.value.hint
+    content = {"tasks": ["a", "b"], "affinity": [[0, 1], [1, 0]], "groups": [["a", "b"]]}
+    (run / "affinity" / "affinity.json").write_text(json.dumps(content))
+    assert load_groups(run)["groups"] == [["a", "b"]]
+    assert load_groups(run / "affinity")["file"] == str(run / "affinity" / "affinity.json")
+    (run / "affinity" / "affinity.json").write_text(json.dumps({**content, "groups": "ab"}))
+    with pytest.raises(PolytaskError, match="has no task groups"):
+        load_groups(run)
 
 
 def test_report_does_not_import_tensorflow(tmp_path):
