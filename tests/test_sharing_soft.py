@@ -392,3 +392,20 @@ def test_ltb_training_samples_one_hot_parents_with_gradients(tmp_path):
     assert sorted(np.unique(z.numpy()).tolist()) == [0.0, 1.0] and np.allclose(z.numpy().sum(-1), 1)
     (grad,) = tape.gradient(loss, [branching.logits[0]])
     assert np.abs(grad.numpy()).sum() > 0
+
+
+def test_ltb_branches_as_one_number_and_more_nodes_than_tasks(tmp_path):
+    from polytask.spec.checker import check_file
+
+    spec = spec_dict()
+    spec["structure"] = {**STRUCTURES["ltb"], "branches": 2}
+    plan = build_plan(load_spec(write_spec(tmp_path, spec)))
+    assert [g.note.split(" node")[0] for g in plan.groups if g.name.startswith("trunk[")] == ["2", "2"]
+    spec["structure"]["branches"] = 9
+    path = write_spec(tmp_path, spec)
+    (warning,) = [d for d in check_file(path).diagnostics if d.code == "PT215"]
+    assert "9 nodes in a layer for 3 tasks" in warning.message and warning.line == yaml_line(path, "branches")
+
+
+def yaml_line(path, key: str) -> int:
+    return next(i for i, line in enumerate(Path(path).read_text().splitlines(), 1) if line.strip().startswith(key))

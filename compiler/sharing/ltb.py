@@ -14,7 +14,7 @@ every child takes its argmax parent: a tree. At the end of training the discover
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional, Union
 
 from pydantic import Field
 
@@ -34,15 +34,20 @@ class LTBStructure(StrictModel):
 
     sharing: Literal["ltb"] = Field(description='`ltb`')
     trunk: LayerList = Field(description='The layers of the branching trunk (each node is a copy of its layer).')
-    branches: Optional[list[PositiveInt]] = Field(
-        None, description='Nodes per trunk layer (default: one per task at every layer).')
+    branches: Union[PositiveInt, list[PositiveInt], None] = Field(
+        None, description='Nodes per trunk layer: one count for every layer, or a list with one count per layer '
+        '(default: one node per task at every layer).')
     temperature: PositiveFloat = Field(1.0, description='Gumbel-softmax temperature.')
     hard: bool = Field(True, description='Straight-through one-hot samples (else soft mixtures) in training.')
     head: LayerList = Field([], description="Each task's head after its chosen last-layer node; the output layer is inferred.")
 
 
 def branch_counts(structure, num_tasks: int) -> list[int]:
-    return list(structure.branches) if structure.branches is not None else [num_tasks] * len(structure.trunk)
+    if structure.branches is None:
+        return [num_tasks] * len(structure.trunk)
+    if isinstance(structure.branches, int):
+        return [structure.branches] * len(structure.trunk)
+    return list(structure.branches)
 
 
 @SHARING.register
@@ -63,9 +68,18 @@ structure:
 """)  # `polytask init --pattern ltb`
 
     def check(self, structure, view):
-        if structure.branches is not None and len(structure.branches) != len(structure.trunk):
+        if isinstance(structure.branches, list) and len(structure.branches) != len(structure.trunk):
             view.report("PT230", f"ltb has {len(structure.branches)} branch counts for {len(structure.trunk)} trunk "
-                        "layers", ("structure", "branches"), hint="give one count per trunk layer")
+                        "layers", ("structure", "branches"),
+                        hint=f"give one count per trunk layer, or one number for all {len(structure.trunk)}")
+        else:
+            tasks = len(view.task_names)
+            extra = [count for count in branch_counts(structure, tasks) if count > tasks]
+            if extra and tasks:
+                view.report("PT215", f"ltb with {max(extra)} nodes in a layer for {tasks} task"
+                            f"{'s' if tasks != 1 else ''}: the discovered tree uses at most {tasks} nodes per layer "
+                            "(one path per task); the others only cost compute", ("structure", "branches"),
+                            hint=f"use at most {tasks} nodes per layer (the default: one per task)")
         shape = one_input_shape(view, self.name)
         out = check_layers(view, structure.trunk, shape, ("structure", "trunk"))
         check_heads(view, structure.head, out)
