@@ -196,6 +196,12 @@ class PlanView:
     def declared(self, *path) -> bool:
         return self.loaded.source_map is not None and tuple(path) in self.loaded.source_map
 
+    def check_file(self, value: str, path: tuple, what: str) -> None:
+        from polytask.spec.data_checks import readable_file
+
+        readable_file(value, self.loaded.base_dir, what,
+                      lambda code, message, hint=None: self.report(code, message, path, hint=hint))
+
     def report(self, code, message, path, hint=None, prefer="value", severity=None) -> None:
         from polytask.spec.diagnostics import CODES, ERROR
 

@@ -70,6 +70,14 @@ def _cache_key(dataset, data_path: Optional[str], resolve) -> Optional[tuple]:
     return (dataset.model_dump_json(), str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
+def readable_file(value: str, base_dir: Path, what: str, report: Report) -> None:
+    """PT301/PT306 when the file `value` names (relative paths: against `base_dir`) cannot be read."""
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else Path(base_dir) / path
+    if not path.is_file() or special_file(path):
+        missing(report, path, what)
+
+
 def missing(report: Report, path: Path, what: str) -> None:
     """PT301 for a data file that is not there, or is a folder (or a FIFO, device, socket) where
     a file belongs."""

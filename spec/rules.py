@@ -251,6 +251,15 @@ class RuleView:
     def declared(self, *path) -> bool:
         return tuple(path) in self.ctx.source_map
 
+    def check_file(self, value: str, path: tuple, what: str) -> None:
+        """PT301/PT306 at `path` when the file `value` names (relative to the spec's folder) cannot be read;
+        only when data is checked (`check --no-data` trusts the paths)."""
+        if self.ctx.check_data:
+            from polytask.spec.data_checks import readable_file
+
+            readable_file(value, self.ctx.base_dir or Path.cwd(), what,
+                          lambda code, message, hint=None: self.report(code, message, path, hint=hint))
+
     def report(self, code, message, path, hint=None, prefer="value", severity=None) -> None:
         self.ctx.report(code, message, path, hint=hint, prefer=prefer, severity=severity)
 

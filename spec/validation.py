@@ -378,6 +378,12 @@ class Translator:
         if kind == "finite_number":
             return self._diag("PT104", f"{where} must be a finite number (got {shown(value)})", path, "value")
 
+        if kind in ("too_short", "too_long") and "actual_length" in ctx:
+            bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+            items = f"{bound} item{'s' if bound != 1 else ''}"
+            return self._diag("PT104", f"{where} needs {'at least' if kind == 'too_short' else 'at most'} {items}, "
+                              f"got {ctx['actual_length']}", path, "value")
+
         if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
             msg = error["msg"].replace("Value should", "should").replace("String should", "should")
             return self._diag("PT104", f"{where} {msg[0].lower() + msg[1:]}", path, "value")

@@ -112,6 +112,8 @@ def test_text_table_and_group_specs_that_pass_check(tiny, tmp_path):
 def test_bad_arguments_and_meta_specs_are_refused(tiny, tmp_path):
     assert _invoke("affinity", str(tiny), "--groups", "zero").exit_code == 2
     assert _invoke("affinity", str(tiny), "--every", "0").exit_code == 2
+    penalty = _invoke("affinity", str(tiny), "--groups", "2", "--penalty", "0.5")
+    assert penalty.exit_code == 2 and "--groups auto" in penalty.output
     missing = _invoke("affinity", str(tmp_path / "nope.yaml"))
     assert missing.exit_code == 2 and "no such spec file" in missing.output  # a usage error, as in check
     meta = Path(__file__).resolve().parent.parent / "examples" / "meta" / "sinusoid_maml.yaml"

@@ -81,6 +81,11 @@ class Layer(Concept):
     def weights(self, params, input_shape: tuple) -> list[Weight]:
         return []
 
+    def files(self, params) -> dict[str, str]:
+        """Files the layer reads, by parameter name, as written in the spec (relative paths resolve
+        against the spec's folder); `polytask check` reports those that are not there."""
+        return {}
+
     def count_params(self, params, input_shape: tuple) -> int:
         return sum(w.size for w in self.weights(params, input_shape))
 

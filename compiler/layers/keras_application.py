@@ -76,9 +76,14 @@ class KerasApplicationParams(StrictModel):
         return self
 
 
+def _weights_file(params) -> Optional[str]:
+    """The weights file `weights` names, as written (None for `null` and `imagenet`)."""
+    return None if params.weights in (None, "imagenet") else params.weights
+
+
 def _weights_path(value: Optional[str]) -> Optional[str]:
-    """A weights file's absolute path (None for `null` / `imagenet`); a missing file is a LayerShapeError."""
-    if value is None or value == "imagenet":
+    """A weights file's absolute path (None for no file); a missing file is a LayerShapeError."""
+    if value is None:
         return None
     path = Path(value)
     if not path.is_absolute():
@@ -93,7 +98,7 @@ def backbone(params, name: Optional[str] = None, load_weights: bool = True):
     """The Keras layer: the application built in `build` for the input shape it receives."""
     import keras
 
-    weights_file = _weights_path(params.weights) if load_weights else None
+    weights_file = _weights_path(_weights_file(params)) if load_weights else None
 
     class Backbone(keras.layers.Layer):
         """`keras.applications.<name>` without top, built for its input; frozen when not trainable."""
@@ -173,6 +178,9 @@ class KerasApplication(Layer):
 
     def weights(self, params, input_shape):
         return list(_built(_key(params), tuple(input_shape))[1])
+
+    def files(self, params):
+        return {"weights": _weights_file(params)} if _weights_file(params) else {}
 
     def keras(self, params, name):
         try:

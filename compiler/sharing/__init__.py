@@ -65,6 +65,9 @@ def check_layers(view, layers, input_shape: Optional[tuple], path: tuple, form: 
 
     Layers from `inferred_from` on are the ones the compiler adds (the output layer)."""
     where = ".".join(map(str, path))
+    for index, layer in enumerate(layers):
+        for field, value in layer.descriptor.files(layer.params).items():
+            view.check_file(value, path + (index, layer.kind, field), f"{layer.kind} {field} file")
     cut = static_prefix(layers) if getattr(view, "static", False) else len(layers)
     try:
         for index in range(cut, len(layers)):  # shapes unknown here (Keras computes them in `plan`)
@@ -97,3 +100,13 @@ def one_input_shape(view, pattern: str) -> Optional[tuple]:
                             "them into separate specs")
         return None
     return next(iter(known.values()), None)
+
+
+def report_repeated_stages(view, stages: Optional[list], pattern: str) -> None:
+    """PT230 at each trunk position `stages` lists a second time (a pattern adds one module per stage)."""
+    seen: set = set()
+    for i, stage in enumerate(stages or []):
+        if stage in seen:
+            view.report("PT230", f"{pattern} stage {stage} is listed twice", ("structure", "stages", i),
+                        hint="list each stage once: remove the repeat")
+        seen.add(stage)

@@ -29,7 +29,7 @@ class ExpertPool(StrictModel):
     """A pool of experts every task's gate mixes."""
 
     count: PositiveInt = Field(8, description='Number of experts.')
-    layers: LayerList = Field(description="Each expert's layers (every expert has the same layers, its own weights).")
+    layers: LayerList = Field(min_length=1, description="Each expert's layers (every expert has the same layers, its own weights).")
 
 
 class ExtractionExperts(StrictModel):
@@ -37,7 +37,7 @@ class ExtractionExperts(StrictModel):
 
     shared: PositiveInt = Field(1, description='Experts shared by every task (per level).')
     per_task: PositiveInt = Field(1, description='Experts of each task (per level).')
-    layers: LayerList = Field(description="Each expert's layers (every expert has the same layers, its own weights).")
+    layers: LayerList = Field(min_length=1, description="Each expert's layers (every expert has the same layers, its own weights).")
 
 
 def check_experts(view, structure, pattern: str, levels: int = 1) -> Optional[tuple]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Optional
 from pydantic import Field
 
 from polytask.compiler.layers import final_shape, infer_layers
-from polytask.compiler.sharing import SharingPattern, check_layers, one_input_shape
+from polytask.compiler.sharing import SharingPattern, check_layers, one_input_shape, report_repeated_stages
 from polytask.compiler.sharing._experts import starter_body
 from polytask.compiler.sharing.hard import check_heads, plan_heads
 from polytask.spec.types import StrictModel
@@ -78,15 +78,11 @@ structure:
 
     def check(self, structure, view):
         depth = len(structure.trunk)
-        seen = set()
         for i, stage in enumerate(structure.stages or []):
             if stage >= depth:
                 view.report("PT230", f"cross-stitch stage {stage} is past the trunk, whose layers are 0..{depth - 1}",
                             ("structure", "stages", i), hint="name trunk layer positions, counted from 0")
-            elif stage in seen:
-                view.report("PT230", f"cross-stitch stage {stage} is listed twice", ("structure", "stages", i),
-                            hint="one unit per stage: remove the repeat")
-            seen.add(stage)
+        report_repeated_stages(view, structure.stages, "cross-stitch")
         shape = one_input_shape(view, self.name)
         trunk_out = check_layers(view, structure.trunk, shape, ("structure", "trunk"))
         check_heads(view, structure.head, trunk_out)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Optional
 from pydantic import Field
 
 from polytask.compiler.layers import final_shape, infer_layers
-from polytask.compiler.sharing import SharingPattern, check_layers, one_input_shape
+from polytask.compiler.sharing import SharingPattern, check_layers, one_input_shape, report_repeated_stages
 from polytask.compiler.sharing.hard import check_heads, plan_heads
 from polytask.spec.registry import SHARING
 from polytask.spec.types import StrictModel
@@ -107,6 +107,7 @@ class MTAN(SharingPattern):
                 view.report("PT230", f"mtan stage {s} is {what}; stages end at conv2d layers",
                             ("structure", "stages", i), hint="name positions (from 0) of conv2d layers in the trunk")
                 return
+        report_repeated_stages(view, structure.stages, "mtan")
         if structure.stages == [] or not stage_positions(structure):
             view.report("PT230", "mtan needs a convolutional trunk, but the trunk has no conv2d stage",
                         ("structure", "stages") if structure.stages == [] else ("structure", "trunk"), hint=CONV_HINT)

@@ -56,6 +56,9 @@ def affinity(spec, steps, every, groups, overlap, penalty, lookahead_lr, seed, o
     """Measure inter-task affinity during a short multi-task run of SPEC and suggest task groups."""
     from polytask.spec.loader import load_spec
 
+    if penalty is not None and groups != "auto":
+        raise click.UsageError(f"--penalty prices extra groups when choosing their number (--groups auto); with "
+                               f"--groups {groups} it would have no effect: drop one of the two")
     input_file(spec, "spec file")
     loaded = load_spec(spec, check_data=True, allow_code=allow_code)
     quiet_tensorflow()
