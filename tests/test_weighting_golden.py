@@ -120,6 +120,24 @@ def test_imtl_loss_scales_descend_to_minus_log_loss():
     assert not transform.uses_task_gradients(transform.Params(mode="loss"))
 
 
+def test_imtl_hybrid_balances_the_gradients_of_the_scaled_losses():
+    """The paper's IMTL (Alg. 1): IMTL-L scales each loss by e^{s_i}; IMTL-G then balances the
+    gradients of the scaled losses, e^{s_i} g_i, and the scales train on e^{s_i} L_i - s_i."""
+    J = _gradients(3, seed=9)
+    transform, state = _transform("imtl")
+    scales = np.array([0.3, -0.5, 1.2], np.float32)
+    state.scale.assign(scales)
+    inputs = _inputs(losses=(0.5, 1.0, 2.0))
+    with tf.GradientTape() as tape:
+        weights, extra = transform.weigh(state, inputs, tf.ones(3))
+        total = tf.reduce_sum(weights * inputs.losses) + extra
+    np.testing.assert_allclose(weights.numpy(), np.exp(scales), rtol=1e-6)
+    np.testing.assert_allclose(tape.gradient(total, state.scale).numpy(),
+                               np.exp(scales) * np.array([0.5, 1.0, 2.0]) - 1.0, rtol=1e-5)
+    scaled = np.exp(scales)[:, None] * J  # the chain hands over gradients of weights_i L_i
+    _close(_update(transform, state, scaled.astype(np.float32), inputs), ref.imtl_g(scaled), 1e-4)
+
+
 def test_aligned_mtl_aligns_to_equal_norm_orthogonal_gradients():
     J = _gradients(3, seed=6)
     transform, state = _transform("aligned_mtl")
