@@ -433,6 +433,14 @@ def warmup_problem(warmup_steps: int, steps: int, steps_from: str = "training.st
     return None
 
 
+def _representation_hint(transform) -> str:
+    patterns = f"use {one_of(SHARING.where(lambda d: d.shared_representation))} sharing"
+    switch = transform.representation_switch
+    if switch:
+        return f"{patterns}, or set `{switch}: false` to work on the shared parameters' gradients"
+    return f"{patterns}, or pick a weighting that works on the shared parameters: {transform.name} has no other form"
+
+
 def _gradient_spaces(ctx: RuleContext, list_form: bool) -> None:
     """Representation-gradient weightings need a shared representation, and one space per chain."""
     spaces = {}
@@ -447,8 +455,7 @@ def _gradient_spaces(ctx: RuleContext, list_form: bool) -> None:
         if space == "representation" and sharing and not SHARING.get(sharing).shared_representation:
             ctx.report("PT210", f"weighting {kind} uses gradients of the shared representation, which `{sharing}` "
                        f"sharing does not have", ("training", "weighting", i) if list_form else ("training", "weighting"),
-                       prefer="key", hint=f"use {one_of(SHARING.where(lambda d: d.shared_representation))} sharing, "
-                       "or set `rep_grad: false` (MGDA: `upper_bound: false`)")
+                       prefer="key", hint=_representation_hint(WEIGHTINGS.get(kind)))
     if len(set(spaces.values())) > 1:
         ctx.report("PT107", "these weightings mix per-task gradients of the shared parameters and of the shared "
                    "representation", ("training", "weighting"), prefer="key",

@@ -20,3 +20,14 @@ def omniglot_zips() -> list[Path]:
     if not zips:
         pytest.skip(f"Omniglot zips not found under {SHARED_DATA / 'omniglot'}")
     return zips
+
+
+def pytest_collection_modifyitems(config, items):
+    """`exhaustive` tests (full cross products, minutes of CPU) run only when asked for by name:
+    `pytest -m exhaustive`; a plain `pytest` (CI) runs the covering subset beside them."""
+    if "exhaustive" in (config.getoption("markexpr") or ""):
+        return
+    dropped = [item for item in items if item.get_closest_marker("exhaustive")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not item.get_closest_marker("exhaustive")]

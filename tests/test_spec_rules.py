@@ -98,6 +98,12 @@ def test_weighting_rules():
     pooled = two.replace("sharing: hard, trunk:", "sharing: pooled, descriptor: onehot, model:")
     assert codes(pooled + "training: {weighting: [{cagrad: {rep_grad: true}}]}\n") == ["PT210"]
     assert codes(pooled + "training: {weighting: [cagrad, imtl]}\n") == []
+    # the hint names the setting that switches each method back to parameter gradients, if any
+    hints = {kind: diags(pooled + f"training: {{weighting: [{setting}]}}\n").diagnostics[0].hint
+             for kind, setting in [("cagrad", "{cagrad: {rep_grad: true}}"),
+                                   ("mgda", "{mgda: {upper_bound: true}}"), ("graddrop", "graddrop")]}
+    assert "`rep_grad: false`" in hints["cagrad"] and "`upper_bound: false`" in hints["mgda"]
+    assert "graddrop has no other form" in hints["graddrop"] and "false" not in hints["graddrop"]
 
 
 def test_data_rules_need_data_checks_but_static_facts_do_not():

@@ -126,9 +126,14 @@ class Transform(Concept):
         """Whether this configuration needs per-task gradients (IMTL-L, say, needs only losses)."""
         return self.needs_task_gradients
 
+    #: The boolean parameter that moves this transform onto representation gradients (None:
+    #: the transform has one fixed space, declared by `gradient_space`).
+    representation_switch: Optional[str] = "rep_grad"
+
     def gradient_space(self, params) -> str:
         """"parameters" (per-task gradients of the shared weights) or "representation" (of the trunk output)."""
-        return "representation" if getattr(params, "rep_grad", False) else "parameters"
+        switch = self.representation_switch
+        return "representation" if switch and getattr(params, switch, False) else "parameters"
 
     def combine(self, state, gramian, inputs: StepInputs):
         """For `needs = "gramian"`: the coefficients a [T] of the update sum_i a_i g_i, from G [T, T]."""

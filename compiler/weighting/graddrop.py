@@ -31,6 +31,7 @@ class GradDrop(Transform):
     name = "graddrop"
     Params = GradDropParams
     needs_task_gradients = True
+    representation_switch = None  # the method is defined on an activation layer only
 
     def gradient_space(self, params):
         return "representation"

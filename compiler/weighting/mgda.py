@@ -91,9 +91,7 @@ class Mgda(Transform):
     Params = MgdaParams
     needs_task_gradients = True
     needs = "gramian"
-
-    def gradient_space(self, params):
-        return "representation" if params.upper_bound else "parameters"
+    representation_switch = "upper_bound"
 
     def init(self, context):
         import tensorflow as tf
