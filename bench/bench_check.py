@@ -48,6 +48,7 @@ datasets:
     source: synthetic
     generator: {{kind: mmoe, tasks: 3, input_dim: 32, correlation: 0.5}}
     samples: 1000
+    split: {{train: 0.7, validation: 0.1, test: 0.2}}
 tasks:
   a: {{dataset: mmoe, target: task_0, loss: mse, metrics: [rmse]}}
   b: {{dataset: mmoe, target: task_1, loss: mse, metrics: [rmse], weight: 2.0}}

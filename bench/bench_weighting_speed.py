@@ -50,6 +50,8 @@ def compiled_step(spec_path: Path, method: str, strategy):
     """A warmed-up zero-argument step of `method` on pre-fetched batches."""
     raw = yaml.safe_load(spec_path.read_text())
     raw["training"]["weighting"] = [method.removesuffix(LOOP)]
+    # Every method on the same rows; auto_lambda needs a validation split to learn its weights on.
+    raw["datasets"]["table"]["split"] = {"train": 0.8, "validation": 0.1, "test": 0.1}
     path = spec_path.with_name(f"spec-{method.replace('[', '-').replace(']', '')}.yaml")
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     program = compile_program(load_spec(path, check_data=False), strategy=strategy)

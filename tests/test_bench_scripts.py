@@ -1,0 +1,18 @@
+"""The hand-run benchmarks must still run: each TensorFlow-free one is smoke-run at a tiny size.
+
+Benchmarks are run by hand (never timed in tests), so nothing else notices when a spec rule
+tightens under a bench's generated specs; this does.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO_ROOT
+
+
+def test_bench_check_runs_on_its_own_specs():
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "bench_check.py"), "--specs", "5", "--repeats", "1"],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "| in-process, --no-data |" in proc.stdout
