@@ -315,6 +315,12 @@ def _process_start(pid: int) -> Optional[str]:
         return None
 
 
+def _holder_pid(holder: Optional[dict]) -> Optional[int]:
+    """The lock holder's pid when the lock file names a real one (a positive int); else None."""
+    pid = holder.get("pid") if isinstance(holder, dict) else None
+    return pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -359,14 +365,15 @@ class RunLock:
                 os.close(fd)
                 continue
             holder = self._read(fd)
-            if holder and holder.get("host") == socket.gethostname() and holder.get("pid") != os.getpid() \
-                    and _alive(int(holder.get("pid", -1))) \
-                    and holder.get("process_start") in (None, _process_start(int(holder["pid"]))):
+            pid = _holder_pid(holder)
+            if pid is not None and holder.get("host") == socket.gethostname() and pid != os.getpid() \
+                    and _alive(pid) and holder.get("process_start") in (None, _process_start(pid)):
                 os.close(fd)
                 raise self._refusal(holder)
             if holder and notice is not None:
-                notice(f"{self.path}: the lock of pid {holder.get('pid')} on {holder.get('host')} "
-                       f"(started {holder.get('started')}) is stale (that process is gone); taking it over")
+                started = f" (started {holder['started']})" if holder.get("started") else ""
+                notice(f"{self.path}: the lock of pid {pid if pid is not None else '?'} on {holder.get('host', '?')}{started} "
+                       "is stale (that process is gone, or the lock file is not one polytask wrote); taking it over")
             info = {"pid": os.getpid(), "host": socket.gethostname(),
                     "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                     "process_start": _process_start(os.getpid()), "command": " ".join(sys.argv)}

@@ -89,3 +89,17 @@ def test_a_garbled_lock_file_without_a_holder_is_taken_over(tmp_path):
     lock.acquire(notice=notices.append)
     assert notices and "stale" in notices[0]
     lock.release()
+
+
+@pytest.mark.parametrize("content", [{"pid": "abc"}, {}, {"pid": None}, {"pid": 0}, {"pid": -5}, {"pid": True},
+                                     {"pid": 1.5}, {"pid": 10**30}])
+def test_a_lock_file_on_this_host_with_no_real_pid_is_taken_over(tmp_path, content):
+    """Hand-edited or foreign lock contents (no positive int pid) are stale, never a traceback."""
+    import socket
+
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"host": socket.gethostname(), **content}))
+    notices = []
+    lock = RunLock(tmp_path)
+    lock.acquire(notice=notices.append)
+    assert notices and "stale" in notices[0] and "None" not in notices[0]
+    lock.release()
