@@ -28,12 +28,41 @@ Rules every implementation follows so resume is exact and distribution works:
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Mapping, Optional, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
 
 #: Files a program's `export` writes into its export directory beside the SavedModel, for
 #: the runtime to read back (`polytask.runtime.rundir.RunDir` builds their paths).
 EXPORT_INFO_FILE = "polytask.json"  # pooled and hard programs: tasks, input columns, class names
 META_EXPORT_INFO_FILE = "polytask_meta.json"  # meta programs: what evaluation needs to adapt
+
+
+class ExportedTask(BaseModel):
+    """One task of a multi-task export: what `evaluate` and `predict` need to use its signature."""
+
+    model_config = ConfigDict(extra="forbid")
+    loss: str
+    loss_params: Optional[dict] = None
+    metrics: list[str] = []
+    input_columns: list[str] = []
+    class_names: Optional[list[Any]] = None
+    weight: float = 1.0
+    # Written for people reading the file; evaluate and predict do not need them.
+    dataset: Optional[str] = None
+    target: Optional[str] = None
+    output_units: Optional[int] = None
+    label_width: Optional[int] = None
+
+
+class ExportInfo(BaseModel):
+    """The content of EXPORT_INFO_FILE, written by a multi-task program's `export` and validated
+    when the runtime reads it back (a damaged or hand-edited file is a clear error, not a KeyError)."""
+
+    model_config = ConfigDict(extra="forbid")
+    input_shape: list[int]
+    sharing: Optional[str] = None
+    tasks: dict[str, ExportedTask] = Field(min_length=1)
 
 
 @runtime_checkable

@@ -27,12 +27,17 @@ def read_run(run_dir) -> tuple[Path, dict]:
         raise RunError(f"{run_dir} has no exported model ({SAVED_MODEL_DIR}/{EXPORT_INFO_FILE})",
                        hint="the run may not have finished; finish it with "
                        f"`polytask train {_spec_of(run_dir)} --out {run_dir} --resume`")
+    from pydantic import ValidationError
+
+    from polytask.compiler.program import ExportInfo
+
     try:
-        info = json.loads(info_file.read_text(encoding="utf-8"))
-        if not isinstance(info, dict) or not isinstance(info.get("tasks"), dict) \
-                or not all(isinstance(t, dict) for t in info["tasks"].values()) \
-                or not isinstance(info.get("input_shape"), list):
-            raise ValueError("not the export description polytask writes")
+        info = ExportInfo.model_validate(json.loads(info_file.read_text(encoding="utf-8"))).model_dump()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the top level"
+        raise RunError(f"cannot read {info_file}: not the export description polytask writes "
+                       f"({where}: {first['msg']})", hint=reexport_hint(run_dir)) from None
     except (OSError, ValueError) as exc:
         raise RunError(f"cannot read {info_file}: {exc}", hint=reexport_hint(run_dir)) from None
     return run_dir, info
@@ -88,6 +93,11 @@ def evaluate_run(run_dir, split: str = "test") -> dict:
     if not spec_file.exists():
         raise RunError(f"{run_dir} has no {SPEC_FILE}", hint="pass the --out directory of a `polytask train` run")
     loaded = load_spec(spec_file, check_data=False)
+    missing = [name for name in loaded.spec.tasks if name not in info["tasks"]]
+    if missing:
+        raise RunError(f"the run's {spec_file.name} has task '{missing[0]}', which its export "
+                       f"({EXPORT_INFO_FILE}: {', '.join(info['tasks'])}) does not serve; the two files are "
+                       "from different runs", hint=reexport_hint(run_dir))
     try:
         tables = load_tables(loaded, allow_code=False)
     except DataError as exc:  # the spec.yaml here is the run's copy: point at the data, not at editing it
@@ -142,23 +152,7 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
 
         if not zipfile.is_zipfile(path):  # np.load would try to unpickle it and blame pickling
             raise DataError(f"{path} is not an npz archive", hint="write it with numpy.savez(path, x=...)")
-        try:
-            arrays = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read {path} as npz: {exc}", hint="write it with numpy.savez") from None
-        columns = task_info.get("input_columns") or []
-        names = list(arrays.files)
-        if not names:
-            raise DataError(f"{path} holds no arrays", hint="write it with numpy.savez(path, x=...)")
-        if all(c in names for c in columns) and columns:
-            parts = [_numeric_array(arrays, c, path) for c in columns]
-            x = parts[0] if len(parts) == 1 and parts[0].ndim >= 3 else np.concatenate(
-                [p.reshape(len(p), -1) for p in parts], axis=1)
-        elif len(names) == 1 or "x" in names:
-            x = _numeric_array(arrays, "x" if "x" in names else names[0], path)
-        else:
-            raise DataError(f"{path} holds arrays {', '.join(names)}; which one is the input?",
-                            hint=f"name the input array 'x' or {', '.join(columns) or 'after the input column'}")
+        x = _npz_inputs(path, task_info.get("input_columns") or [])
     elif suffix in (".csv", ".txt"):
         from polytask.compiler.data.sources.csv import read_csv
 
@@ -193,6 +187,34 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
     if len(x) == 0:
         raise DataError(f"{path} has no rows", hint="pass at least one input row")
     return x.astype(np.float32)
+
+
+def _npz_inputs(path: Path, columns: list) -> np.ndarray:
+    """The input rows of an npz: its input-column arrays side by side, or its one (or `x`) array."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path} as npz: {exc}", hint="write it with numpy.savez") from None
+    with archive as arrays:
+        names = list(arrays.files)
+        if not names:
+            raise DataError(f"{path} holds no arrays", hint="write it with numpy.savez(path, x=...)")
+        if all(c in names for c in columns) and columns:
+            parts = [_numeric_array(arrays, c, path) for c in columns]
+            rows = {c: part.shape[0] for c, part in zip(columns, parts)}  # _numeric_array refuses 0-d arrays
+            other = next((c for c in columns if rows[c] != rows[columns[0]]), None)
+            if other is not None:
+                raise DataError(f"{path}: the input arrays have different numbers of rows ('{columns[0]}' "
+                                f"{rows[columns[0]]}, '{other}' {rows[other]})",
+                                hint="give every input array one row per example")
+            x = parts[0] if len(parts) == 1 and parts[0].ndim >= 3 else np.concatenate(
+                [p.reshape(len(p), -1) for p in parts], axis=1)
+        elif len(names) == 1 or "x" in names:
+            x = _numeric_array(arrays, "x" if "x" in names else names[0], path)
+        else:
+            raise DataError(f"{path} holds arrays {', '.join(names)}; which one is the input?",
+                            hint=f"name the input array 'x' or {', '.join(columns) or 'after the input column'}")
+    return x
 
 
 def _numeric_array(arrays, name: str, path: Path) -> np.ndarray:

@@ -100,7 +100,8 @@ def exported_run(tmp_path):
     run = tmp_path / "run"
     (run / "saved_model").mkdir(parents=True)
     (run / "saved_model" / "polytask.json").write_text(json.dumps(
-        {"tasks": {"label": {"loss": "cross_entropy", "metrics": [], "input_columns": ["a", "b", "c"]}},
+        {"tasks": {"label": {"loss": "cross_entropy", "metrics": [], "input_columns": ["a", "b", "c"]},
+                   "score": {"loss": "huber", "metrics": [], "input_columns": ["a", "b", "c"]}},
          "input_shape": [3]}))
     return run
 
@@ -398,3 +399,47 @@ def test_evaluate_reads_a_program_json_that_is_not_an_object_without_a_traceback
     assert _is_meta_run(tmp_path) is False
     (tmp_path / "program.json").write_text('{"sharing": "meta"}\n')
     assert _is_meta_run(tmp_path) is True
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda info: info["tasks"]["label"].update(input_columns=5), "tasks.label.input_columns"),
+    (lambda info: info.update(tasks={}), "tasks"),
+    (lambda info: info["tasks"]["label"].pop("loss"), "tasks.label.loss"),
+    (lambda info: info.update(input_shape="abc"), "input_shape"),
+])
+def test_a_hand_edited_export_description_is_named_not_a_traceback(tmp_path, exported_run, edit, says):
+    import json
+
+    info_file = exported_run / "saved_model" / "polytask.json"
+    info = json.loads(info_file.read_text())
+    edit(info)
+    info_file.write_text(json.dumps(info))
+    (tmp_path / "in.csv").write_text("a,b,c\n1,2,3\n")
+    for verb in (["predict", exported_run, tmp_path / "in.csv", "--task", "label"], ["evaluate", exported_run]):
+        result = invoke(*verb)
+        assert result.exit_code == 1, result.output
+        assert "not the export description polytask writes" in result.output and f"({says}" in result.output
+
+
+def test_evaluate_of_a_spec_whose_task_the_export_lacks_says_the_files_disagree(specs, exported_run):
+    import json
+
+    import yaml
+
+    spec = yaml.safe_load((specs / "valid" / "csv_hard.yaml").read_text())
+    spec["datasets"]["table"]["path"] = str(specs / "data" / "table.csv")
+    (exported_run / "spec.yaml").write_text(yaml.safe_dump(spec))
+    info_file = exported_run / "saved_model" / "polytask.json"
+    info = json.loads(info_file.read_text())
+    del info["tasks"]["score"]
+    info_file.write_text(json.dumps(info))
+    result = invoke("evaluate", exported_run)
+    assert result.exit_code == 1, result.output
+    assert "which its export" in result.output and "from different runs" in result.output
+
+
+def test_npz_input_arrays_of_different_lengths_are_a_data_error(tmp_path, exported_run):
+    np.savez(tmp_path / "cols.npz", a=np.ones(3), b=np.ones(2), c=np.ones(3))
+    result = invoke("predict", exported_run, tmp_path / "cols.npz", "--task", "label")
+    assert result.exit_code == 1, result.output
+    assert "different numbers of rows ('a' 3, 'b' 2)" in result.output

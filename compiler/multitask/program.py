@@ -35,7 +35,7 @@ from polytask.spec.registry import LOSSES, SHARING
 from polytask.compiler.metrics import compute as compute_metrics
 from polytask.compiler.multitask.data import MultiTaskData, sampling_rates, train_dataset
 from polytask.compiler.optimizers import make_optimizer
-from polytask.compiler.program import EXPORT_INFO_FILE, steps_until_non_finite
+from polytask.compiler.program import EXPORT_INFO_FILE, ExportInfo, steps_until_non_finite
 from polytask.compiler.multitask.lookahead import Lookahead
 from polytask.compiler.weighting import StepInputs, WeightingChain, WeightingContext
 from polytask.errors import DataError
@@ -447,7 +447,7 @@ class MultiTaskProgram:
 
     def describe(self) -> dict:
         """What `evaluate` and `predict` need besides the SavedModel: tasks, shapes, class names."""
-        return {
+        return ExportInfo.model_validate({
             "sharing": self.plan.sharing,
             "input_shape": list(self.data.input_shape),
             "tasks": {
@@ -458,7 +458,7 @@ class MultiTaskProgram:
                 }
                 for name, t in self.plan.tasks.items()
             },
-        }
+        }).model_dump(mode="json")
 
     def parameter_counts(self) -> Mapping[str, int]:
         shared = sum(int(np.prod(v.shape)) for v in self.net.weights if id(v) in {id(s) for s in self.net.shared_variables()}
