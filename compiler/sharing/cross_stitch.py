@@ -36,7 +36,7 @@ class CrossStitchStructure(StrictModel):
     """One column per task, mixed by learned cross-stitch units after each stage (Misra et al. 2016)."""
 
     sharing: Literal["cross_stitch"] = Field(description='`cross_stitch`')
-    trunk: LayerList = Field(description="Each task's column (every column has these layers, its own weights).")
+    trunk: LayerList = Field(min_length=1, description="Each task's column (every column has these layers, its own weights).")
     stages: Optional[list[Annotated[int, Field(strict=True, ge=0)]]] = Field(
         None, description='Trunk layer positions (from 0) after which a cross-stitch unit mixes the columns '
         '(default: after every layer with weights).')

@@ -33,7 +33,7 @@ class LTBStructure(StrictModel):
     """A trunk whose branching is learned with Gumbel-softmax parent choices (Guo et al. 2020)."""
 
     sharing: Literal["ltb"] = Field(description='`ltb`')
-    trunk: LayerList = Field(description='The layers of the branching trunk (each node is a copy of its layer).')
+    trunk: LayerList = Field(min_length=1, description='The layers of the branching trunk (each node is a copy of its layer).')
     branches: Union[PositiveInt, list[PositiveInt], None] = Field(
         None, description='Nodes per trunk layer: one count for every layer, or a list with one count per layer '
         '(default: one node per task at every layer).')

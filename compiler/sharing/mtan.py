@@ -39,7 +39,7 @@ class MTANStructure(StrictModel):
     """A shared conv trunk with per-task soft attention modules at each stage (Liu et al. 2019)."""
 
     sharing: Literal["mtan"] = Field(description='`mtan`')
-    trunk: LayerList = Field(description='The shared convolutional trunk.')
+    trunk: LayerList = Field(min_length=1, description='The shared convolutional trunk.')
     stages: Optional[list[Annotated[int, Field(strict=True, ge=0)]]] = Field(
         None, description='Trunk positions (from 0) of the conv2d layers that end a stage (default: every conv2d).')
     head: LayerList = Field([], description="Each task's head after its attended features; the output layer is inferred.")
