@@ -30,6 +30,7 @@ def compile_program(loaded, *, strategy, seed: Optional[int] = None, allow_code:
         tables = load_tables(loaded, allow_code=allow_code, seed=seed)
     column_info = {name: table.info for name, table in tables.items()}
     plan = build_plan(loaded, allow_code=allow_code, column_info=column_info)
+    refuse_what_cannot_fit(plan.totals["total"])
     data = assemble(plan, spec, tables)
     from polytask.compiler.layers.keras_application import SPEC_FOLDER
 
@@ -38,3 +39,38 @@ def compile_program(loaded, *, strategy, seed: Optional[int] = None, allow_code:
         return MultiTaskProgram(plan, spec, data, strategy, seed=seed, jit_compile=jit_compile, steps=steps)
     finally:
         SPEC_FOLDER.reset(token)
+
+
+#: Bytes per parameter while training: float32 weights, their gradients and two Adam slots.
+TRAINING_BYTES_PER_PARAMETER = 16
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory this machine can still give (Linux MemAvailable, else free pages); None if unknown."""
+    import os
+
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def refuse_what_cannot_fit(parameters: int) -> None:
+    """A planned model whose training state alone exceeds the free memory is refused before it is
+    built (building it would take hours or end in an abort, not in a clear error)."""
+    from polytask.errors import PolytaskError
+
+    needed, free = parameters * TRAINING_BYTES_PER_PARAMETER, available_memory()
+    if free is not None and needed > free:
+        raise PolytaskError(
+            f"the model has {parameters:,} parameters: training needs at least {needed / 2**30:,.1f} GiB for its "
+            f"weights, gradients and optimizer state, and this machine has {free / 2**30:,.1f} GiB free",
+            hint="make the model smaller (fewer experts, levels or units); `polytask plan SPEC` shows where "
+            "the parameters are")

@@ -71,3 +71,27 @@ def test_a_failure_before_the_first_step_empties_only_what_it_created(tmp_path, 
     assert result.exit_code == 1, result.output
     assert "out of memory while training" in result.output
     assert out.is_dir() and not list(out.iterdir())
+
+
+def test_a_model_too_large_for_the_free_memory_is_refused_before_it_is_built(tmp_path, monkeypatch):
+    """mmoe with a billion experts used to hang while Keras created the layers; the planned
+    parameter count (weights, gradients, Adam slots) is checked against the free memory first."""
+    import polytask.compiler.compile as compile_module
+
+    spec = write_spec(tmp_path / "spec")
+    monkeypatch.setattr(compile_module, "available_memory", lambda: 1000)  # 1 kB free
+    out = tmp_path / "runs" / "new"
+    result = invoke("train", spec, "--out", out, "--quiet")
+    assert result.exit_code == 1, result.output
+    assert "parameters: training needs at least" in result.output and "GiB free" in result.output
+    assert "polytask plan" in result.output
+    assert not (tmp_path / "runs").exists(), "nothing of the refused run may remain"
+    monkeypatch.setattr(compile_module, "available_memory", lambda: None)  # unknown: no refusal
+    assert invoke("train", spec, "--out", out, "--quiet", "--steps", "2").exit_code == 0
+
+
+def test_available_memory_is_read_from_this_machine():
+    from polytask.compiler.compile import available_memory
+
+    free = available_memory()
+    assert free is None or 2**20 < free < 2**50
