@@ -81,27 +81,30 @@ def _write_dir(strategy, directory: Path) -> Path:
 
 
 class _SigintFlag:
-    """Turns Ctrl-C into a flag the loop checks between steps (never mid-step)."""
+    """Turns Ctrl-C and SIGTERM (what schedulers send before they kill) into a flag the loop checks
+    between steps (never mid-step): the run stops with a checkpoint it can --resume from."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.raised = False
-        self._previous = None
+        self._previous = {}
 
     def __enter__(self):
         try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         except ValueError:  # not the main thread: leave signals alone
-            self._previous = None
+            self._previous = {}
         return self
 
     def _handle(self, signum, frame):
-        if self.raised:  # a second Ctrl-C: give up on the clean exit
+        if self.raised:  # a second signal: give up on the clean exit
             raise KeyboardInterrupt
         self.raised = True
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
         return False
 
 

@@ -10,8 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from polytask.limits import MAX_INT
+
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
-MAX_INT = 2**31 - 1  # counts and sizes must fit TensorFlow's int32
 PositiveInt = Annotated[int, Field(strict=True, ge=1, le=MAX_INT)]
 NonNegativeFloat = Annotated[float, Field(strict=True, ge=0.0, allow_inf_nan=False)]
 PositiveFloat = Annotated[float, Field(strict=True, gt=0.0, allow_inf_nan=False)]

@@ -308,3 +308,15 @@ def test_a_run_without_test_rows_says_so(tmp_path):
 
     text = summary_text({"name": "x", "steps": 10, "wall_time_seconds": 1.0, "metrics": {"test": {}}}, tmp_path)
     assert "no test metrics" in text
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--baseline", "independent", "--groups-from", "."], "--baseline independent would ignore it"),
+    (["--baseline", "independent", "--seed", "2147483647", "--seeds", "2"], "goes past the largest seed, 2147483647"),
+])
+def test_flags_that_would_be_ignored_or_overflow_are_usage_errors(tmp_path, flags, says):
+    spec = write_spec(tmp_path, spec_dict(steps=2))
+    result = CliRunner().invoke(main, ["train", str(spec), "--out", str(tmp_path / "run"), "--quiet", *flags])
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    assert not (tmp_path / "run").exists()

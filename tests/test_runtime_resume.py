@@ -1,6 +1,6 @@
 """Resume is exact: a run killed with SIGKILL and resumed ends with the uninterrupted run's weights.
 
-Also: Ctrl-C (SIGINT) saves a checkpoint and exits cleanly with status 130.
+Also: Ctrl-C (SIGINT) and SIGTERM save a checkpoint and exit cleanly with status 130.
 """
 from __future__ import annotations
 
@@ -88,11 +88,13 @@ def test_kill_9_then_resume_ends_with_the_uninterrupted_weights(resume_spec, tmp
     assert steps_logged == sorted(set(steps_logged)), "resume must not leave duplicate log lines"
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(resume_spec, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(resume_spec, tmp_path, signum):
+    """Ctrl-C, and a scheduler's SIGTERM before it kills, stop at a checkpoint --resume continues from."""
     out = tmp_path / "interrupted"
     process = _start(resume_spec, out)
     _wait_for(out / "checkpoints", EVERY, process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err[-2000:]
     assert "Traceback" not in err

@@ -9,6 +9,7 @@ import click
 from polytask.cli import main
 from polytask.cli._common import format_option, input_file, quiet_tensorflow
 from polytask.cli._requires import needs_tensorflow
+from polytask.limits import MAX_INT as MAX_SEED
 
 
 class GroupsParam(click.ParamType):
@@ -42,7 +43,7 @@ class GroupsParam(click.ParamType):
               help="auto: cost of each extra group in units of the mean |affinity| (default 1).")
 @click.option("--lookahead-lr", type=click.FloatRange(min=0.0, min_open=True), default=None,
               help="Learning rate of the lookahead SGD step (default: the optimizer's current rate).")
-@click.option("--seed", type=click.IntRange(min=0, max=2**31 - 1), default=None, help="Override the spec's seed.")
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=None, help="Override the spec's seed.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Write affinity.json and the affinity.png heatmap here.")
 @click.option("--spec-out", "spec_out", type=click.Path(file_okay=False), default=None,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import click
@@ -9,6 +10,11 @@ import click
 from polytask.cli import main
 from polytask.cli._common import format_option, input_file, quiet_tensorflow
 from polytask.cli._requires import needs_tensorflow
+from polytask.limits import MAX_INT as MAX_SEED
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def default_run_dir(spec_name: str) -> Path:
@@ -20,7 +26,7 @@ def default_run_dir(spec_name: str) -> Path:
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Run directory (default: runs/<spec name>).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Override training.steps.")
-@click.option("--seed", type=click.IntRange(min=0, max=2**31 - 1), default=None, help="Override the spec's seed.")
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=None, help="Override the spec's seed.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--baseline", type=click.Choice(["independent", "groups"]), default=None,
               help="Also train each task alone (independent), and the affinity-suggested groups (groups); "
@@ -50,12 +56,22 @@ def train(spec, out, steps, seed, resume, baseline, seeds, parallel, groups_from
 
     if (seeds > 1 or parallel > 1 or groups_from) and baseline is None:
         raise click.UsageError("--seeds, --parallel and --groups-from go with --baseline independent|groups")
+    if groups_from and baseline != "groups":
+        raise click.UsageError("--groups-from names the groups of --baseline groups; "
+                               f"--baseline {baseline} would ignore it")
     if seeds > 1 and resume:
         raise click.UsageError("--resume continues one run; it cannot be combined with --seeds")
 
     input_file(spec, "spec file")
     loaded = load_spec(spec, check_data=True, allow_code=allow_code)
     effective_steps(loaded, steps)
+    first_seed = loaded.spec.seed if seed is None else seed
+    if first_seed + seeds - 1 > MAX_SEED:
+        raise click.UsageError(f"--seeds {seeds} from seed {first_seed} goes past the largest seed, {MAX_SEED}; "
+                               "lower --seed or --seeds")
+    # A scheduler's SIGTERM unwinds like Ctrl-C: a run that never reached its first step removes
+    # what it created, and the training loop stops at a checkpoint (runtime/loop.py).
+    signal.signal(signal.SIGTERM, _interrupt)
     for diagnostic in loaded.diagnostics:  # `check`'s warnings (no test rows, settings with no effect)
         if diagnostic.severity == "warning":
             click.echo(f"{diagnostic}", err=True)
