@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Optional
 
 from polytask.errors import RunError
+from polytask.runtime.rundir import GROUPS_DIR
 
 KINDS = ("independent", "groups")
 HELPS, HURTS, UNCLEAR = "helps", "hurts", "no detectable difference"
-GROUPS_DIR = "groups"
 
 
 def seed_dir(root: Path, seed: int) -> Path:

@@ -53,6 +53,7 @@ METRICS_FILE = "metrics.jsonl"
 REPORT_FILE = "report.json"
 SAVED_MODEL_DIR = "saved_model"
 BASELINE_DIR = "baseline"
+GROUPS_DIR = "groups"  # --baseline groups: one run per suggested group, groups/group<k>/
 REPORT_DIR = "report"
 #: `--seeds N`: RUN_DIR/seed-<s>/ is the run directory of seed s.
 SEED_DIR_PREFIX = "seed-"

@@ -13,7 +13,8 @@ from typing import Optional
 import numpy as np
 
 from polytask.errors import DataError, PolytaskError, RunError
-from polytask.runtime.rundir import EXPORT_INFO_FILE, SAVED_MODEL_DIR, SPEC_FILE, RunDir, existing_run
+from polytask.runtime.rundir import (BASELINE_DIR, EXPORT_INFO_FILE, GROUPS_DIR, SAVED_MODEL_DIR, SEED_DIR_PREFIX,
+                                     SPEC_FILE, RunDir, existing_run)
 
 
 def read_run(run_dir) -> tuple[Path, dict]:
@@ -24,9 +25,16 @@ def read_run(run_dir) -> tuple[Path, dict]:
         if run.meta_export_info_file.exists():
             raise RunError(f"{run_dir} is a meta-learning run; `predict` serves multi-task runs",
                            hint=f"adapt it to a new task with `polytask evaluate {run_dir} --support DIR --query DIR`")
+        seeds = sorted(p.name for p in run_dir.glob(f"{SEED_DIR_PREFIX}*") if p.is_dir())
+        if seeds:
+            raise RunError(f"{run_dir} is a --seeds comparison (its numbers are in {run_dir / 'report.json'}), "
+                           "not one run", hint=f"evaluate one seed's run, e.g. {run_dir / seeds[0]}")
+        if run_dir.parent.name in (BASELINE_DIR, GROUPS_DIR) and (run_dir.parent.parent / SPEC_FILE).is_file():
+            raise RunError(f"{run_dir} is a baseline arm of {run_dir.parent.parent}; baseline arms are trained "
+                           "for their test metrics (in its report.json) and are not exported",
+                           hint=f"evaluate the multi-task run: {run_dir.parent.parent}")
         raise RunError(f"{run_dir} has no exported model ({SAVED_MODEL_DIR}/{EXPORT_INFO_FILE})",
-                       hint="the run may not have finished; finish it with "
-                       f"`polytask train {_spec_of(run_dir)} --out {run_dir} --resume`")
+                       hint=f"the run may not have finished; finish it with {resume_command(run_dir)}")
     from pydantic import ValidationError
 
     from polytask.compiler.program import ExportInfo
@@ -45,16 +53,21 @@ def read_run(run_dir) -> tuple[Path, dict]:
 
 def reexport_hint(run_dir: Path) -> str:
     """How to write a run's export again from its last checkpoint."""
-    return (f"the export is damaged; write it again from the run's last checkpoint with "
-            f"`polytask train {_spec_of(run_dir)} --out {run_dir} --resume`")
+    return f"the export is damaged; write it again from the run's last checkpoint with {resume_command(run_dir)}"
 
 
-def _spec_of(run_dir: Path) -> str:
-    """The spec path the run was trained from (program.json), or SPEC when unknown."""
+def resume_command(run_dir: Path) -> str:
+    """`polytask train ... --resume` that continues this run as it was started: from the run's own
+    spec.yaml (its settings and step count as trained, which the original spec file may no longer
+    have, e.g. after `--steps`), else from the spec it names, else SPEC."""
+    run = RunDir(run_dir, writer=False)
+    if run.spec_file.is_file():
+        return f"`polytask train {run.spec_file} --out {run_dir} --resume`"
     try:
-        return str(json.loads(RunDir(run_dir, writer=False).program_file.read_text(encoding="utf-8"))["spec"])
+        spec = str(json.loads(run.program_file.read_text(encoding="utf-8"))["spec"])
     except (OSError, ValueError, KeyError, TypeError):
-        return "SPEC"
+        spec = "SPEC"
+    return f"`polytask train {spec} --out {run_dir} --resume`"
 
 
 def load_saved_model(run_dir: Path):

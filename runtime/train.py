@@ -152,7 +152,7 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
                                       steps=spec.training.steps)
         for message in getattr(program, "notices", ()):
             notice(message)
-        if chief:
+        if chief and not _is_the_runs_own_spec(loaded, run):  # resumed from RUN/spec.yaml: it stays as written
             import yaml
 
             with writing(run.spec_file):
@@ -193,6 +193,13 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
     if lock is not None:
         lock.release()
     return report
+
+
+def _is_the_runs_own_spec(loaded, run: RunDir) -> bool:
+    try:
+        return Path(loaded.path).resolve() == run.spec_file.resolve()
+    except (OSError, TypeError):
+        return False
 
 
 def _same_spec(run: RunDir, content: dict) -> None:

@@ -82,7 +82,8 @@ def test_a_run_without_its_export_points_at_resume(tmp_path):
         result = invoke(*args)
         assert result.exit_code == 1, result.output
         assert "has no exported model" in result.output
-        assert f"polytask train specs/tiny.yaml --out {run} --resume" in result.output
+        # The run's own spec.yaml: it holds the settings and steps the run was started with.
+        assert f"polytask train {run / 'spec.yaml'} --out {run} --resume" in result.output
 
 
 def test_meta_options_on_a_multi_task_run_are_refused(tmp_path):

@@ -285,3 +285,43 @@ def test_damaging_any_file_never_gives_a_traceback(runs, tmp_path, data):
 @given(data=st.data())
 def test_damaging_any_file_never_gives_a_traceback_many(runs, tmp_path, data):
     _check_damaged_run(runs, tmp_path, data)
+
+
+def test_following_the_reexport_hint_rewrites_the_export_without_training(runs, tmp_path):
+    """The hint resumes from the run's own spec.yaml (its step count as trained), so following it
+    re-exports the same model: it never trains on to the original spec's steps."""
+    from cli_support import invoke
+
+    out = copy_run(runs.finished, tmp_path / "run")
+    for variables in (out / "saved_model" / "variables").iterdir():
+        variables.unlink()
+    spec_before = (out / "spec.yaml").read_bytes()
+    checkpoints_before = sorted(p.name for p in (out / "checkpoints").iterdir())
+    damaged = runs.predict(out)
+    assert damaged.exit_code == 1, damaged.output
+    command = f"polytask train {out / 'spec.yaml'} --out {out} --resume"
+    assert command in damaged.output
+    result = invoke(*command.split()[1:], "--quiet")
+    assert result.exit_code == 0, result.output
+    assert (out / "spec.yaml").read_bytes() == spec_before  # provenance kept
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == checkpoints_before  # nothing trained
+    assert_final_weights(runs, out)
+    assert runs.predict(out).exit_code == 0
+
+
+def test_evaluate_on_a_seeds_folder_or_a_baseline_arm_says_what_it_is(runs, tmp_path):
+    from cli_support import invoke
+
+    seeds = tmp_path / "seeds"
+    copy_run(runs.finished, seeds / "seed-0")
+    (seeds / "report.json").write_text("{}")
+    result = invoke("evaluate", seeds)
+    assert result.exit_code == 1 and "is a --seeds comparison" in result.output
+    assert str(seeds / "seed-0") in result.output and "--resume" not in result.output
+    multi = copy_run(runs.finished, tmp_path / "multi")
+    arm = copy_run(runs.interrupted, multi / "baseline" / "a")
+    result = invoke("predict", arm, runs.inputs, "--task", "a")
+    assert result.exit_code == 1 and "is a baseline arm of" in result.output and "--resume" not in result.output
+    shutil.rmtree(multi / "saved_model")
+    (multi / "spec.yaml").unlink()  # a folder that happens to be called baseline, not a run's arm
+    assert "is a baseline arm" not in invoke("predict", arm, runs.inputs, "--task", "a").output
