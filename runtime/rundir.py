@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from polytask.compiler.program import EXPORT_INFO_FILE, META_EXPORT_INFO_FILE
-from polytask.errors import RunError
+from polytask.errors import RunError, UsageError
 
 SPEC_FILE = "spec.yaml"
 PROGRAM_FILE = "program.json"
@@ -203,7 +203,8 @@ def _only(folder: Path, names: set) -> bool:
 
 
 def existing_run(path, *, option: str = "RUN_DIR") -> Path:
-    """`path` as a Path once it is known to be a run directory; a `RunError` saying what it is otherwise.
+    """`path` as a Path once it is known to be a run directory; a `RunError` saying what it is otherwise
+    (a `UsageError`, exit 2, when nothing is there).
 
     The one check every verb that reads a run (evaluate, predict, train --resume) makes first,
     so a typo in the path gets "no such run directory", not a message about a missing file in it.
@@ -215,7 +216,7 @@ def existing_run(path, *, option: str = "RUN_DIR") -> Path:
 
         close = difflib.get_close_matches(root.name, siblings, n=1)
         hint = (f"did you mean {root.parent / close[0]}? " if close else "") + TRAIN_HINT
-        raise RunError(f"{option}: no such run directory: {root}", hint=hint)
+        raise UsageError(f"{option}: no such run directory: {root}", hint=hint)  # as a missing SPEC: exit 2
     if not root.is_dir():
         raise RunError(f"{option}: {root} is a file, not a run directory", hint=TRAIN_HINT)
     if not any((root / marker).exists() for marker in RUN_MARKERS):

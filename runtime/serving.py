@@ -176,6 +176,10 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
                      else np.asarray(columns_data[c], np.float32) for c in wanted]
             x = np.concatenate(parts, axis=1)
         elif len(header) == width:
+            if all(_is_number(name) for name in header):  # a headerless file: its first row would be lost
+                raise DataError(f"the first line of {path} holds numbers, not column names",
+                                hint="predict reads a csv with a header row: the task's input columns "
+                                f"({', '.join(wanted[:8])}{'...' if len(wanted) > 8 else ''}) or any {width} names")
             x = np.stack([np.asarray(columns_data[c], np.float32) for c in header], axis=1)
         else:
             missing = [c for c in wanted if c not in header][:5]
@@ -200,6 +204,14 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
     if len(x) == 0:
         raise DataError(f"{path} has no rows", hint="pass at least one input row")
     return x.astype(np.float32)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _npz_inputs(path: Path, columns: list) -> np.ndarray:

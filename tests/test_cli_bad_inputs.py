@@ -5,6 +5,7 @@ training, or a few steps on a tiny spec).
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -304,6 +305,11 @@ def test_predict_output_does_not_replace_the_input_or_a_run_file(tmp_path):
     result = invoke("predict", run, "--task", "t", rows, "--output", rows)
     assert result.exit_code == 2 and "is the INPUT file" in result.output
     assert rows.read_text() == "a,b\n1,2\n"
+    linked = tmp_path / "linked.csv"
+    os.link(rows, linked)  # the same file under another name, even with --force
+    result = invoke("predict", run, "--task", "t", rows, "--output", linked, "--force")
+    assert result.exit_code == 2 and "is the INPUT file" in result.output
+    assert rows.read_text() == "a,b\n1,2\n"
     result = invoke("predict", run, "--task", "t", rows, "--output", run / "spec.yaml")
     assert result.exit_code == 2 and "is a file of RUN_DIR" in result.output
     assert (run / "spec.yaml").read_text() == "polytask: 1\nname: x\n"
@@ -443,3 +449,10 @@ def test_npz_input_arrays_of_different_lengths_are_a_data_error(tmp_path, export
     result = invoke("predict", exported_run, tmp_path / "cols.npz", "--task", "label")
     assert result.exit_code == 1, result.output
     assert "different numbers of rows ('a' 3, 'b' 2)" in result.output
+
+
+def test_a_headerless_predict_csv_is_refused_not_read_one_row_short(tmp_path, exported_run):
+    (tmp_path / "rows.csv").write_text("1,2,3\n4,5,6\n7,8,9\n")
+    result = invoke("predict", exported_run, tmp_path / "rows.csv", "--task", "label")
+    assert result.exit_code == 1, result.output
+    assert "holds numbers, not column names" in result.output and "a, b, c" in result.output

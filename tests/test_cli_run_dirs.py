@@ -38,7 +38,7 @@ def test_a_missing_run_directory_is_named_for_every_verb(tmp_path, spec):
     missing = tmp_path / "runs" / "no-such-run"
     for name, args in verbs(missing, spec).items():
         result = invoke(*args)
-        assert result.exit_code == 1, (name, result.output)
+        assert result.exit_code == 2, (name, result.output)  # a path argument that is not there, as for SPEC
         assert f"no such run directory: {missing}" in result.output, (name, result.output)
         assert "hint:" in result.output and "multi-task run" not in result.output, (name, result.output)
     assert not missing.exists(), "train --resume must not create a mistyped --out"
@@ -47,7 +47,7 @@ def test_a_missing_run_directory_is_named_for_every_verb(tmp_path, spec):
 def test_a_close_sibling_is_suggested(tmp_path, spec):
     (tmp_path / "runs" / "csv-hard" / "checkpoints").mkdir(parents=True)
     result = invoke("evaluate", str(tmp_path / "runs" / "csv-hrad"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"did you mean {tmp_path / 'runs' / 'csv-hard'}?" in result.output
 
 

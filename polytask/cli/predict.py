@@ -71,9 +71,18 @@ def _refuse_writing_over_inputs(output: Path, input_path: Path, run_dir: Path) -
     from polytask.errors import UsageError
 
     target = output.resolve()
-    if target == input_path.resolve():
+    if target == input_path.resolve() or _same_file(target, input_path):  # also through a hard link
         raise UsageError(f"--output {output} is the INPUT file; writing the predictions there would replace it",
                          hint="choose another --output file")
     if target.exists() and target.is_relative_to(run_dir.resolve()):
         raise UsageError(f"--output {output} is a file of RUN_DIR {run_dir}; writing the predictions there would "
                          "replace it", hint="choose an --output file outside the run directory")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
