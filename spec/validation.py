@@ -302,7 +302,10 @@ class Translator:
                 message = f"unknown key '{key}' in {parent_where}{did_you_mean(key, choices)}"
             hint = None
             if choices and not closest(key, choices):
-                elsewhere = key_locations().get(str(key), [])
+                # Elsewhere only: the same place under another variant (mmoe's experts.count in a
+                # cgc spec) would read "'count' belongs in structure.experts" at structure.experts.
+                here = dotted([p for p in (path[:-1] if found_key else path) if not isinstance(p, int)])
+                elsewhere = [w for w in key_locations().get(str(key), []) if w != here]
                 hint = f"'{key}' belongs in {one_of(elsewhere, limit=4)}" if elsewhere else f"allowed here: {one_of(choices)}"
             return self._diag("PT102", message, path, "key", hint)
 

@@ -133,3 +133,14 @@ def test_tfrecord_schema_gives_static_facts(tmp_path):
     assert sorted((d.code, d.line) for d in result.diagnostics) == [("PT204", 12), ("PT205", 11), ("PT301", 6)]
     (tmp_path / "data-0.tfrecord").write_bytes(b"")
     assert sorted(d.code for d in check_source(text, "spec.yaml", tmp_path).diagnostics) == ["PT204", "PT205"]
+
+
+def test_a_key_of_another_variant_in_the_same_place_is_not_said_to_belong_there():
+    """mmoe's experts.count in a cgc spec: the hint lists cgc's keys, not "'count' belongs in structure.experts"."""
+    text = ("polytask: 1\nname: x\ndatasets:\n  m: {source: synthetic, generator: {kind: mmoe}}\n"
+            "tasks:\n  a: {dataset: m, target: task_0, loss: mse}\n  b: {dataset: m, target: task_1, loss: mse}\n"
+            "structure:\n  sharing: cgc\n  experts: {shared: 2, per_task: 1, count: 3, layers: [{dense: {units: 4}}]}\n")
+    [diagnostic] = check_source(text, "spec.yaml", Path(".")).diagnostics
+    assert diagnostic.code == "PT102" and "unknown key 'count' in structure.experts" in diagnostic.message
+    assert "belongs in structure.experts" not in (diagnostic.hint or "")
+    assert "shared, per_task or layers" in diagnostic.hint
