@@ -151,7 +151,7 @@ class Choice:
         if self.prefix is None:
             return []
         return [f"skipped checkpoint {name} in {directory}: {reason}; continuing from "
-                f"{self.prefix.name} (the damaged files are left as they are)" for name, reason in self.skipped]
+                f"{self.prefix.name} (training writes {name} again when it reaches that step)" for name, reason in self.skipped]
 
 
 def newest_intact(directory: Path, *, collect_older: bool = False) -> Choice:

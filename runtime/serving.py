@@ -167,10 +167,10 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
             raise DataError(f"{path} is not an npz archive", hint="write it with numpy.savez(path, x=...)")
         x = _npz_inputs(path, task_info.get("input_columns") or [])
     elif suffix in (".csv", ".txt"):
-        from polytask.compiler.data.sources.csv import read_csv
+        from polytask.compiler.data.sources.csv import delimiter_hint, read_csv
 
         wanted = task_info.get("input_columns") or []
-        header, columns_data = read_csv(path, ",", inputs=wanted)
+        header, columns_data = read_csv(path, ",", inputs=wanted, delimiter_settable=False)
         if wanted and all(c in header for c in wanted):
             parts = [np.asarray(columns_data[c], np.float32).reshape(-1, 1) if np.ndim(columns_data[c]) == 1
                      else np.asarray(columns_data[c], np.float32) for c in wanted]
@@ -184,9 +184,9 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
         else:
             missing = [c for c in wanted if c not in header][:5]
             raise DataError(
-                f"{path} has columns {', '.join(header[:8])}{'...' if len(header) > 8 else ''} but the task reads "
-                f"{', '.join(wanted[:8])}{'...' if len(wanted) > 8 else ''}",
-                hint=(f"missing: {', '.join(missing)}; " if missing else "")
+                f"{path} has columns {', '.join(_short(h) for h in header[:8])}{'...' if len(header) > 8 else ''} "
+                f"but the task reads {', '.join(wanted[:8])}{'...' if len(wanted) > 8 else ''}",
+                hint=delimiter_hint(path, ",", settable=False) or (f"missing: {', '.join(missing)}; " if missing else "")
                 + f"give the csv the task's input columns (or exactly {width} numeric columns)")
         if np.isnan(x).any():
             row = int(np.argwhere(np.isnan(x))[0][0])
@@ -204,6 +204,10 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
     if len(x) == 0:
         raise DataError(f"{path} has no rows", hint="pass at least one input row")
     return x.astype(np.float32)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_number(text: str) -> bool:

@@ -115,12 +115,6 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
             raise RunError(f"--resume: no checkpoint in {run.checkpoints} (the run stopped before its first one)",
                            hint="start the run without --resume")
         existing_run(run.root, option="--out")
-        done = checkpoint_step(run.checkpoints)
-        if done is not None and spec.training.steps < done:
-            raise RunError(f"--resume: the run in {run.root} is already at step {done}, past the "
-                           f"{spec.training.steps} steps asked for",
-                           hint=f"pass --steps above {done} to train further; "
-                           f"`polytask evaluate {run.root}` reads the run as it is")
     else:
         if run.root.exists() and not run.root.is_dir():
             raise RunError(f"--out: {run.root} is a file, not a folder", hint="choose a new --out directory")
@@ -132,8 +126,15 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
                            hint="polytask trains only into a new or empty folder (or one of its own runs) and never "
                            f"overwrites files it did not write; choose another --out, e.g. {run.root / 'run'}")
     content = resolved_spec(loaded)
-    if resume and run.spec_file.exists():
+    if resume and run.spec_file.exists():  # first: --steps advice is no use for another spec's run
         _same_spec(run, content)
+    if resume:
+        done = checkpoint_step(run.checkpoints)
+        if done is not None and spec.training.steps < done:
+            raise RunError(f"--resume: the run in {run.root} is already at step {done}, past the "
+                           f"{spec.training.steps} steps asked for",
+                           hint=f"pass --steps above {done} to train further; "
+                           f"`polytask evaluate {run.root}` reads the run as it is")
 
     tf_strategy = _strategy(spec, strategy, precision)
     chief = is_chief(tf_strategy)

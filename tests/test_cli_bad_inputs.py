@@ -456,3 +456,14 @@ def test_a_headerless_predict_csv_is_refused_not_read_one_row_short(tmp_path, ex
     result = invoke("predict", exported_run, tmp_path / "rows.csv", "--task", "label")
     assert result.exit_code == 1, result.output
     assert "holds numbers, not column names" in result.output and "a, b, c" in result.output
+
+
+def test_a_semicolon_predict_csv_asks_for_a_re_save_and_nan_is_not_called_empty(tmp_path, exported_run):
+    (tmp_path / "semi.csv").write_text("a;b;c\n1;2;3\n")
+    result = invoke("predict", exported_run, tmp_path / "semi.csv", "--task", "label")
+    assert result.exit_code == 1, result.output
+    assert "it looks like ';'-separated" in result.output and "save it with ','" in result.output
+    assert "set `delimiter" not in result.output  # predict has no such setting
+    (tmp_path / "nan.csv").write_text("a,b,c\n1,nan,3\n")
+    result = invoke("predict", exported_run, tmp_path / "nan.csv", "--task", "label")
+    assert result.exit_code == 1 and "a missing value ('nan')" in result.output

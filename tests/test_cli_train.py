@@ -320,3 +320,17 @@ def test_flags_that_would_be_ignored_or_overflow_are_usage_errors(tmp_path, flag
     assert result.exit_code == 2, result.output
     assert says in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_tensorflows_retracing_warning_is_not_shown(monkeypatch):
+    """polytask builds one program per seed, baseline arm and group: TF's retracing warning is noise."""
+    import logging
+
+    from polytask.cli._common import quiet_tensorflow
+
+    monkeypatch.delenv("POLYTASK_TF_LOGS", raising=False)
+    quiet_tensorflow()
+    logger = logging.getLogger("tensorflow")
+    make = lambda text: logger.makeRecord("tensorflow", logging.WARNING, __file__, 1, text, (), None)  # noqa: E731
+    assert not logger.filter(make("5 out of the last 13 calls to <f> triggered tf.function retracing. Tracing is"))
+    assert logger.filter(make("a warning a user should see"))

@@ -133,7 +133,13 @@ def quiet_tensorflow() -> None:
 
     POLYTASK_TF_LOGS=1 shows everything TensorFlow prints.
     """
-    if "tensorflow" in sys.modules or os.environ.get("POLYTASK_TF_LOGS") == "1":
+    if os.environ.get("POLYTASK_TF_LOGS") == "1":
+        return
+    import logging
+
+    if _not_retracing not in logging.getLogger("tensorflow").filters:
+        logging.getLogger("tensorflow").addFilter(_not_retracing)
+    if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tempfile
@@ -158,3 +164,9 @@ def quiet_tensorflow() -> None:
     kept = [line for line in text.splitlines() if line.strip() and not any(n in line for n in _TF_NOISE)]
     if kept:
         click.echo("\n".join(kept), err=True)
+
+
+def _not_retracing(record) -> bool:
+    """TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warning: polytask
+    builds a new program per seed, baseline arm and group, so it is expected and says nothing a user can act on."""
+    return "triggered tf.function retracing" not in record.getMessage()

@@ -49,9 +49,10 @@ class CsvDataset(DatasetBase):
 DELIMITERS = ",;\t|"  # what `delimiter_hint` tries
 
 
-def delimiter_hint(path, delimiter: str) -> Optional[str]:
+def delimiter_hint(path, delimiter: str, settable: bool = True) -> Optional[str]:
     """"it looks like ';'-separated: set `delimiter: ';'`" when the file's first lines split
-    more evenly on another common delimiter than on `delimiter`; else None."""
+    more evenly on another common delimiter than on `delimiter`; else None. `settable=False`
+    (readers without a delimiter setting, e.g. predict's inputs) asks for a re-save instead."""
     try:
         with open(path, "rb") as handle:
             sample = handle.read(65536).decode("utf-8-sig", "replace")
@@ -72,11 +73,14 @@ def delimiter_hint(path, delimiter: str) -> Optional[str]:
             continue
         found = widths(candidate)
         if found[0] > 1 and len(set(found)) == 1 and (len(set(current)) > 1 or found[0] > current[0]):
+            if not settable:
+                return f"it looks like {candidate!r}-separated; this reader takes {delimiter!r}-separated files: save it with {delimiter!r}"
             return f"it looks like {candidate!r}-separated: set `delimiter: {candidate!r}`"
     return None
 
 
-def read_csv(path, delimiter: str, inputs: Optional[list[str]] = None) -> tuple[list[str], dict[str, np.ndarray]]:
+def read_csv(path, delimiter: str, inputs: Optional[list[str]] = None,
+             delimiter_settable: bool = True) -> tuple[list[str], dict[str, np.ndarray]]:
     """Parse a csv file into typed columns; every problem is a DataError at file:line.
 
     With `inputs` (predict's input columns) and all of them in the header, only those columns
@@ -114,7 +118,7 @@ def read_csv(path, delimiter: str, inputs: Optional[list[str]] = None) -> tuple[
         if len(record) != width:
             raise DataError(
                 f"row has {len(record)} field(s) but the header names {width} column(s)",
-                hint=delimiter_hint(path, delimiter) or f"every row needs one value per column (delimiter "
+                hint=delimiter_hint(path, delimiter, delimiter_settable) or f"every row needs one value per column (delimiter "
                 f"{delimiter!r}); leave a cell empty for a missing value",
                 where=f"{path}:{line}",
             )
@@ -128,11 +132,12 @@ def read_csv(path, delimiter: str, inputs: Optional[list[str]] = None) -> tuple[
             if selected is not None:
                 for cell, line in zip(cells_by_column[index], lines):
                     if not cell.strip() or cell.strip().lower() == "nan":
-                        raise DataError(f"input column '{name}' has an empty cell", hint="inputs may not be missing",
+                        what = "an empty cell" if not cell.strip() else f"a missing value ({cell.strip()!r})"
+                        raise DataError(f"input column '{name}' has {what}", hint="inputs may not be missing",
                                         where=f"{path}:{line}:{index + 1}")
             columns[name] = _parse_column(name, cells_by_column[index], lines, path, index + 1)
     except DataError as exc:
-        exc.hint = delimiter_hint(path, delimiter) or exc.hint
+        exc.hint = delimiter_hint(path, delimiter, delimiter_settable) or exc.hint
         raise
     return header, columns
 
