@@ -190,7 +190,7 @@ class Training(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _weighting_list(cls, value: Any) -> Any:
-        if isinstance(value, dict) and "weighting" in value and not isinstance(value["weighting"], list):
+        if isinstance(value, dict) and value.get("weighting") is not None and not isinstance(value["weighting"], list):
             value = dict(value)
             value["weighting"] = [value["weighting"]]
         return value

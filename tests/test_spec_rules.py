@@ -144,3 +144,10 @@ def test_a_key_of_another_variant_in_the_same_place_is_not_said_to_belong_there(
     assert diagnostic.code == "PT102" and "unknown key 'count' in structure.experts" in diagnostic.message
     assert "belongs in structure.experts" not in (diagnostic.hint or "")
     assert "shared, per_task or layers" in diagnostic.hint
+
+
+def test_a_null_weighting_is_called_a_missing_list():
+    text = ("polytask: 1\nname: x\ndatasets:\n  d: {source: sklearn, name: digits}\n"
+            "tasks:\n  t: {dataset: d, target: target, loss: cross_entropy}\ntraining:\n  weighting: null\n")
+    [diagnostic] = check_source(text, "spec.yaml", Path(".")).diagnostics
+    assert diagnostic.code == "PT103" and diagnostic.message == "training.weighting should be a list, got null"

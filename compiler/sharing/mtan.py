@@ -108,9 +108,14 @@ class MTAN(SharingPattern):
                             ("structure", "stages", i), hint="name positions (from 0) of conv2d layers in the trunk")
                 return
         report_repeated_stages(view, structure.stages, "mtan")
-        if structure.stages == [] or not stage_positions(structure):
+        if structure.stages == []:
+            view.report("PT230", "mtan needs at least one stage, and `stages: []` names none", ("structure", "stages"),
+                        hint="list the positions (from 0) of the trunk's conv2d layers where attention applies, "
+                        "or leave `stages` out to use every conv2d layer")
+            return
+        if not stage_positions(structure):
             view.report("PT230", "mtan needs a convolutional trunk, but the trunk has no conv2d stage",
-                        ("structure", "stages") if structure.stages == [] else ("structure", "trunk"), hint=CONV_HINT)
+                        ("structure", "trunk"), hint=CONV_HINT)
             return
         shape = one_input_shape(view, self.name)
         if shape is not None and len(shape) != 3:
