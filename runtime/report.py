@@ -157,7 +157,10 @@ def read_run(run_dir, affinity: Optional[Path] = None) -> RunContent:
             if isinstance(test, dict) and test:
                 content.seed_metrics.append(test)
     if content.report is None:
-        content.notices.append(f"no {run.report_file.name} (the run did not finish): only learning curves are shown")
+        why = ("it was removed after the run finished (the export is there); `polytask evaluate` recomputes the "
+               "test metrics" if run.export_info_file.exists() or run.meta_export_info_file.exists()
+               else "the run did not finish")
+        content.notices.append(f"no {run.report_file.name} ({why}): only learning curves are shown")
     path = affinity_file(Path(affinity) if affinity is not None else root)
     if affinity is not None and path is None:
         raise RunError(f"--affinity: no affinity file at {affinity}", hint=WRITE_AFFINITY_HINT)

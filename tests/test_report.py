@@ -260,3 +260,13 @@ def test_without_matplotlib_it_names_the_extra(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert "matplotlib" in result.output and "polytask[report]" in result.output
     assert not (run / "report").exists()
+
+
+def test_a_finished_run_without_its_report_json_is_not_called_unfinished(tmp_path):
+    run = multitask_run(tmp_path / "run", tasks=3, affinity=False)
+    (run / "report.json").unlink()
+    (run / "saved_model").mkdir(exist_ok=True)
+    (run / "saved_model" / "polytask.json").write_text("{}")
+    result = invoke("report", str(run))
+    assert result.exit_code == 0, result.output
+    assert "did not finish" not in result.output and "the export is there" in result.output
