@@ -113,7 +113,13 @@ def save_checked(manager, number: int, chief: bool) -> None:
     checkpoints the manager rotated out."""
     directory = Path(manager.directory)
     before = set(manager.checkpoints)
-    with writing(prefix_of(directory, number)):
+    prefix = prefix_of(directory, number)
+    blocking = sorted(p for p in directory.glob(f"{prefix.name}.*") if p.is_dir())
+    if blocking:  # TensorFlow would fail with a message about permissions, and leave a _temp folder
+        raise RunError(f"{blocking[0]} is a folder where checkpoint {prefix.name}'s file goes",
+                       hint=f"move {blocking[0]} away (polytask does not delete what it did not write), then "
+                       "`train --resume` again")
+    with writing(prefix):
         path = manager.save(checkpoint_number=number)
         if chief:
             write_manifest(path)

@@ -325,3 +325,16 @@ def test_evaluate_on_a_seeds_folder_or_a_baseline_arm_says_what_it_is(runs, tmp_
     shutil.rmtree(multi / "saved_model")
     (multi / "spec.yaml").unlink()  # a folder that happens to be called baseline, not a run's arm
     assert "is a baseline arm" not in invoke("predict", arm, runs.inputs, "--task", "a").output
+
+
+def test_a_folder_where_a_future_checkpoint_goes_is_named(runs, tmp_path):
+    out = copy_run(runs.interrupted, tmp_path / "run")
+    blocker = out / "checkpoints" / "ckpt-50.data-00000-of-00001"
+    blocker.mkdir()
+    result = runs.resume(out)
+    assert result.exit_code == 1, result.output
+    assert f"{blocker} is a folder where checkpoint ckpt-50's file goes" in result.output
+    assert blocker.is_dir() and not list((out / "checkpoints").glob("*_temp*"))
+    blocker.rmdir()
+    assert runs.resume(out).exit_code == 0
+    assert_final_weights(runs, out)
