@@ -289,7 +289,7 @@ def test_schema_output_does_not_replace_a_file_polytask_did_not_write(tmp_path):
     foreign = tmp_path / "notes.txt"
     foreign.write_text("keep me\n")
     result = invoke("schema", "-o", foreign)
-    assert result.exit_code == 2 and "not a polytask schema" in result.output
+    assert result.exit_code == 1 and "not a polytask schema" in result.output
     assert foreign.read_text() == "keep me\n"
     ours = tmp_path / "polytask.schema.json"
     assert invoke("schema", "-o", ours).exit_code == 0
@@ -316,7 +316,7 @@ def test_predict_output_does_not_replace_the_input_or_a_run_file(tmp_path):
     foreign = tmp_path / "notes.csv"
     foreign.write_text("keep me\n")
     result = invoke("predict", run, "--task", "t", rows, "--output", foreign)
-    assert result.exit_code == 2 and "already exists" in result.output and "--force" in result.output
+    assert result.exit_code == 1 and "already exists" in result.output and "--force" in result.output
     assert foreign.read_text() == "keep me\n"
 
 

@@ -141,7 +141,7 @@ def test_predict_from_csv_and_npz(trained, tmp_path):
     written = (tmp_path / "c.csv").read_text().splitlines()
     assert written[0] == "prediction" and len(written) == 6
     again = _invoke("predict", str(out), "--task", "c", str(tmp_path / "in.npz"), "--output", str(tmp_path / "c.csv"))
-    assert again.exit_code == 2 and "already exists" in again.output and "--force" in again.output
+    assert again.exit_code == 1 and "already exists" in again.output and "--force" in again.output
     forced = _invoke("predict", str(out), "--task", "c", str(tmp_path / "in.npz"), "-o", str(tmp_path / "c.csv"),
                      "--force")
     assert forced.exit_code == 0, forced.output

@@ -47,10 +47,10 @@ def predict(run_dir, input_path, task, output, force, output_format):
         output_file(output)
         _refuse_writing_over_inputs(Path(output), Path(input_path), Path(run_dir))
         if Path(output).exists() and not force:
-            from polytask.errors import UsageError
+            from polytask.errors import PolytaskError
 
-            raise UsageError(f"--output {output} already exists; polytask does not overwrite a file unless told to",
-                             hint="pass --force to replace it, or choose another --output file")
+            raise PolytaskError(f"--output {output} already exists; polytask does not overwrite a file unless told to",
+                                hint="pass --force to replace it, or choose another --output file")
     quiet_tensorflow()
     from polytask.runtime.serving import predict_run, table_csv
 

@@ -35,8 +35,10 @@ def schema(output, output_format):
         return
     path = output_file(output)
     if path.exists() and not _is_a_polytask_schema(path):  # refreshing our own schema is fine; anything else is not ours
-        raise click.UsageError(f"{output} already exists and is not a polytask schema; polytask does not overwrite it "
-                               "(move it away, or choose another --output)")
+        from polytask.errors import PolytaskError
+
+        raise PolytaskError(f"{output} already exists and is not a polytask schema; polytask does not overwrite it",
+                            hint="move it away, or choose another --output")
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
