@@ -92,7 +92,7 @@ def test_meta_options_on_a_multi_task_run_are_refused(tmp_path):
     (run / "program.json").write_text(json.dumps({"spec": "x.yaml", "sharing": "hard"}))
     (run / "spec.yaml").write_text("polytask: 1\n")
     result = invoke("evaluate", str(run), "--episodes", "10")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # options that do not go with this RUN_DIR: a usage error
     assert "apply to meta-learning runs only" in result.output and "is a multi-task run" in result.output
 
 

@@ -43,8 +43,6 @@ def _is_meta_run(run_dir: Path) -> bool:
 @needs_tensorflow("evaluate")
 def evaluate(run_dir, split, output_format, episodes, ways, shots, support, query):
     """Evaluate the trained model in RUN_DIR on a split (default: test)."""
-    from polytask.errors import PolytaskError
-
     from polytask.runtime.meta_eval import check_options
 
     check_options(episodes=episodes, ways=ways, shots=shots, support=support, query=query)
@@ -67,8 +65,10 @@ def evaluate(run_dir, split, output_format, episodes, ways, shots, support, quer
         return
     given = [f"--{k}" for k, v in meta_options.items() if v is not None]
     if given:
-        raise PolytaskError(f"{', '.join(given)} apply to meta-learning runs only, and {run_dir} is a multi-task run",
-                            hint="drop them, or pass the directory of a meta run")
+        from polytask.errors import UsageError
+
+        raise UsageError(f"{', '.join(given)} apply to meta-learning runs only, and {run_dir} is a multi-task run",
+                         hint="drop them, or pass the directory of a meta run")  # options that conflict with RUN_DIR: 2
     from polytask.runtime.serving import evaluate_run, format_evaluation
 
     result = evaluate_run(path, split=split)
