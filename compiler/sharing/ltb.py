@@ -14,7 +14,7 @@ every child takes its argmax parent: a tree. At the end of training the discover
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Optional, Union
+from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import Field
 
