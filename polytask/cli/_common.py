@@ -94,7 +94,8 @@ def input_file(path, what: str, *, usage: bool = True) -> Path:
         error = UsageError if usage else PolytaskError
         raise error(f"no such {what}: {path}", hint=f"pass the path of the {what}")
     if path.is_dir():
-        raise PolytaskError(f"{path} is a folder, not a {what}", hint=f"pass the {what} inside it")
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise PolytaskError(f"{path} is a folder, not {article} {what}", hint=f"pass the {what} inside it")
     return path
 
 
