@@ -30,7 +30,7 @@ def compile_program(loaded, *, strategy, seed: Optional[int] = None, allow_code:
         tables = load_tables(loaded, allow_code=allow_code, seed=seed)
     column_info = {name: table.info for name, table in tables.items()}
     plan = build_plan(loaded, allow_code=allow_code, column_info=column_info)
-    refuse_what_cannot_fit(plan.totals["total"])
+    refuse_what_cannot_fit(plan)
     data = assemble(plan, spec, tables)
     from polytask.compiler.layers.keras_application import SPEC_FOLDER
 
@@ -43,6 +43,9 @@ def compile_program(loaded, *, strategy, seed: Optional[int] = None, allow_code:
 
 #: Bytes per parameter while training: float32 weights, their gradients and two Adam slots.
 TRAINING_BYTES_PER_PARAMETER = 16
+#: Planned layers above which building the Keras model alone takes minutes on a CPU (ple with
+#: 1,000 levels, about 6,000 layers, sat for over two minutes before its first step).
+MAX_PLANNED_LAYERS = 2000
 
 
 def available_memory() -> Optional[int]:
@@ -62,11 +65,13 @@ def available_memory() -> Optional[int]:
         return None
 
 
-def refuse_what_cannot_fit(parameters: int) -> None:
-    """A planned model whose training state alone exceeds the free memory is refused before it is
-    built (building it would take hours or end in an abort, not in a clear error)."""
+def refuse_what_cannot_fit(plan) -> None:
+    """A planned model whose training state alone exceeds the free memory, or with so many layers that
+    building them would take many minutes with no output, is refused before it is built (e.g. mmoe
+    with 1e9 experts hung; ple with 1,000 levels sat for minutes in graph building)."""
     from polytask.errors import PolytaskError
 
+    parameters = plan.totals["total"]
     needed, free = parameters * TRAINING_BYTES_PER_PARAMETER, available_memory()
     if free is not None and needed > free:
         raise PolytaskError(
@@ -74,3 +79,9 @@ def refuse_what_cannot_fit(parameters: int) -> None:
             f"weights, gradients and optimizer state, and this machine has {free / 2**30:,.1f} GiB free",
             hint="make the model smaller (fewer experts, levels or units); `polytask plan SPEC` shows where "
             "the parameters are")
+    layers = sum(len(group.layers) for group in plan.groups)
+    if layers > MAX_PLANNED_LAYERS:
+        raise PolytaskError(
+            f"the model has {layers:,} layers (experts x levels x their layers, heads, gates); building more than "
+            f"{MAX_PLANNED_LAYERS:,} takes many minutes before the first step",
+            hint="use fewer levels or experts; `polytask plan SPEC` lists them")

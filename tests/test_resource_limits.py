@@ -95,3 +95,15 @@ def test_available_memory_is_read_from_this_machine():
 
     free = available_memory()
     assert free is None or 2**20 < free < 2**50
+
+
+def test_a_model_with_thousands_of_layers_is_refused_before_it_is_built(tmp_path):
+    """ple with 1,000 levels (about 6,000 layers, 0.9M parameters) sat for minutes building its graph."""
+    spec = tmp_path / "ple.yaml"
+    spec.write_text("polytask: 1\nname: deep\ndatasets:\n  m: {source: synthetic, generator: {kind: mmoe}, samples: 200}\n"
+                    "tasks:\n  a: {dataset: m, target: task_0, loss: mse}\n  b: {dataset: m, target: task_1, loss: mse}\n"
+                    "structure:\n  sharing: ple\n  levels: 1000\n  experts: {layers: [{dense: {units: 2}}]}\n")
+    result = invoke("train", spec, "--out", tmp_path / "run", "--quiet")
+    assert result.exit_code == 1, result.output
+    assert "layers (experts x levels" in result.output and "building more than 2,000" in result.output
+    assert not (tmp_path / "run").exists()
