@@ -91,3 +91,9 @@ def special_file(path) -> Optional[str]:
             else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
             else "not a regular file")
     return f"{path} is {kind}, not a regular file"
+
+
+class Interrupted(RunError):
+    """Ctrl-C or SIGTERM stopped the command (in the training loop: after saving a checkpoint)."""
+
+    exit_code = 130

@@ -22,18 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from polytask.errors import RunError
+from polytask.errors import Interrupted, RunError
 from polytask.runtime.checkpoints import (newest_intact, point_state_file_at, prefix_of, remove_manifest,
                                           steps_on_disk, verify, write_manifest)
 from polytask.runtime.progress import Progress, notice
 from polytask.runtime.rundir import CHECKPOINT_STATE_FILE, RunDir, fsync_directory, jsonable, writing
 from polytask.runtime.summaries import ScalarWriter, write_hparams, write_hparams_config
-
-
-class Interrupted(RunError):
-    """The user pressed Ctrl-C; a checkpoint was saved."""
-
-    exit_code = 130
 
 
 @dataclass

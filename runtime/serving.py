@@ -110,7 +110,8 @@ def evaluate_run(run_dir, split: str = "test") -> dict:
     if missing:
         raise RunError(f"the run's {spec_file.name} has task '{missing[0]}', which its export "
                        f"({EXPORT_INFO_FILE}: {', '.join(info['tasks'])}) does not serve; the two files are "
-                       "from different runs", hint=reexport_hint(run_dir))
+                       "from different runs", hint=f"{spec_file} is not the spec this run was trained with (replaced or "
+                       "edited): put the run's own copy back, or evaluate a run trained from this spec")
     try:
         tables = load_tables(loaded, allow_code=False)
     except DataError as exc:  # the spec.yaml here is the run's copy: point at the data, not at editing it
@@ -195,12 +196,10 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
         kind = f"'{suffix}' files" if suffix else "files without an extension"
         raise DataError(f"{path}: predict reads .csv and .npz inputs, not {kind}",
                         hint="use a .csv (with a header) or an .npz file")
-    if tuple(x.shape[1:]) != tuple(input_shape):
-        if x.ndim >= 2 and int(np.prod(x.shape[1:])) == width and len(input_shape) == 1:
-            x = x.reshape(len(x), width)
-        else:
-            raise DataError(f"{path}: inputs have shape {list(x.shape[1:])} per row, the model takes {list(input_shape)}",
-                            hint="pass the same features the task was trained on")
+    if tuple(x.shape[1:]) != tuple(input_shape):  # never reshaped: (2, 8, 8) is not 2 rows of 64 by guesswork
+        raise DataError(f"{path}: inputs have shape {list(x.shape[1:])} per row, the model takes {list(input_shape)}",
+                        hint=f"pass an array of shape (rows, {', '.join(map(str, input_shape))}): the same features "
+                        "the task was trained on")
     if len(x) == 0:
         raise DataError(f"{path} has no rows", hint="pass at least one input row")
     return x.astype(np.float32)

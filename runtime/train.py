@@ -133,8 +133,9 @@ def train_spec(loaded, out, *, steps: Optional[int] = None, seed: Optional[int] 
         if done is not None and spec.training.steps < done:
             raise RunError(f"--resume: the run in {run.root} is already at step {done}, past the "
                            f"{spec.training.steps} steps asked for",
-                           hint=f"pass --steps above {done} to train further; "
-                           f"`polytask evaluate {run.root}` reads the run as it is")
+                           hint=f"pass --steps above {done} to train further; " + (
+                               f"`polytask evaluate {run.root}` reads the run as it is" if run.saved_model.is_dir()
+                               else f"--steps {done} exports the run as it is (it has no export yet)"))
 
     tf_strategy = _strategy(spec, strategy, precision)
     chief = is_chief(tf_strategy)

@@ -442,6 +442,7 @@ def test_evaluate_of_a_spec_whose_task_the_export_lacks_says_the_files_disagree(
     result = invoke("evaluate", exported_run)
     assert result.exit_code == 1, result.output
     assert "which its export" in result.output and "from different runs" in result.output
+    assert "--resume" not in result.output  # resuming from a foreign spec.yaml only fails again
 
 
 def test_npz_input_arrays_of_different_lengths_are_a_data_error(tmp_path, exported_run):
@@ -467,3 +468,10 @@ def test_a_semicolon_predict_csv_asks_for_a_re_save_and_nan_is_not_called_empty(
     (tmp_path / "nan.csv").write_text("a,b,c\n1,nan,3\n")
     result = invoke("predict", exported_run, tmp_path / "nan.csv", "--task", "label")
     assert result.exit_code == 1 and "a missing value ('nan')" in result.output
+
+
+def test_an_npz_x_of_another_row_shape_is_refused_not_reshaped(tmp_path, exported_run):
+    np.savez(tmp_path / "x.npz", x=np.ones((2, 3, 1), np.float32))  # 3 values per row, but not shaped [3]
+    result = invoke("predict", exported_run, tmp_path / "x.npz", "--task", "label")
+    assert result.exit_code == 1, result.output
+    assert "inputs have shape [3, 1] per row, the model takes [3]" in result.output and "(rows, 3)" in result.output

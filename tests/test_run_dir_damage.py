@@ -338,3 +338,11 @@ def test_a_folder_where_a_future_checkpoint_goes_is_named(runs, tmp_path):
     blocker.rmdir()
     assert runs.resume(out).exit_code == 0
     assert_final_weights(runs, out)
+
+
+def test_resuming_below_the_done_steps_of_an_unexported_run_says_how_to_export_it(runs, tmp_path):
+    out = copy_run(runs.interrupted, tmp_path / "run")
+    result = runs.resume(out, "--steps", "30")
+    assert result.exit_code == 1 and "already at step 40" in result.output
+    assert "--steps 40 exports the run as it is" in result.output and "polytask evaluate" not in result.output
+    assert runs.resume(out, "--steps", "40").exit_code == 0 and runs.predict(out).exit_code == 0

@@ -101,3 +101,19 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(resume_spec, tmp_path, sign
     assert "interrupted at step" in err and "--resume" in err
     step = int(err.split("interrupted at step ")[1].split(";")[0])
     assert (out / "checkpoints" / f"ckpt-{step}.index").exists()
+
+
+def test_sigterm_while_the_model_is_built_exits_130_and_leaves_nothing(resume_spec, tmp_path):
+    out = tmp_path / "early"
+    process = _start(resume_spec, out)
+    deadline = time.time() + 120
+    while not (out / "inputs.json").exists():  # written just before the model is compiled
+        assert process.poll() is None and time.time() < deadline, "train ended or stalled before building"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "Aborted!" not in err
+    if "interrupted at step" not in err:  # the signal landed before the first step
+        assert "interrupted (Ctrl-C or SIGTERM)" in err
+        assert not out.exists(), sorted(p.name for p in out.iterdir())

@@ -66,11 +66,14 @@ class PolytaskGroup(click.Group):
             if ctx is not None:
                 hint = f"see `{ctx.command_path} --help`"
             report_error(UsageError(exc.format_message(), hint=hint), True)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort:  # Ctrl-C or SIGTERM outside the training loop (polytask never prompts)
             if not standalone_mode:
                 raise
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
+            from polytask.errors import Interrupted
+
+            report_error(Interrupted("interrupted (Ctrl-C or SIGTERM)",
+                                     hint="a `train` stopped before its first step removes what it created; "
+                                     "run the command again"), as_json)
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
