@@ -317,6 +317,19 @@ def read_affinity(file: Path) -> dict:
     if not ok:
         raise RunError(f"{file} is not an affinity file (it needs 'tasks' and a square 'affinity' matrix)",
                        hint=WRITE_AFFINITY_HINT)
+    import math
+
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise RunError(f"{file} is damaged: affinity[{i}][{j}] is {value!r}, not a finite number",
+                               hint=WRITE_AFFINITY_HINT)
+    groups = content.get("groups")
+    if groups is not None and not (isinstance(groups, list) and all(
+            isinstance(group, list) and all(isinstance(t, str) and t in tasks for t in group) for group in groups)):
+        raise RunError(f"{file} is damaged: 'groups' must be lists of its task names ({', '.join(map(str, tasks))})",
+                       hint=WRITE_AFFINITY_HINT)
     return content
 
 
@@ -328,8 +341,8 @@ def load_groups(path: Path) -> dict:
                             hint="pass the --out directory of a previous `polytask affinity SPEC --out DIR`, or a "
                             "`train --baseline groups` run directory")
     content = read_affinity(file)
-    groups = content.get("groups")
-    if not isinstance(groups, list) or not all(isinstance(group, list) for group in groups):
+    groups = content.get("groups")  # read_affinity checked their shape when present
+    if groups is None:
         raise RunError(f"{file} has no task groups (a list of lists of task names under 'groups')",
                        hint=WRITE_AFFINITY_HINT)
     return {"tasks": content["tasks"], "groups": groups, "served_by": content.get("served_by"), "file": str(file)}

@@ -219,7 +219,7 @@ def test_groups_are_found_in_a_groups_run_directory(tmp_path):
     assert load_groups(run)["groups"] == [["a", "b"]]
     assert load_groups(run / "affinity")["file"] == str(run / "affinity" / "affinity.json")
     (run / "affinity" / "affinity.json").write_text(json.dumps({**content, "groups": "ab"}))
-    with pytest.raises(PolytaskError, match="has no task groups"):
+    with pytest.raises(PolytaskError, match="'groups' must be lists of its task names"):
         load_groups(run)
 
 
@@ -270,3 +270,18 @@ def test_a_finished_run_without_its_report_json_is_not_called_unfinished(tmp_pat
     result = invoke("report", str(run))
     assert result.exit_code == 0, result.output
     assert "did not finish" not in result.output and "the export is there" in result.output
+
+
+@pytest.mark.parametrize("content, says", [
+    ({"tasks": ["a", "b"], "affinity": [[1, "x"], [0, 1]]}, "affinity[0][1] is 'x', not a finite number"),
+    ({"tasks": ["a", "b"], "affinity": [[1, 0], [float("inf"), 1]]}, "affinity[1][0] is inf"),
+    ({"tasks": ["a", "b"], "affinity": [[1, 0], [0, 1]], "groups": [[0, 7]]}, "'groups' must be lists of its task names"),
+])
+def test_a_damaged_affinity_file_is_named_by_report(tmp_path, content, says):
+    import json
+
+    run = multitask_run(tmp_path / "run", tasks=2, affinity=False)
+    bad = tmp_path / "affinity.json"
+    bad.write_text(json.dumps(content))
+    result = invoke("report", str(run), "--affinity", str(bad))
+    assert result.exit_code == 1 and says in result.output, result.output
