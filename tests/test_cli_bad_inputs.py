@@ -475,3 +475,9 @@ def test_an_npz_x_of_another_row_shape_is_refused_not_reshaped(tmp_path, exporte
     result = invoke("predict", exported_run, tmp_path / "x.npz", "--task", "label")
     assert result.exit_code == 1, result.output
     assert "inputs have shape [3, 1] per row, the model takes [3]" in result.output and "(rows, 3)" in result.output
+
+
+def test_a_headerless_csv_with_repeated_values_says_it_may_have_no_header(tmp_path, exported_run):
+    (tmp_path / "rows.csv").write_text("1,1,3\n4,5,6\n")
+    result = invoke("predict", exported_run, tmp_path / "rows.csv", "--task", "label")
+    assert result.exit_code == 1 and "the file may have no header row" in result.output, result.output

@@ -142,6 +142,15 @@ def read_csv(path, delimiter: str, inputs: Optional[list[str]] = None,
     return header, columns
 
 
+def looks_numeric(cell: str) -> bool:
+    """A header cell that reads as a number (a sign the file has no header row)."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_header(header: list[str], path, line: int) -> None:
     seen = {}
     for index, name in enumerate(header, start=1):
@@ -152,9 +161,11 @@ def _check_header(header: list[str], path, line: int) -> None:
                 where=f"{path}:{line}:{index}",
             )
         if name in seen:
+            headerless = all(looks_numeric(cell) for cell in header)
             raise DataError(
-                f"column name '{name}' appears twice in the header (columns {seen[name]} and {index})",
-                hint="rename one of them",
+                f"column name '{name}' appears twice in the header (columns {seen[name]} and {index})"
+                + ("; the first row holds only numbers, so the file may have no header row" if headerless else ""),
+                hint="the first row must name the columns" if headerless else "rename one of them",
                 where=f"{path}:{line}:{index}",
             )
         seen[name] = index
