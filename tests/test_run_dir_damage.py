@@ -178,8 +178,10 @@ def test_a_failed_checkpoint_write_names_the_path_and_keeps_the_last_good_one(ru
     (blocker / "user-file").write_text("x")
     result = runs.resume(out)
     assert result.exit_code == 1, result.output
-    assert "cannot write" in result.output and "ckpt-50" in result.output
+    # Named before TensorFlow tries (its own error blamed permissions and left a ckpt-50_temp folder).
+    assert f"{blocker} is a folder where checkpoint ckpt-50's file goes" in result.output
     assert (blocker / "user-file").exists(), "never delete what polytask did not write"
+    assert not list((out / "checkpoints").glob("*_temp*"))
     shutil.rmtree(blocker)
     result = runs.resume(out)
     assert result.exit_code == 0, result.output
@@ -325,19 +327,6 @@ def test_evaluate_on_a_seeds_folder_or_a_baseline_arm_says_what_it_is(runs, tmp_
     shutil.rmtree(multi / "saved_model")
     (multi / "spec.yaml").unlink()  # a folder that happens to be called baseline, not a run's arm
     assert "is a baseline arm" not in invoke("predict", arm, runs.inputs, "--task", "a").output
-
-
-def test_a_folder_where_a_future_checkpoint_goes_is_named(runs, tmp_path):
-    out = copy_run(runs.interrupted, tmp_path / "run")
-    blocker = out / "checkpoints" / "ckpt-50.data-00000-of-00001"
-    blocker.mkdir()
-    result = runs.resume(out)
-    assert result.exit_code == 1, result.output
-    assert f"{blocker} is a folder where checkpoint ckpt-50's file goes" in result.output
-    assert blocker.is_dir() and not list((out / "checkpoints").glob("*_temp*"))
-    blocker.rmdir()
-    assert runs.resume(out).exit_code == 0
-    assert_final_weights(runs, out)
 
 
 def test_resuming_below_the_done_steps_of_an_unexported_run_says_how_to_export_it(runs, tmp_path):
