@@ -91,18 +91,17 @@ def sweep(problem: str, methods: list, seeds: list, steps, folder: Path, log) ->
 
 
 def table(problem: str, results: dict) -> list[str]:
-    from polytask.runtime.baseline import delta_m, summary
-    from polytask.spec.registry import METRICS
+    from polytask.runtime.baseline import delta_m, higher_is_better, summary
 
-    first = next(iter(results.values()))[0]
-    primary = {t: m[0] for t, m in first["metrics"].items()}
-    higher = {t: (METRICS.get(m).higher_is_better if m != "loss" else False) for t, m in primary.items()}
+    first_runs = next(iter(results.values()))  # every method's results carry the same tasks-alone runs
+    primary = {t: m[0] for t, m in first_runs[0]["metrics"].items()}
+    higher = {t: higher_is_better(m) for t, m in primary.items()}
 
     def cell(values, digits=4):
         s = summary(values)
         return f"{s['mean']:.{digits}f}" + (f" +/- {s['ci95']:.{digits}f}" if s["ci95"] is not None else "")
 
-    alone = [r["independent"] for r in next(iter(results.values()))]
+    alone = [r["independent"] for r in first_runs]
     lines = [f"| {problem}: method | Delta_m % | " + " | ".join(f"{t} {m}" for t, m in primary.items()) + " |",
              "|---|---|" + "---|" * len(primary),
              "| (each task alone) | 0 | " + " | ".join(cell([a[t][m] for a in alone]) for t, m in primary.items())
@@ -136,8 +135,9 @@ def main() -> None:
             folder = Path(tmp) / problem
             folder.mkdir()
             results = sweep(problem, methods, seeds, args.steps, folder, lambda m: print(m, file=sys.stderr, flush=True))
-            out += table(problem, results) + [""]
-            print("\n".join(table(problem, results)), flush=True)
+            lines = table(problem, results)
+            out += lines + [""]
+            print("\n".join(lines), flush=True)
     command = "python bench/weighting_sweep.py " + " ".join(sys.argv[1:])
     text = (f"{HEADING}\n\n`{command.strip()}`: {len(methods)} methods x {len(seeds)} seeds "
             f"({', '.join(map(str, seeds))}); steps: {args.steps or 'each example spec’s own'}. "

@@ -195,14 +195,17 @@ def run_seeds(loaded, out, *, seeds: int, kinds: tuple, parallel: int = 1, steps
         return list(pool.map(_seed_worker, jobs))
 
 
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of a task's `metric` is better (a task's `loss` is lower-is-better)."""
+    from polytask.spec.registry import METRICS
+
+    return METRICS.get(metric).higher_is_better if metric != "loss" else False
+
+
 def compare(per_seed: list, plan_tasks: Optional[dict] = None) -> dict:
     """The `baseline` section of report.json from per-seed results (see the module docstring)."""
     plan_tasks = plan_tasks or per_seed[0]["metrics"]
-    from polytask.spec.registry import METRICS
-
-    def higher(metric: str) -> bool:
-        return METRICS.get(metric).higher_is_better if metric != "loss" else False
-
+    higher = higher_is_better
     present = [a for a in ("independent", "groups") if a in per_seed[0]]
     tasks: dict = {}
     for task, metrics in plan_tasks.items():

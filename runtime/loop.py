@@ -74,7 +74,7 @@ def _write_dir(strategy, directory: Path) -> Path:
     return Path(worker_write_dir(strategy, str(directory)))
 
 
-class _SigintFlag:
+class _StopSignals:
     """Turns Ctrl-C and SIGTERM (what schedulers send before they kill) into a flag the loop checks
     between steps (never mid-step): the run stops with a checkpoint it can --resume from."""
 
@@ -271,7 +271,7 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
     per_call = int(getattr(program, "steps_per_call", 1) or 1)
     cadence = [n for n in (settings.log_every, settings.eval_every, settings.checkpoint_every) if n and n > 0]
 
-    with _SigintFlag() as sigint:
+    with _StopSignals() as stop:
         while current < total_steps:
             t0 = time.perf_counter()
             if per_call > 1:
@@ -329,7 +329,7 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
                     break
             if current % settings.checkpoint_every == 0:
                 save()
-            if sigint.raised:
+            if stop.raised:
                 save()
                 progress.close()
                 raise Interrupted(

@@ -168,7 +168,7 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
             raise DataError(f"{path} is not an npz archive", hint="write it with numpy.savez(path, x=...)")
         x = _npz_inputs(path, task_info.get("input_columns") or [])
     elif suffix in (".csv", ".txt"):
-        from polytask.compiler.data.sources.csv import delimiter_hint, looks_numeric, read_csv
+        from polytask.compiler.data.sources.csv import delimiter_hint, looks_headerless, read_csv
 
         wanted = task_info.get("input_columns") or []
         header, columns_data = read_csv(path, ",", inputs=wanted, delimiter_settable=False)
@@ -177,7 +177,7 @@ def read_inputs(path: Path, task_info: dict, input_shape: list[int]) -> np.ndarr
                      else np.asarray(columns_data[c], np.float32) for c in wanted]
             x = np.concatenate(parts, axis=1)
         elif len(header) == width:
-            if all(looks_numeric(name) for name in header):  # a headerless file: its first row would be lost
+            if looks_headerless(header):  # a headerless file: its first row would be lost
                 raise DataError(f"the first line of {path} holds numbers, not column names",
                                 hint="predict reads a csv with a header row: the task's input columns "
                                 f"({', '.join(wanted[:8])}{'...' if len(wanted) > 8 else ''}) or any {width} names")

@@ -71,7 +71,7 @@ def _refuse_writing_over_inputs(output: Path, input_path: Path, run_dir: Path) -
     from polytask.errors import UsageError
 
     target = output.resolve()
-    if target == input_path.resolve() or _same_file(target, input_path):  # also through a hard link
+    if _same_file(target, input_path):  # the same file also through a symlink or a hard link
         raise UsageError(f"--output {output} is the INPUT file; writing the predictions there would replace it",
                          hint="choose another --output file")
     if target.exists() and target.is_relative_to(run_dir.resolve()):

@@ -142,12 +142,13 @@ def read_csv(path, delimiter: str, inputs: Optional[list[str]] = None,
     return header, columns
 
 
-def looks_numeric(cell: str) -> bool:
-    """A header cell that reads as a number (a sign the file has no header row)."""
-    try:
-        float(cell)
-    except ValueError:
-        return False
+def looks_headerless(header: list[str]) -> bool:
+    """Every cell of the first row reads as a number: the file probably has no header row."""
+    for cell in header:
+        try:
+            float(cell)
+        except ValueError:
+            return False
     return True
 
 
@@ -161,7 +162,7 @@ def _check_header(header: list[str], path, line: int) -> None:
                 where=f"{path}:{line}:{index}",
             )
         if name in seen:
-            headerless = all(looks_numeric(cell) for cell in header)
+            headerless = looks_headerless(header)
             raise DataError(
                 f"column name '{name}' appears twice in the header (columns {seen[name]} and {index})"
                 + ("; the first row holds only numbers, so the file may have no header row" if headerless else ""),
