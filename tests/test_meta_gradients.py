@@ -10,6 +10,7 @@ from polytask.spec.registry import ALGORITHMS  # noqa: E402
 from polytask.compiler.meta.architecture import build_architecture  # noqa: E402
 from polytask.compiler.meta.functional import FunctionalModel, initial_values, tile_params  # noqa: E402
 from polytask.compiler.meta.losses import TaskLoss  # noqa: E402
+from polytask.compiler.meta.plan import batch_norm_steps  # noqa: E402
 import polytask.spec.models  # noqa: E402,F401  (completes the structure models)
 from polytask.compiler.sharing.meta import MetaStructure  # noqa: E402
 
@@ -59,9 +60,9 @@ def _reference_maml(theta_list, batch, steps, lr, second_order):
 
 
 def _setup(algorithm, model=DENSE_MODEL, input_shape=(1,), out=1, kind="regression", loss="mse", **kw):
-    arch = build_architecture(_structure(algorithm, model).model, input_shape, out)
-    fmodel = FunctionalModel(arch)
     structure = _structure(algorithm, model, **kw)
+    arch = build_architecture(structure.model, input_shape, out, batch_norm_steps=batch_norm_steps(structure))
+    fmodel = FunctionalModel(arch)
     algo = ALGORITHMS.get(algorithm).build(fmodel, structure, TaskLoss(loss, kind), None)
     return arch, fmodel, algo, initial_values(arch, seed=3)
 

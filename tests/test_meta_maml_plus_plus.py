@@ -143,3 +143,98 @@ def test_check_warns_options_an_algorithm_cannot_use(tmp_path):
                                                              "first_order_iterations: 3, eval_steps: 5}")
     refused = check_source(lslr, "spec.yaml")
     assert [d.code for d in refused.diagnostics if d.severity == "error"] == ["PT212"]
+
+
+BN_MODEL = [{"dense": {"units": 8}}, {"batch_norm": {}}, {"activation": "relu"}]
+
+
+def _bn_mlp(weights, x, stats_count, step):
+    """dense(8) -> batch norm with step `step`'s gamma/beta (statistics of the first `stats_count`
+    examples) -> relu -> dense(1), one task, written out by hand."""
+    kernel, bias, gamma, beta, out_kernel, out_bias = weights
+    h = x @ kernel + bias
+    mean, variance = tf.nn.moments(h[:stats_count], axes=[0])
+    h = tf.nn.relu((h - mean) / tf.sqrt(variance + 1e-3) * gamma[step] + beta[step])
+    return h @ out_kernel + out_bias
+
+
+def _reference_per_step_bn(weights, batch, steps, lr):
+    """MAML++ BNWB as its reference code runs it: a loop over tasks; the support forward at
+    inner step s and the query after update s use batch-norm set s; only the dense weights
+    adapt; second order."""
+    adapted = [0, 1, 4, 5]
+    with tf.GradientTape() as outer:
+        outer.watch(weights)
+        total = 0.0
+        for t in range(batch["support_x"].shape[0]):
+            sx, sy, qx, qy = (batch[k][t] for k in ("support_x", "support_y", "query_x", "query_y"))
+            fast = list(weights)
+            for step in range(steps):
+                with tf.GradientTape() as inner:
+                    inner.watch([fast[i] for i in adapted])
+                    loss = tf.reduce_mean(tf.square(_bn_mlp(fast, sx, sx.shape[0], step) - sy))
+                grads = inner.gradient(loss, [fast[i] for i in adapted])
+                for i, g in zip(adapted, grads):
+                    fast[i] = fast[i] - lr * g
+            joint = tf.concat([sx, qx], 0)
+            query = _bn_mlp(fast, joint, sx.shape[0], steps - 1)[sx.shape[0]:]
+            total += tf.reduce_mean(tf.square(query - qy))
+    return total, outer.gradient(total, weights)
+
+
+def test_per_step_batch_norm_matches_the_reference_loop():
+    inner = {"steps": 3, "learning_rate": 0.05, "per_step_batch_norm": True}
+    arch, _, algo, theta = _setup("maml", model=BN_MODEL, steps=3, inner=inner)
+    names = [p.name for p in arch.params]
+    assert theta["layer1_batch_norm/gamma"].shape == (3, 8) and theta["layer1_batch_norm/beta"].shape == (3, 8)
+    assert "layer1_batch_norm/gamma" not in algo.adapted_names()
+    # distinct per-step sets, so using the wrong step's set would show
+    rng = np.random.default_rng(0)
+    theta = dict(theta, **{"layer1_batch_norm/gamma": tf.constant(rng.uniform(0.5, 1.5, (3, 8)), tf.float32),
+                           "layer1_batch_norm/beta": tf.constant(rng.normal(0, 0.3, (3, 8)), tf.float32)})
+    batch = _sine_batch(tasks=4)
+    grads, _, metrics = algo.meta_gradients(theta, {}, batch)
+    total, reference = _reference_per_step_bn([theta[n] for n in names], batch, 3, 0.05)
+    np.testing.assert_allclose(float(tf.reduce_sum(metrics["loss"])), float(total), rtol=1e-5)
+    for name, ref in zip(names, reference):
+        np.testing.assert_allclose(grads[name].numpy(), ref.numpy(), rtol=5e-4, atol=2e-5, err_msg=name)
+    # every step's set is trained: the support passes of steps 0-2 and the final query use them
+    assert np.all(np.abs(grads["layer1_batch_norm/gamma"].numpy()).sum(1) > 0)
+    # evaluating beyond the trained steps reuses the last set (and does not fail)
+    assert len(algo.evaluate(theta, {}, batch, steps=5)) == 6
+
+
+def test_per_step_batch_norm_in_plan_check_and_train(tmp_path):
+    from click.testing import CliRunner
+
+    from polytask.cli import main
+    from polytask.spec.checker import check_source
+
+    spec = MAML_PP_SPEC.replace("ALGORITHM", "maml").replace(
+        "model: [{dense: {units: 16, activation: relu}}]",
+        "model: [{dense: {units: 16}}, {batch_norm: {}}, {activation: relu}]").replace(
+        "first_order_iterations: 3}", "first_order_iterations: 3, per_step_batch_norm: true}")
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec)
+    plan = CliRunner().invoke(main, ["plan", str(path), "--format", "json"])
+    assert plan.exit_code == 0, plan.output
+    import json
+
+    meta = json.loads(plan.output)
+    layers = {layer["kind"]: layer["parameters"] for layer in meta["layers"]}
+    assert layers["batch_norm"] == 2 * 2 * 16  # gamma and beta, one set per inner step (2)
+    counts = meta["parameters"]
+    assert counts["model"] - counts["adapted_in_inner_loop"] == 2 * 2 * 16
+    assert meta["inner_loop"]["batch_norm_weight_sets"] == 2
+    result = CliRunner().invoke(main, ["train", str(path), "--out", str(tmp_path / "run"), "-q",
+                                       "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{"):])
+    assert np.isfinite(report["metrics"]["test"]["mse"])
+    assert report["parameters"]["total"] == counts["total"]
+    for algorithm in ("anil", "metasgd", "reptile"):
+        warnings = [d.message for d in check_source(spec.replace("algorithm: maml", f"algorithm: {algorithm}"),
+                                                    "spec.yaml").diagnostics if d.code == "PT215"]
+        assert f"inner.per_step_batch_norm has no effect with {algorithm}" in warnings, (algorithm, warnings)
+    one_step = check_source(spec.replace("inner: {steps: 2,", "inner: {steps: 1,"), "spec.yaml")
+    assert any("with inner.steps 1 there is one set" in d.message for d in one_step.diagnostics)

@@ -46,12 +46,24 @@ class Architecture:
     layers: tuple[LayerPlan, ...]
     head_start: int  # index of the first head layer (the inferred output layer, or the last layer)
     output_shape: tuple[int, ...] = field(default=())
+    #: MAML++ per-step batch norm (BNWB): batch-norm weights get a leading axis of this many
+    #: inner steps, one set per step (1: one set, plain MAML).
+    batch_norm_steps: int = 1
+
+    def per_step(self, layer: LayerPlan) -> bool:
+        """This layer's weights have one set per inner step (MAML++ per-step batch norm)."""
+        return self.batch_norm_steps > 1 and layer.descriptor.batch_statistics
 
     def layer_params(self, layer: LayerPlan) -> list[ParamSpec]:
         """The trained parameters of one layer (batch norm's moving statistics are not: meta
         models always normalise with the task's own statistics)."""
-        return [ParamSpec(f"{layer_name(layer)}/{w.role}", w.shape, w.initializer, layer.index)
+        steps = (self.batch_norm_steps,) if self.per_step(layer) else ()
+        return [ParamSpec(f"{layer_name(layer)}/{w.role}", steps + tuple(w.shape), w.initializer, layer.index)
                 for w in layer.weights if w.trainable]
+
+    def per_step_params(self) -> list[ParamSpec]:
+        """Parameters with one set per inner step: meta-learned, never adapted in the inner loop."""
+        return [p for layer in self.layers if self.per_step(layer) for p in self.layer_params(layer)]
 
     @property
     def params(self) -> list[ParamSpec]:
@@ -65,10 +77,12 @@ class Architecture:
         return [p for layer in self.layers[self.head_start:] for p in self.layer_params(layer)]
 
 
-def build_architecture(layers, input_shape: tuple[int, ...], output_units: Optional[int]) -> Architecture:
+def build_architecture(layers, input_shape: tuple[int, ...], output_units: Optional[int],
+                       batch_norm_steps: int = 1) -> Architecture:
     """Resolve shapes and parameters of `layers` (spec Layer models) applied to `input_shape`.
 
-    `output_units` adds the inferred dense output layer (None: no output layer, protonet).
+    `output_units` adds the inferred dense output layer (None: no output layer, protonet);
+    `batch_norm_steps` > 1 gives batch-norm layers one set of weights per inner step.
     Raises PolytaskError for a layer that cannot take its input or has no functional form.
     """
     specs = list(layers) + ([output_layer(output_units)] if output_units is not None else [])
@@ -80,4 +94,4 @@ def build_architecture(layers, input_shape: tuple[int, ...], output_units: Optio
                             hint="add dense or conv2d layers under structure.model")
     head_start = len(plans) - 1 if output_units is not None else trained[-1]
     return Architecture(tuple(int(d) for d in input_shape), tuple(plans), head_start,
-                        plans[-1].output_shape if plans else tuple(input_shape))
+                        plans[-1].output_shape if plans else tuple(input_shape), int(batch_norm_steps))

@@ -54,20 +54,26 @@ class FunctionalModel:
         return any(layer.descriptor.batch_statistics for layer in self.architecture.layers)
 
     def __call__(self, params: Params, x: tf.Tensor, *, start: int = 0, stop: Optional[int] = None,
-                 stats_count: Optional[int] = None) -> tf.Tensor:
+                 stats_count: Optional[int] = None, step: int = 0) -> tf.Tensor:
         """Layers `start`..`stop-1` on `x` [T, B, *shape]; every param has a leading T axis.
 
         `stats_count`: batch norm statistics come from the first `stats_count` examples of
-        each task's batch only (default: all B). Returns [T, B, *output_shape].
+        each task's batch only (default: all B). `step`: the inner step, which picks the
+        per-step weights (MAML++ per-step batch norm; steps beyond the last set reuse it).
+        Returns [T, B, *output_shape].
         """
+        architecture = self.architecture
         folded = False  # True while x is laid out [B, H, W, T, C] (spatial, tasks folded)
-        for layer in self.architecture.layers[start:stop]:
+        for layer in architecture.layers[start:stop]:
             spatial = len(layer.input_shape) == 3
             if spatial and not folded:
                 x = tf.transpose(x, [1, 2, 3, 0, 4])
                 folded = True
             prefix = layer_name(layer) + "/"
             weights = {name[len(prefix):]: value for name, value in params.items() if name.startswith(prefix)}
+            if architecture.per_step(layer):  # [T, steps, ...] -> this step's [T, ...]
+                index = min(step, architecture.batch_norm_steps - 1)
+                weights = {role: value[:, index] for role, value in weights.items()}
             context = FunctionalContext(folded=folded, output_shape=layer.output_shape, stats_count=stats_count,
                                         compute=self._compute)
             x = layer.descriptor.functional(layer.params, weights, x, context)

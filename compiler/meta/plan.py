@@ -29,16 +29,37 @@ def resolve(loaded):
     structure = spec.structure
     description = get_family(spec.family.source).describe(spec.family, loaded)
     architecture = build_architecture(structure.model, description.input_shape,
-                                      output_units(structure.algorithm, description))
+                                      output_units(structure.algorithm, description),
+                                      batch_norm_steps=batch_norm_steps(structure))
     return description, architecture
 
 
-def _adapted(algorithm, architecture: Architecture) -> int:
+def batch_norm_steps(structure) -> int:
+    """Sets of batch-norm weights: one per inner step with MAML++ per-step batch norm, else 1."""
+    algorithm = ALGORITHMS.get(structure.algorithm)
+    per_step = (structure.inner.per_step_batch_norm and not algorithm.metric_based
+                and algorithm.implementation.supports("per_step_batch_norm"))
+    return int(structure.inner.steps) if per_step else 1
+
+
+def _adapted(algorithm, architecture: Architecture) -> list:
+    """The parameters the inner loop adapts (the algorithm's `adapted_names`, from the plan)."""
     if algorithm.adapts is None:
-        return 0
+        return []
     if algorithm.adapts == "head only":
-        return sum(p.size for p in architecture.head_params())
-    return architecture.param_count
+        return architecture.head_params()
+    fixed = {p.name for p in architecture.per_step_params()}
+    return [p for p in architecture.params if p.name not in fixed]
+
+
+def _learned_learning_rates(algorithm, inner, adapted: list) -> int:
+    """Meta-learned inner learning rates: one per adapted entry (Meta-SGD), or one per adapted
+    tensor and inner step (MAML++ LSLR)."""
+    if algorithm.learned_learning_rates:
+        return sum(p.size for p in adapted)
+    if inner.learn_step_sizes and not algorithm.metric_based and algorithm.implementation.supports("learn_step_sizes"):
+        return len(adapted) * int(inner.steps)
+    return 0
 
 
 def meta_plan(loaded) -> dict[str, Any]:
@@ -48,7 +69,8 @@ def meta_plan(loaded) -> dict[str, Any]:
     description, architecture = resolve(loaded)
     algorithm = ALGORITHMS.get(structure.algorithm)
     inner = structure.inner
-    meta_learned_lrs = architecture.param_count if algorithm.learned_learning_rates else 0
+    adapted = _adapted(algorithm, architecture)
+    meta_learned_lrs = _learned_learning_rates(algorithm, inner, adapted)
     episode = {
         "kind": description.kind,
         "input_shape": list(description.input_shape),
@@ -74,6 +96,8 @@ def meta_plan(loaded) -> dict[str, Any]:
             "learning_rate": inner.learning_rate,
             "learned_learning_rates": algorithm.learned_learning_rates,
             "adapts": algorithm.adapts,
+            # MAML++ per-step batch norm: one set of batch-norm weights per inner step
+            "batch_norm_weight_sets": architecture.batch_norm_steps if architecture.batch_norm_steps > 1 else None,
         },
         "reptile_step_size": structure.reptile_step_size if algorithm.outer_step_size else None,
         "transductive_batch_norm": structure.transductive_batch_norm,
@@ -85,7 +109,7 @@ def meta_plan(loaded) -> dict[str, Any]:
         ],
         "parameters": {
             "model": architecture.param_count,
-            "adapted_in_inner_loop": _adapted(algorithm, architecture),
+            "adapted_in_inner_loop": sum(p.size for p in adapted),
             "meta_learned_inner_learning_rates": meta_learned_lrs,
             "total": architecture.param_count + meta_learned_lrs,
         },

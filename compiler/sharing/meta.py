@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 from pydantic import Field
 
 from polytask.compiler.layers import output_layer
+from polytask.compiler.meta.algorithms.base import MAML_PLUS_PLUS
 from polytask.compiler.sharing import SharingPattern, check_layers
 from polytask.spec.registry import ALGORITHMS, FAMILIES, SHARING
 from polytask.spec.suggest import one_of
@@ -38,6 +39,10 @@ class InnerLoop(StrictModel):
     first_order_iterations: int = Field(
         0, ge=0, strict=True, description="MAML++ derivative-order annealing: the first this many "
         "meta-iterations use the first-order meta-gradient, the rest the algorithm's own (second order).")
+    per_step_batch_norm: bool = Field(
+        False, description="MAML++ per-step batch-norm weights (BNWB): every batch_norm layer gets its own "
+        "gamma and beta for each inner step (the query after step s uses step s's), meta-learned and not "
+        "adapted in the inner loop; evaluation steps beyond `steps` reuse the last set.")
 
 
 class MetaStructure(StrictModel):
@@ -141,13 +146,18 @@ training:
         set_fields = inner.model_fields_set
         where = ("structure", "inner")
         if not algorithm.metric_based:
-            for field in ("multi_step_loss_iterations", "learn_step_sizes", "first_order_iterations"):
+            for field in MAML_PLUS_PLUS:
                 if field in set_fields and not algorithm.implementation.supports(field):
                     view.report("PT215", f"inner.{field} has no effect with {algorithm.name}", where + (field,),
                                 prefer="key", severity="warning")
         if "multi_step_loss_iterations" in set_fields and inner.steps == 1:
             view.report("PT215", "inner.multi_step_loss_iterations weighs the loss after each inner step; with "
                         "inner.steps 1 there is only one", where + ("multi_step_loss_iterations",),
+                        prefer="key", severity="warning", hint="use inner.steps of 2 or more (MAML++ uses 5)")
+        if (inner.per_step_batch_norm and inner.steps == 1 and not algorithm.metric_based
+                and algorithm.implementation.supports("per_step_batch_norm")):
+            view.report("PT215", "inner.per_step_batch_norm gives each inner step its own batch-norm weights; "
+                        "with inner.steps 1 there is one set, as without it", where + ("per_step_batch_norm",),
                         prefer="key", severity="warning", hint="use inner.steps of 2 or more (MAML++ uses 5)")
         learned = "learned inner learning rates" if algorithm.learned_learning_rates else (
             "per-step learning rates (learn_step_sizes)"

@@ -10,6 +10,8 @@ from polytask.compiler.meta.algorithms.base import Algorithm, GradientBasedAlgor
 class ANIL(GradientBasedAlgorithm):
     adapts = "head only"
     second_order = True
+    # The body's features are computed once per task, so there is no per-step pass through it.
+    maml_plus_plus = GradientBasedAlgorithm.maml_plus_plus - {"per_step_batch_norm"}
 
     def adapted_names(self):
         return [p.name for p in self.model.architecture.head_params()]

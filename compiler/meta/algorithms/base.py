@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 #: Name prefix of the LSLR learning rates among an algorithm's extra variables.
 STEP_SIZES = "step_sizes/"
+#: The MAML++ options: fields of `structure.inner` (`polytask.compiler.sharing.meta.InnerLoop`).
+MAML_PLUS_PLUS = ("multi_step_loss_iterations", "learn_step_sizes", "first_order_iterations", "per_step_batch_norm")
 
 
 class Algorithm(Concept):
@@ -131,15 +133,17 @@ class MetaAlgorithm:
 
     # ------------------------------------------------------------------ helpers
 
-    def query_outputs(self, params, support_x, query_x, *, start: int = 0) -> tf.Tensor:
-        """Query predictions; batch norm uses the support set's statistics unless transductive."""
+    def query_outputs(self, params, support_x, query_x, *, start: int = 0, step: int = 0) -> tf.Tensor:
+        """Query predictions; batch norm uses the support set's statistics unless transductive.
+
+        `step`: the inner step whose per-step batch-norm weights apply (MAML++)."""
         import tensorflow as tf
 
         if self.transductive or not self.model.has_batch_norm:
-            return self.model(params, query_x, start=start)
+            return self.model(params, query_x, start=start, step=step)
         count = support_x.shape[1] if support_x.shape[1] is not None else tf.shape(support_x)[1]
         joint = tf.concat([support_x, query_x], axis=1)
-        return self.model(params, joint, start=start, stats_count=count)[:, count:]
+        return self.model(params, joint, start=start, stats_count=count, step=step)[:, count:]
 
 
 class GradientBasedAlgorithm(MetaAlgorithm):
@@ -147,7 +151,7 @@ class GradientBasedAlgorithm(MetaAlgorithm):
 
     #: Differentiate through the inner gradients (second-order meta-gradient).
     second_order = True
-    maml_plus_plus = frozenset({"multi_step_loss_iterations", "learn_step_sizes", "first_order_iterations"})
+    maml_plus_plus = frozenset(MAML_PLUS_PLUS)
 
     def __init__(self, model, structure, loss, description):
         super().__init__(model, structure, loss, description)
@@ -167,8 +171,10 @@ class GradientBasedAlgorithm(MetaAlgorithm):
         return {STEP_SIZES + name: tf.fill([self.inner_steps], float(self.inner_lr)) for name in self.adapted_names()}
 
     def adapted_names(self) -> list[str]:
-        """The parameters the inner loop adapts (default: all)."""
-        return self.model.param_names
+        """The parameters the inner loop adapts (default: all but per-step batch-norm weights,
+        which MAML++ meta-learns only)."""
+        fixed = {p.name for p in self.model.architecture.per_step_params()}
+        return [name for name in self.model.param_names if name not in fixed]
 
     def body_stop(self) -> int:
         """Layers [0, body_stop) are not adapted and are computed once per task (ANIL)."""
@@ -210,7 +216,7 @@ class GradientBasedAlgorithm(MetaAlgorithm):
         names = self.adapted_names()
         with tf.GradientTape() as tape:
             tape.watch([fast[n] for n in names])
-            support_loss = tf.reduce_sum(self.loss(self.model(fast, x, start=start), y, ways))
+            support_loss = tf.reduce_sum(self.loss(self.model(fast, x, start=start, step=step), y, ways))
         # The loss is a sum over tasks and task t only touches copy t, so these are the
         # per-task gradients, with a leading task axis.
         grads = tape.gradient(support_loss, [fast[n] for n in names],
@@ -243,10 +249,11 @@ class GradientBasedAlgorithm(MetaAlgorithm):
             query_features = joint[:, count:]
         return fast, support_features, query_features, stop
 
-    def _query(self, fast, sx, qx, start):
+    def _query(self, fast, sx, qx, start, step: int = 0):
+        """Query outputs after inner step `step` (its per-step batch-norm weights)."""
         if start:
-            return self.model(fast, qx, start=start)  # features already normalised in _prepare
-        return self.query_outputs(fast, sx, qx)
+            return self.model(fast, qx, start=start, step=step)  # features already normalised in _prepare
+        return self.query_outputs(fast, sx, qx, step=step)
 
     def adapt(self, theta, extra, support_x, support_y, query_x, steps, *, ways=None, first_order=False,
               record=False):
@@ -260,8 +267,8 @@ class GradientBasedAlgorithm(MetaAlgorithm):
         for step in range(steps):
             fast = self.inner_step(fast, extra, sx, support_y, ways=ways, start=start, first_order=first_order,
                                    step=step)
-            if record:
-                outputs.append(self._query(fast, sx, qx, start))
+            if record:  # the query after update `step` uses that step's per-step weights, as MAML++ does
+                outputs.append(self._query(fast, sx, qx, start, step))
         return fast, sx, qx, start, outputs
 
     def meta_loss(self, theta, extra, batch, *, ways=None, iteration=None, first_order=None):
@@ -271,7 +278,7 @@ class GradientBasedAlgorithm(MetaAlgorithm):
                                                   batch["query_x"], self.inner_steps, ways=ways,
                                                   first_order=first_order, record=multi_step)
         if not multi_step:
-            return self.loss.metrics(self._query(fast, sx, qx, start), batch["query_y"], ways)
+            return self.loss.metrics(self._query(fast, sx, qx, start, self.inner_steps - 1), batch["query_y"], ways)
         import tensorflow as tf
 
         # outputs[0] is before adaptation; steps 1..S are weighted. Metrics are the last step's.
@@ -291,5 +298,5 @@ class GradientBasedAlgorithm(MetaAlgorithm):
         steps = self.eval_steps if steps is None else steps
         fast, sx, qx, start, _ = self.adapt(theta, extra, support_x, support_y, query_x, steps, ways=ways,
                                             first_order=True)
-        outputs = self._query(fast, sx, qx, start)
+        outputs = self._query(fast, sx, qx, start, max(steps - 1, 0))
         return self.loss.logits(outputs, ways) if self.loss.kind == "classification" else outputs

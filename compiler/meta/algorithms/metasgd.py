@@ -20,7 +20,9 @@ class MetaSGD(GradientBasedAlgorithm):
 
         return {PREFIX + p.name: tf.fill(p.shape, float(self.inner_lr)) for p in self.model.architecture.params}
 
-    maml_plus_plus = GradientBasedAlgorithm.maml_plus_plus - {"learn_step_sizes"}  # it learns its own
+    # It learns its own rates; per-parameter rates for weights the inner loop never adapts
+    # (per-step batch norm) would be dead parameters.
+    maml_plus_plus = GradientBasedAlgorithm.maml_plus_plus - {"learn_step_sizes", "per_step_batch_norm"}
 
     def step_sizes(self, extra, step):
         return {name: extra[PREFIX + name][None] for name in self.adapted_names()}

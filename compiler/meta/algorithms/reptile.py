@@ -14,7 +14,7 @@ from polytask.compiler.meta.algorithms.base import Algorithm, GradientBasedAlgor
 class Reptile(GradientBasedAlgorithm):
     outer_step_size = True
     second_order = False
-    maml_plus_plus = frozenset()  # no query-loss meta-gradient for MSL, LSLR or derivative order to act on
+    maml_plus_plus = frozenset()  # no query-loss meta-gradient for the MAML++ options to act on
 
     def meta_gradients(self, theta, extra, batch, *, ways=None, iteration=None, first_order=None):
         import tensorflow as tf
