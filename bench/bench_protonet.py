@@ -1,6 +1,6 @@
 """Prototypical networks on Omniglot: polytask's compiled step vs a hand-written protonet step.
 
-examples/meta/omniglot_protonet.yaml: conv-4 with 64 filters, 20-way 1-shot episodes with
+examples/meta/omniglot_protonet.yaml: conv-4 with 64 filters, its N-way 1-shot episodes with
 5 queries per class, one episode per step, Adam 1e-3. Both sides run in this process on
 the same CPU threads, alternating, `--repeats` times; medians reported.
 
