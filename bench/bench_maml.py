@@ -76,11 +76,41 @@ def rate(fn, iterations: int, warmup: int = 20, per_call: int = 1) -> float:
     """Iterations per second of `fn`, which runs `per_call` iterations per call."""
     for _ in range(max(1, warmup // per_call)):
         fn()
+    calls = max(1, iterations // per_call)
     start = time.perf_counter()
-    for _ in range(iterations // per_call):
+    for _ in range(calls):
         out = fn()
     float(out["loss"] if isinstance(out, dict) else out)
-    return (iterations // per_call) * per_call / (time.perf_counter() - start)
+    return calls * per_call / (time.perf_counter() - start)
+
+
+def fixed_batch_step(program, first_order=None):
+    """polytask's compiled meta-gradient + the program's optimizer on a given batch: the step
+    without the input pipeline. Gradients are scaled by 1 / meta-batch, as the program does."""
+    compiled = tf.function(lambda t, e, b: program._gradients(t, e, b, first_order),
+                           jit_compile=program.jit_compile)
+    names = program.parameters.theta_names + program.parameters.extra_names
+    variables = program.parameters.ordered()
+    scale = 1.0 / program.meta_batch
+
+    @tf.function
+    def step(batch):
+        theta, extra = program.parameters.read()
+        grads, metrics = compiled(theta, extra, batch)
+        program.optimizer.apply_gradients([(grads[n] * scale, v) for n, v in zip(names, variables)])
+        return {"loss": tf.reduce_mean(metrics["loss"])}
+
+    return step
+
+
+def print_rates(results: dict, baseline: str, unit: str = "it/s") -> None:
+    """Median rate of each row of `results` (name -> rates of the repeats) and its ratio to `baseline`."""
+    reference = statistics.median(results[baseline])
+    width = max(len(name) for name in results)
+    for name, values in results.items():
+        median = statistics.median(values)
+        print(f"  {name:{width}s} {median:9.2f} {unit}   x{median / reference:5.2f}   "
+              f"(repeats: {', '.join(f'{v:.2f}' for v in values)})")
 
 
 def main() -> None:
@@ -118,15 +148,7 @@ def main() -> None:
             return model.step(b["support_x"], b["support_y"], b["query_x"], b["query_y"])
         return run
 
-    compiled = tf.function(program._gradients, jit_compile=program.jit_compile)
-    variables = program.parameters.ordered()
-
-    @tf.function
-    def fixed_step(batch):
-        t, e = program.parameters.read()
-        g, metrics = compiled(t, e, batch)
-        program.optimizer.apply_gradients([(g[n] / TASKS, v) for n, v in zip(names, variables)])
-        return {"loss": tf.reduce_mean(metrics["loss"])}
+    fixed_step = fixed_batch_step(program)
 
     per_call = program.steps_per_call
 
@@ -151,11 +173,7 @@ def main() -> None:
           f"{load_before[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
     print(f"sinusoid MAML, meta-batch {TASKS}, 1-40-40-1, 1 inner step, second order; "
           f"{args.iterations} iterations x {args.repeats} repeats (median)")
-    baseline = statistics.median(results["hand-written, Python task loop"])
-    for name, values in results.items():
-        median = statistics.median(values)
-        print(f"  {name:48s} {median:9.1f} it/s   x{median / baseline:5.2f}   "
-              f"(repeats: {', '.join(f'{v:.0f}' for v in values)})")
+    print_rates(results, "hand-written, Python task loop")
 
 
 if __name__ == "__main__":

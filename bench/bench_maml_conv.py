@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -36,6 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
+from bench_maml import fixed_batch_step, print_rates, rate  # noqa: E402
 from polytask.compiler.meta import compile_program  # noqa: E402
 from polytask.runtime.strategy import create_strategy  # noqa: E402
 from polytask.spec.loader import load_spec  # noqa: E402
@@ -43,6 +43,7 @@ from polytask.spec.loader import load_spec  # noqa: E402
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "meta"
 SPECS = {5: EXAMPLES / "omniglot_maml.yaml", 20: EXAMPLES / "omniglot_maml_20way.yaml"}
 EPSILON = 1e-3  # batch_norm's default epsilon
+WARMUP = 5  # warm-up iterations before timing (conv steps take ~0.1 s each)
 
 
 def conv4_features(weights, x, stats_count):
@@ -106,18 +107,6 @@ class HandWrittenConvMAML:
         loss, grads = self.meta_gradients(sx, sy, qx, qy)
         self.optimizer.apply_gradients(zip(grads, self.weights))
         return loss
-
-
-def rate(fn, iterations: int, warmup: int = 5, per_call: int = 1) -> float:
-    """Iterations per second of `fn`, which runs `per_call` iterations per call."""
-    for _ in range(max(1, warmup // per_call)):
-        fn()
-    calls = max(1, iterations // per_call)
-    start = time.perf_counter()
-    for _ in range(calls):
-        out = fn()
-    float(out["loss"] if isinstance(out, dict) else out)
-    return calls * per_call / (time.perf_counter() - start)
 
 
 def seconds_per_call(fn, calls: int = 20) -> float:
@@ -255,16 +244,7 @@ def main() -> None:
                 counter["i"] += 1
                 return hand.step(b["support_x"], b["support_y"], b["query_x"], b["query_y"])
 
-            compiled = tf.function(lambda t, e, b: program._gradients(t, e, b, first_order),
-                                   jit_compile=program.jit_compile)
-            variables = program.parameters.ordered()
-
-            @tf.function
-            def fixed_step(batch):
-                t, e = program.parameters.read()
-                g, metrics = compiled(t, e, batch)
-                program.optimizer.apply_gradients([(g[n] / tasks, v) for n, v in zip(names, variables)])
-                return {"loss": tf.reduce_mean(metrics["loss"])}
+            fixed_step = fixed_batch_step(program, first_order)
 
             per_call = program.steps_per_call
             # The program's own step (what `train_steps` runs) with the order forced.
@@ -279,18 +259,14 @@ def main() -> None:
             results = {chunked: [], "polytask: meta-gradient + Adam, fixed batch": [],
                        "hand-written, Python task loop": []}
             for _ in range(args.repeats):
-                results[chunked].append(rate(chunk, args.iterations, per_call=per_call))
+                results[chunked].append(rate(chunk, args.iterations, WARMUP, per_call))
                 results["polytask: meta-gradient + Adam, fixed batch"].append(
-                    rate(lambda: fixed_step(fixed), args.iterations))
-                results["hand-written, Python task loop"].append(rate(hand_step, args.iterations))
+                    rate(lambda: fixed_step(fixed), args.iterations, WARMUP))
+                results["hand-written, Python task loop"].append(rate(hand_step, args.iterations, WARMUP))
             print(f"Omniglot MAML {ways}-way 1-shot, meta-batch {tasks}, {order} order, "
                   f"jit_compile {program.jit_compile}; {args.iterations} iterations x {args.repeats} "
                   f"repeats (median); max |meta-gradient difference| {worst:.1e} (largest entry {scale:.1e})")
-            baseline = statistics.median(results["hand-written, Python task loop"])
-            for name, values in results.items():
-                median = statistics.median(values)
-                print(f"  {name:48s} {median:7.2f} it/s   x{median / baseline:5.2f}   "
-                      f"(repeats: {', '.join(f'{v:.2f}' for v in values)})")
+            print_rates(results, "hand-written, Python task loop")
             if args.profile and order == args.orders[0]:
                 profile(program, fixed, args.iterations)
     print(f"load average at end {os.getloadavg()[0]:.2f}")

@@ -22,14 +22,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from bench_maml_conv import conv4_features, rate, seconds_per_call  # noqa: E402
+from bench_maml import fixed_batch_step, print_rates, rate  # noqa: E402
+from bench_maml_conv import WARMUP, conv4_features, seconds_per_call  # noqa: E402
 from polytask.compiler.meta import compile_program  # noqa: E402
 from polytask.runtime.strategy import create_strategy  # noqa: E402
 from polytask.spec.loader import load_spec  # noqa: E402
@@ -98,15 +98,7 @@ def main() -> None:
         counter["i"] += 1
         return hand.step(b["support_x"][0], b["support_y"][0], b["query_x"][0], b["query_y"][0])
 
-    compiled = tf.function(program._gradients, jit_compile=program.jit_compile)
-    variables = program.parameters.ordered()
-
-    @tf.function
-    def fixed_step(batch):
-        t, e = program.parameters.read()
-        g, metrics = compiled(t, e, batch)
-        program.optimizer.apply_gradients([(g[n], v) for n, v in zip(names, variables)])
-        return {"loss": tf.reduce_mean(metrics["loss"])}
+    fixed_step = fixed_batch_step(program)
 
     per_call = program.steps_per_call
 
@@ -118,9 +110,9 @@ def main() -> None:
     chunked = f"polytask train_steps({per_call}) (polytask train)"
     results = {chunked: [], "polytask: gradient + Adam, fixed episode": [], "hand-written protonet step": []}
     for _ in range(args.repeats):
-        results[chunked].append(rate(chunk, args.iterations, per_call=per_call))
-        results["polytask: gradient + Adam, fixed episode"].append(rate(lambda: fixed_step(fixed), args.iterations))
-        results["hand-written protonet step"].append(rate(hand_step, args.iterations))
+        results[chunked].append(rate(chunk, args.iterations, WARMUP, per_call))
+        results["polytask: gradient + Adam, fixed episode"].append(rate(lambda: fixed_step(fixed), args.iterations, WARMUP))
+        results["hand-written protonet step"].append(rate(hand_step, args.iterations, WARMUP))
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
           f"TensorFlow {tf.__version__}, Python {platform.python_version()}; load average at start "
@@ -128,11 +120,7 @@ def main() -> None:
     print(f"Omniglot protonet {ways}-way 1-shot {program.description.queries} queries, conv-4 64 filters, "
           f"jit_compile {program.jit_compile}; {args.iterations} steps x {args.repeats} repeats (median); "
           f"max |gradient difference| {worst:.1e} (largest entry {scale:.1e})")
-    baseline = statistics.median(results["hand-written protonet step"])
-    for name, values in results.items():
-        median = statistics.median(values)
-        print(f"  {name:44s} {median:7.2f} steps/s   x{median / baseline:5.2f}   "
-              f"(repeats: {', '.join(f'{v:.2f}' for v in values)})")
+    print_rates(results, "hand-written protonet step", "steps/s")
     if args.profile:
         joint = tf.concat([fixed["support_x"][0], fixed["query_x"][0]], 0)
         shots = int(fixed["support_x"].shape[1])
