@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from polytask.compiler.multitask.heads import StackedHead
+from polytask.compiler.multitask.heads import ALL_HEADS_MAX, StackedHead
 from polytask.spec.layers import Layer
 
 
@@ -39,12 +39,14 @@ def test_stacked_heads_equal_per_task_heads(tasks):
         np.testing.assert_allclose(stacked[index == task], expected, rtol=1e-5, atol=1e-5)
 
 
-def test_graph_does_not_grow_with_the_number_of_tasks():
+def test_graph_stops_growing_past_a_few_tasks():
+    """Up to ALL_HEADS_MAX heads each gets its matmul; beyond, rows gather their head's weights."""
+
     def op_count(tasks: int) -> int:
         head = StackedHead([Layer.model_validate({"dense": {"units": 8, "activation": "relu"}})], 2, tasks)
         fn = tf.function(lambda h, i: head(h, i))
         graph = fn.get_concrete_function(tf.TensorSpec((None, 4)), tf.TensorSpec((None,), tf.int32)).graph
         return len(graph.get_operations())
 
-    assert op_count(3) == op_count(5)
-    assert op_count(30) == op_count(300)
+    assert op_count(ALL_HEADS_MAX + 1) == op_count(30) == op_count(300)
+    assert op_count(3) < op_count(5) <= op_count(ALL_HEADS_MAX)

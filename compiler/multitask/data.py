@@ -5,12 +5,11 @@ columns share one pool, so 1,000 tasks over one table hold one copy of the input
 whose label for a task is missing are left out of *that task* only: the row still trains
 every task whose label it has (the loss is masked the same way, see `MultiTaskProgram`).
 
-The training pipeline, per task: the task's (row, label, task id) triples -> shuffle ->
-repeat (so a small task never ends the run). The task streams are mixed element by element
-with `tf.data.Dataset.choose_from_datasets` and a vectorised stream of task ids drawn at the
-sampling rates (uniform, proportional, temperature; separate from loss weights; see
-`task_choices`) -> batch (global batch size) -> gather inputs and
-labels -> prefetch. The tables are in memory already, so `cache()` would add nothing.
+The training pipeline (`train_dataset`) computes blocks of global batches at once: each
+example draws its task at the sampling rates (uniform, proportional, temperature; separate
+from loss weights), then takes the next row of that task's stream, which visits the task's
+rows in a fresh shuffled order every epoch (so a small task repeats and never ends the run)
+-> split into batches -> prefetch. The tables are in memory already, so `cache()` would add nothing.
 """
 from __future__ import annotations
 
@@ -22,9 +21,6 @@ import numpy as np
 from polytask.spec.facts import targets_by_dataset
 from polytask.spec.registry import LOSSES
 from polytask.errors import DataError
-
-SHUFFLE_BUFFER_LIMIT = 100_000
-
 
 @dataclass
 class SplitArrays:
@@ -135,60 +131,110 @@ def sampling_rates(spec, sizes: np.ndarray) -> np.ndarray:
     return rates / rates.sum()
 
 
-CHOICE_BLOCK = 4096
+def _mix32(value):
+    """A 32-bit integer hash (two multiply-xorshift rounds) of int64 values in [0, 2**32)."""
+    import tensorflow as tf
+
+    for _ in range(2):
+        value = tf.bitwise.bitwise_and(tf.bitwise.bitwise_xor(tf.bitwise.right_shift(value, 16), value) * 0x45D9F3B,
+                                       0xFFFFFFFF)
+    return tf.bitwise.bitwise_xor(tf.bitwise.right_shift(value, 16), value)
 
 
-def task_choices(rates: np.ndarray, seed: int):
-    """An endless stream of task ids drawn at `rates`, generated in vectorised blocks.
+FEISTEL_ROUNDS = 4
+#: A pipeline call computes up to this many examples (and at most BLOCK_BYTES of them), then
+#: splits them into batches: its few hundred small ops run once per block, not once per batch.
+BLOCK_EXAMPLES = 8192
+BLOCK_BYTES = 32 * 2**20
 
-    This is what `tf.data.Dataset.sample_from_datasets` does internally, except that it
-    draws one categorical sample over all T tasks per element, which costs O(T) per example
-    (measured: 4x slower pipeline at 1,000 tasks). Here a block of uniform draws is mapped
-    to task ids with one `searchsorted` over the cumulative rates. Seeded and checkpointable
-    (the random dataset's state is part of the iterator).
+
+def shuffled_index(position, size, half_bits, key):
+    """Element `position` (in [0, size)) of a pseudo-random permutation of [0, size) chosen by `key`.
+
+    A permutation with random access, so a batch can draw the next rows of every task's
+    shuffled epoch without holding a shuffle buffer: a balanced Feistel network on
+    2 * half_bits bits (a bijection of [0, 4**half_bits), with 4**half_bits < 4 * size) plus
+    cycle walking (re-apply until the value falls inside [0, size), which keeps it a
+    bijection of [0, size)). All arguments are int64 tensors of the same shape.
     """
     import tensorflow as tf
 
-    edges = tf.constant(np.cumsum(rates / rates.sum())[:-1], tf.float64)
-    scale = float(2**32)  # Dataset.random yields uniform integers in [0, 2**32)
+    mask = tf.bitwise.left_shift(tf.ones_like(half_bits), half_bits) - 1
 
-    def to_tasks(draws):
-        uniform = tf.cast(draws % (2**32), tf.float64) / scale
-        return tf.searchsorted(edges, uniform, side="right", out_type=tf.int64)
+    def permute(value):
+        left, right = tf.bitwise.right_shift(value, half_bits), tf.bitwise.bitwise_and(value, mask)
+        for round_ in range(FEISTEL_ROUNDS):
+            mixed = _mix32(tf.bitwise.bitwise_xor(right, tf.bitwise.bitwise_and(key + round_ * 0x9E3779B9, 0xFFFFFFFF)))
+            left, right = right, tf.bitwise.bitwise_xor(left, tf.bitwise.bitwise_and(mixed, mask))
+        return tf.bitwise.bitwise_or(tf.bitwise.left_shift(left, half_bits), right)
 
-    return tf.data.Dataset.random(seed=seed).batch(CHOICE_BLOCK).map(to_tasks).unbatch()
+    def walk(value):
+        return tf.where(value >= size, permute(value), value)
+
+    (index,) = tf.while_loop(lambda value: tf.reduce_any(value >= size), lambda value: (walk(value),),
+                             (permute(position),))
+    return index
 
 
 def train_dataset(data: MultiTaskData, batch_size: int, rates: np.ndarray, seed: int, split: str = "train"):
-    """The mixed, repeating stream of global batches (x, labels, task) of a split (training; Auto-Lambda's validation)."""
+    """The mixed, repeating stream of global batches (x, labels, task) of a split (training; Auto-Lambda's validation).
+
+    Each block of batches is a function of the block number and the per-task positions (the
+    iterator's state, so it checkpoints exactly): task ids drawn at `rates` from a stateless
+    uniform, then each example takes the next position of its task's stream, which visits
+    the task's rows in a fresh shuffled order every epoch (`shuffled_index`). Nothing runs
+    per example or per task stream, so the cost per batch is the same for 3 or 3,000 tasks
+    (choose_from_datasets over per-task shuffle buffers cost 2-5 us per example).
+    """
     import tensorflow as tf
 
     train = data.splits[split]
-    offsets = np.concatenate([[0], np.cumsum([len(l) for l in train.labels])])
-    pool_offsets = np.concatenate([[0], np.cumsum([len(p) for p in train.pools])])
+    tasks = len(data.tasks)
+    sizes = np.array([train.size(task) for task in range(tasks)], np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    pool_offsets = np.concatenate([[0], np.cumsum([len(p) for p in train.pools])]).astype(np.int64)
+    # Row of example g (g counts the tasks' labelled rows one task after another) in the pooled inputs.
+    input_rows = tf.constant(np.concatenate(
+        [np.asarray(train.rows[task], np.int64) + pool_offsets[train.pool_of_task[task]] for task in range(tasks)]))
     inputs = tf.constant(np.concatenate(train.pools, axis=0) if len(train.pools) > 1 else train.pools[0])
     labels = tf.constant(np.concatenate(train.labels, axis=0))
-    streams = []
-    for task in range(len(data.tasks)):
-        count = train.size(task)
-        rows = train.rows[task] + pool_offsets[train.pool_of_task[task]]
-        label_rows = np.arange(offsets[task], offsets[task + 1], dtype=np.int64)
-        ids = np.full(count, task, np.int32)
-        stream = tf.data.Dataset.from_tensor_slices((rows, label_rows, ids))
-        stream = stream.shuffle(min(count, SHUFFLE_BUFFER_LIMIT), seed=seed * 7919 + task, reshuffle_each_iteration=True)
-        streams.append(stream.repeat())
-    if len(streams) == 1:
-        mixed = streams[0]
-    else:
-        mixed = tf.data.Dataset.choose_from_datasets(streams, task_choices(rates, seed), stop_on_empty_dataset=False)
+    shares = np.where(sizes > 0, rates, 0.0)
+    edges = tf.constant(np.cumsum(shares / shares.sum())[:-1], tf.float64)
+    half_bits = tf.constant([max(1, -(-int(np.ceil(np.log2(max(n, 2)))) // 2)) for n in sizes], tf.int64)
+    sizes_t, starts_t = tf.constant(sizes), tf.constant(starts)
+    seed_key = int(seed) % 2**32
 
-    def gather(rows, label_rows, ids):
-        return tf.gather(inputs, rows), tf.gather(labels, label_rows), ids
+    example_bytes = inputs.dtype.size * int(np.prod(inputs.shape[1:])) + labels.dtype.size * int(np.prod(labels.shape[1:]))
+    per_block = max(1, min(BLOCK_EXAMPLES // batch_size, BLOCK_BYTES // (batch_size * example_bytes)))
+    block = per_block * batch_size
+
+    def gather(example, task):
+        return tf.gather(inputs, tf.gather(input_rows, example)), tf.gather(labels, example), tf.cast(task, tf.int32)
+
+    def next_block(positions, number):
+        uniform = tf.random.stateless_uniform([block], seed=tf.stack([tf.constant(seed_key, tf.int64), number]),
+                                              dtype=tf.float64)
+        task = tf.searchsorted(edges, uniform, side="right", out_type=tf.int64)
+        # Rank of each example among the block's examples of the same task, in stream order.
+        order = tf.argsort(task, stable=True)
+        ordered = tf.gather(task, order)
+        rank_ordered = tf.range(block, dtype=tf.int64) - tf.searchsorted(ordered, ordered, side="left", out_type=tf.int64)
+        rank = tf.scatter_nd(order[:, None], rank_ordered, [block])
+        position = tf.gather(positions, task) + rank
+        size = tf.gather(sizes_t, task)
+        key = _mix32(tf.bitwise.bitwise_and(_mix32(tf.bitwise.bitwise_xor(_mix32(task), seed_key)) + position // size,
+                                            0xFFFFFFFF))  # one key per (seed, task, epoch)
+        example = tf.gather(starts_t, task) + shuffled_index(position % size, size, tf.gather(half_bits, task), key)
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(task), task, tasks)
+        x, y, t = gather(example, task)
+        return positions + counts, (tf.reshape(x, [per_block, batch_size, *x.shape[1:]]),
+                                    tf.reshape(y, [per_block, batch_size, *y.shape[1:]]), tf.reshape(t, [per_block, batch_size]))
 
     options = tf.data.Options()
     options.autotune.enabled = False  # on few cores autotuning costs more than it saves (measured: 2x)
     options.deterministic = True
-    return mixed.batch(batch_size, drop_remainder=True).map(gather).prefetch(2).with_options(options)
+    return (tf.data.Dataset.range(2**62).scan(tf.zeros([tasks], tf.int64), next_block).unbatch()
+            .prefetch(2).with_options(options))
 
 
 def _first_layer_reads_raw_inputs(structure) -> bool:

@@ -3,7 +3,8 @@
 A head is the spec's `head:` layers plus the inferred output layer. For T tasks with the
 same head shape, every dense kernel is one variable [T, in, out] (bias [T, out], layer-norm
 scale/offset [T, d]). Each example gathers its own task's slice, so the graph and the step
-time do not grow with the number of tasks -- only the parameter tensor does.
+time do not grow with the number of tasks beyond a few (`ALL_HEADS_MAX`) -- only the
+parameter tensor does.
 """
 from __future__ import annotations
 
@@ -11,19 +12,20 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-# Up to this many heads in a stack, every head is applied to every row in one matmul and each
-# row keeps its own (cheaper on CPU than per-row weight gathers); beyond it, rows gather their
-# head's weights, so the cost per step stays flat as tasks grow. Either way the graph has the
-# same ops for any number of tasks.
+# Up to this many heads in a stack, every head is applied to every row (one small matmul per
+# head) and each row keeps its own: cheaper on CPU than per-row weight gathers, and than one
+# matmul over the heads side by side, whose kernel transpose cost oneDNN more than the matmul
+# (digits_hard step 470 -> 390 us, docs/benchmarks.md). Beyond it, rows gather their head's
+# weights, so the graph and the cost per step stay flat as tasks grow.
 ALL_HEADS_MAX = 8
 
 
 def per_row_matmul(h, kernel, index):
-    """Row b times kernel[index[b]]: one matmul over all heads when they are few, else a gather."""
-    count, width, units = kernel.shape
+    """Row b times kernel[index[b]]: every head on every row when they are few, else a gather."""
+    count = kernel.shape[0]
     if count <= ALL_HEADS_MAX:
-        every = tf.matmul(h, tf.reshape(tf.transpose(kernel, [1, 0, 2]), [width, count * units]))
-        return tf.gather(tf.reshape(every, [-1, count, units]), index, axis=1, batch_dims=1)
+        every = tf.stack([tf.matmul(h, kernel[head]) for head in range(count)], axis=1)  # [B, count, units]
+        return tf.gather(every, index, axis=1, batch_dims=1)
     return tf.einsum("bi,bio->bo", h, tf.gather(kernel, index))
 
 

@@ -356,7 +356,8 @@ class MultiTaskProgram:
             validation = () if self.validation_iterator is None else (next(self.validation_iterator),)
             return self._distributed_step(next(self.iterator), *validation)
 
-        return steps_until_non_finite(step, count)
+        # The total is non-finite whenever a task loss or weight is (0 * inf is NaN too).
+        return steps_until_non_finite(step, count, watched=("loss", "grad_norm"))
 
     def train_steps(self, steps: int):
         """(the last step's values, steps run): several steps per call on one replica."""
