@@ -107,3 +107,19 @@ def test_a_model_with_thousands_of_layers_is_refused_before_it_is_built(tmp_path
     assert result.exit_code == 1, result.output
     assert "layers (experts x levels" in result.output and "building more than 2,000" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_thousand_stacked_heads_count_as_one_set_of_layers(tmp_path):
+    """Hard sharing builds same-shaped heads as one stacked head, so 1,000 tasks are 4 layers, not 2,002."""
+    from polytask.compiler.compile import refuse_what_cannot_fit
+    from polytask.compiler.plan import build_plan
+    from polytask.spec.loader import load_spec
+
+    tasks = "".join(f"  t{i}: {{dataset: m, target: task_{i % 2}, loss: mse}}\n" for i in range(1000))
+    spec = tmp_path / "many.yaml"
+    spec.write_text("polytask: 1\nname: many\ndatasets:\n  m: {source: synthetic, generator: {kind: mmoe}, samples: 200}\n"
+                    f"tasks:\n{tasks}structure:\n  sharing: hard\n  trunk: [{{dense: {{units: 8}}}}]\n"
+                    "  head: [{dense: {units: 4}}]\n")
+    plan = build_plan(load_spec(spec, check_data=False))
+    assert sum(len(group.layers) for group in plan.groups) > 2000  # the per-task slices the plan lists
+    refuse_what_cannot_fit(plan)  # not refused
