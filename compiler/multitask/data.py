@@ -168,11 +168,8 @@ def shuffled_index(position, size, half_bits, key):
             left, right = right, tf.bitwise.bitwise_xor(left, tf.bitwise.bitwise_and(mixed, mask))
         return tf.bitwise.bitwise_or(tf.bitwise.left_shift(left, half_bits), right)
 
-    def walk(value):
-        return tf.where(value >= size, permute(value), value)
-
-    (index,) = tf.while_loop(lambda value: tf.reduce_any(value >= size), lambda value: (walk(value),),
-                             (permute(position),))
+    (index,) = tf.while_loop(lambda value: tf.reduce_any(value >= size),
+                             lambda value: (tf.where(value >= size, permute(value), value),), (permute(position),))
     return index
 
 
