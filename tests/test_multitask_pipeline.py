@@ -97,3 +97,39 @@ def test_restoring_a_checkpoint_taken_mid_block_continues_the_same_stream(tmp_pa
         got = next(fresh)
         for a, b in zip(want, got):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_checkpoint_holds_row_numbers_not_a_block_of_inputs(tmp_path):
+    """The iterator state is the block's row numbers plus the prefetched batches, not 8,192 input rows."""
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=(1350, 784)).astype(np.float32)
+    rows = [np.arange(1000), np.arange(1000, 1300), np.arange(1300, 1350)]
+    labels = [np.zeros((len(r), 1), np.float32) for r in rows]
+    data = MultiTaskData(["a", "b", "c"], (784,), 1, {"train": SplitArrays([pool], [0, 0, 0], rows, labels, [0, 0, 0])},
+                         None, None, {})
+    iterator = iter(train_dataset(data, 64, np.array([1 / 3] * 3), seed=0))
+    for _ in range(5):
+        next(iterator)
+    tf.train.Checkpoint(data=iterator).write(str(tmp_path / "ckpt"))
+    written = sum(path.stat().st_size for path in tmp_path.iterdir())
+    one_batch = 64 * 784 * 4
+    assert written < 4 * one_batch, written  # two prefetched batches, the row numbers and small state
+
+
+def test_resuming_a_checkpoint_whose_pipeline_differs_is_a_clear_error(tmp_path, monkeypatch):
+    """A run checkpointed by a polytask with another input pipeline (as before 2026-12-03) cannot resume
+    its iterator; --resume says so instead of a TensorFlow traceback."""
+    import polytask.compiler.multitask.program as program_module
+    from cli_support import invoke
+    from multitask_support import write_spec
+
+    spec = write_spec(tmp_path, steps=20)
+    out = tmp_path / "run"
+    assert invoke("train", spec, "--out", out, "--quiet", "--steps", "20").exit_code == 0
+    original = program_module.train_dataset
+    monkeypatch.setattr(program_module, "train_dataset",
+                        lambda *args, **kwargs: original(*args, **kwargs).take(10**12))
+    result = invoke("train", spec, "--out", out, "--quiet", "--resume", "--steps", "40")
+    assert result.exit_code == 1, result.output
+    assert "does not fit this program" in result.output and "new --out" in result.output
+    assert "Traceback" not in result.output
