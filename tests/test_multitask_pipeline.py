@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from polytask.compiler.multitask.data import MultiTaskData, SplitArrays, shuffled_index, train_dataset
+from polytask.compiler.multitask.data import BLOCK_BYTES, MultiTaskData, SplitArrays, shuffled_index, train_dataset
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 16, 17, 63, 64, 65, 1000, 4097])
@@ -100,7 +100,7 @@ def test_restoring_a_checkpoint_taken_mid_block_continues_the_same_stream(tmp_pa
 
 
 def test_a_checkpoint_holds_row_numbers_not_a_block_of_inputs(tmp_path):
-    """The iterator state is the block's row numbers plus the prefetched batches, not 8,192 input rows."""
+    """The iterator state is at most BLOCK_BYTES of gathered rows plus the prefetched batches, not 8,192 input rows."""
     rng = np.random.default_rng(0)
     pool = rng.normal(size=(1350, 784)).astype(np.float32)
     rows = [np.arange(1000), np.arange(1000, 1300), np.arange(1300, 1350)]
@@ -113,7 +113,7 @@ def test_a_checkpoint_holds_row_numbers_not_a_block_of_inputs(tmp_path):
     tf.train.Checkpoint(data=iterator).write(str(tmp_path / "ckpt"))
     written = sum(path.stat().st_size for path in tmp_path.iterdir())
     one_batch = 64 * 784 * 4
-    assert written < 4 * one_batch, written  # two prefetched batches, the row numbers and small state
+    assert written < BLOCK_BYTES + 4 * one_batch, written  # a block, two prefetched batches, small state
 
 
 def test_resuming_a_checkpoint_whose_pipeline_differs_is_a_clear_error(tmp_path, monkeypatch):

@@ -142,10 +142,11 @@ def _mix32(value):
 
 
 FEISTEL_ROUNDS = 4
-#: A pipeline call picks the rows of this many examples (at least one batch), then splits them
-#: into batches: its few hundred small ops run once per block, not once per batch. The block
-#: holds row numbers only, so the iterator state in a checkpoint stays small (128 KiB).
+#: A pipeline call gathers up to this many examples, and at most BLOCK_BYTES of them (but always
+#: one batch), then splits them into batches: its few hundred small ops run once per block, not
+#: once per batch. The bytes bound what the iterator state adds to every checkpoint.
 BLOCK_EXAMPLES = 8192
+BLOCK_BYTES = 2**20
 
 
 def shuffled_index(position, size, half_bits, key):
@@ -202,11 +203,9 @@ def train_dataset(data: MultiTaskData, batch_size: int, rates: np.ndarray, seed:
     seed_key = int(seed) % 2**32
 
     last_with_rows = int(np.flatnonzero(sizes > 0)[-1]) if (sizes > 0).any() else 0
-    per_block = max(1, BLOCK_EXAMPLES // batch_size)
+    example_bytes = inputs.dtype.size * int(np.prod(inputs.shape[1:])) + labels.dtype.size * int(np.prod(labels.shape[1:]))
+    per_block = max(1, min(BLOCK_EXAMPLES // batch_size, BLOCK_BYTES // (batch_size * example_bytes)))
     block = per_block * batch_size
-
-    def gather(example, task):
-        return tf.gather(inputs, tf.gather(input_rows, example)), tf.gather(labels, example), tf.cast(task, tf.int32)
 
     def next_block(positions, number):
         uniform = tf.random.stateless_uniform([block], seed=tf.stack([tf.constant(seed_key, tf.int64), number]),
@@ -224,13 +223,16 @@ def train_dataset(data: MultiTaskData, batch_size: int, rates: np.ndarray, seed:
                                             0xFFFFFFFF))  # one key per (seed, task, epoch)
         example = tf.gather(starts_t, task) + shuffled_index(position % size, size, tf.gather(half_bits, task), key)
         counts = tf.math.unsorted_segment_sum(tf.ones_like(task), task, tasks)
-        return positions + counts, (tf.reshape(example, [per_block, batch_size]), tf.reshape(task, [per_block, batch_size]))
+        x, y = tf.gather(inputs, tf.gather(input_rows, example)), tf.gather(labels, example)
+        return positions + counts, (tf.reshape(x, [per_block, batch_size, *x.shape[1:]]),
+                                    tf.reshape(y, [per_block, batch_size, *y.shape[1:]]),
+                                    tf.reshape(tf.cast(task, tf.int32), [per_block, batch_size]))
 
     options = tf.data.Options()
     options.autotune.enabled = False  # on few cores autotuning costs more than it saves (measured: 2x)
     options.deterministic = True
     return (tf.data.Dataset.range(2**62).scan(tf.zeros([tasks], tf.int64), next_block).unbatch()
-            .map(gather).prefetch(2).with_options(options))
+            .prefetch(2).with_options(options))
 
 
 def _first_layer_reads_raw_inputs(structure) -> bool:
