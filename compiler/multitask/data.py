@@ -142,9 +142,11 @@ def _mix32(value):
 
 
 FEISTEL_ROUNDS = 4
-#: A pipeline call gathers up to this many examples, and at most BLOCK_BYTES of them (but always
-#: one batch), then splits them into batches: its few hundred small ops run once per block, not
-#: once per batch. The bytes bound what the iterator state adds to every checkpoint.
+#: A pipeline call picks the rows of this many examples (rounded down to whole batches, at least
+#: one), so its few hundred small ops run once per block, not once per batch; the block size
+#: fixes the random draws, so changing it changes every seeded stream. The rows are gathered in
+#: groups of whole batches of at most BLOCK_BYTES, which bounds what the iterator state adds to
+#: a checkpoint (a block's row numbers, one gathered group, two prefetched batches).
 BLOCK_EXAMPLES = 8192
 BLOCK_BYTES = 2**20
 
@@ -204,8 +206,10 @@ def train_dataset(data: MultiTaskData, batch_size: int, rates: np.ndarray, seed:
 
     last_with_rows = int(np.flatnonzero(sizes > 0)[-1]) if (sizes > 0).any() else 0
     example_bytes = inputs.dtype.size * int(np.prod(inputs.shape[1:])) + labels.dtype.size * int(np.prod(labels.shape[1:]))
-    per_block = max(1, min(BLOCK_EXAMPLES // batch_size, BLOCK_BYTES // (batch_size * example_bytes)))
+    per_block = max(1, BLOCK_EXAMPLES // batch_size)
     block = per_block * batch_size
+    per_group = max([d for d in range(1, per_block + 1) if per_block % d == 0 and d * batch_size * example_bytes <= BLOCK_BYTES]
+                    or [1])
 
     def next_block(positions, number):
         uniform = tf.random.stateless_uniform([block], seed=tf.stack([tf.constant(seed_key, tf.int64), number]),
@@ -223,16 +227,19 @@ def train_dataset(data: MultiTaskData, batch_size: int, rates: np.ndarray, seed:
                                             0xFFFFFFFF))  # one key per (seed, task, epoch)
         example = tf.gather(starts_t, task) + shuffled_index(position % size, size, tf.gather(half_bits, task), key)
         counts = tf.math.unsorted_segment_sum(tf.ones_like(task), task, tasks)
+        groups = [per_block // per_group, per_group * batch_size]
+        return positions + counts, (tf.reshape(example, groups), tf.reshape(tf.cast(task, tf.int32), groups))
+
+    def gather_group(example, task):
         x, y = tf.gather(inputs, tf.gather(input_rows, example)), tf.gather(labels, example)
-        return positions + counts, (tf.reshape(x, [per_block, batch_size, *x.shape[1:]]),
-                                    tf.reshape(y, [per_block, batch_size, *y.shape[1:]]),
-                                    tf.reshape(tf.cast(task, tf.int32), [per_block, batch_size]))
+        return (tf.reshape(x, [per_group, batch_size, *x.shape[1:]]), tf.reshape(y, [per_group, batch_size, *y.shape[1:]]),
+                tf.reshape(task, [per_group, batch_size]))
 
     options = tf.data.Options()
     options.autotune.enabled = False  # on few cores autotuning costs more than it saves (measured: 2x)
     options.deterministic = True
     return (tf.data.Dataset.range(2**62).scan(tf.zeros([tasks], tf.int64), next_block).unbatch()
-            .prefetch(2).with_options(options))
+            .map(gather_group).unbatch().prefetch(2).with_options(options))
 
 
 def _first_layer_reads_raw_inputs(structure) -> bool:
