@@ -14,8 +14,8 @@ import tensorflow as tf
 
 # Up to this many heads in a stack, every head is applied to every row (one small matmul per
 # head) and each row keeps its own: cheaper on CPU than per-row weight gathers, and than one
-# matmul over the heads side by side, whose kernel transpose cost oneDNN more than the matmul
-# (digits_hard step 470 -> 390 us, docs/benchmarks.md). Beyond it, rows gather their head's
+# matmul over the heads side by side, whose kernel transposes cost oneDNN nearly as much as the
+# step's matmuls (digits_hard step 470 -> 390 us, docs/benchmarks.md). Beyond it, rows gather their head's
 # weights, so the graph and the cost per step stay flat as tasks grow.
 ALL_HEADS_MAX = 8
 
