@@ -79,9 +79,7 @@ def refuse_what_cannot_fit(plan) -> None:
             f"weights, gradients and optimizer state, and this machine has {free / 2**30:,.1f} GiB free",
             hint="make the model smaller (fewer experts, levels or units); `polytask plan SPEC` shows where "
             "the parameters are")
-    # Slices of one stacked head (hard sharing's same-shaped heads) are built as one set of layers.
-    stacks = {group.stack: len(group.layers) for group in plan.groups if group.stack}
-    layers = sum(len(group.layers) for group in plan.groups if not group.stack) + sum(stacks.values())
+    layers = plan.built_layers
     if layers > MAX_PLANNED_LAYERS:
         raise PolytaskError(
             f"the model has {layers:,} layers (experts x levels x their layers, heads, gates); building more than "

@@ -75,6 +75,12 @@ class Plan:
         specific = sum(g.params for g in self.groups if not g.shared)
         return {"shared": shared, "task_specific": specific, "total": shared + specific}
 
+    @property
+    def built_layers(self) -> int:
+        """Layers the program builds: the slices of one stacked head (same-shaped task heads) are one set."""
+        stacks = {g.stack: len(g.layers) for g in self.groups if g.stack}
+        return sum(len(g.layers) for g in self.groups if not g.stack) + sum(stacks.values())
+
     def to_dict(self) -> dict[str, Any]:
         if self.meta is not None:
             return {"name": self.name, "sharing": self.sharing, **self.meta}

@@ -209,7 +209,7 @@ def fit(program, run_dir, settings: LoopSettings, *, resume: bool = False) -> di
         except (tf.errors.OpError, AssertionError, ValueError) as exc:
             # e.g. the input pipeline's iterator state of an older polytask (the pipeline changed on 2026-12-03)
             raise RunError(f"--resume: checkpoint {choice.prefix} does not fit this program "
-                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                           f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})",
                            hint="it was written by another polytask version; train into a new --out directory") from None
         with writing(run.metrics_file):
             run.truncate_metrics(after_step=int(step.numpy()))

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from polytask.compiler.multitask.data import BLOCK_BYTES, MultiTaskData, SplitArrays, shuffled_index, train_dataset
+from polytask.compiler.multitask.data import (BLOCK_BYTES, MultiTaskData, SplitArrays, feistel_half_bits, shuffled_index,
+                                              train_dataset)
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 16, 17, 63, 64, 65, 1000, 4097])
 def test_shuffled_index_is_a_permutation_of_the_task_rows(size):
     position = tf.range(size, dtype=tf.int64)
-    half_bits = max(1, -(-int(np.ceil(np.log2(max(size, 2)))) // 2))
+    half_bits = feistel_half_bits(size)
     orders = []
     for key in (0, 12345, 2**32 - 1):
         out = shuffled_index(position, tf.fill([size], tf.constant(size, tf.int64)),

@@ -151,13 +151,18 @@ BLOCK_EXAMPLES = 8192
 BLOCK_BYTES = 2**20
 
 
+def feistel_half_bits(size: int) -> int:
+    """Half the bits of the smallest even-width power of two that holds [0, size): `shuffled_index`'s domain."""
+    return max(1, -(-int(np.ceil(np.log2(max(size, 2)))) // 2))
+
+
 def shuffled_index(position, size, half_bits, key):
     """Element `position` (in [0, size)) of a pseudo-random permutation of [0, size) chosen by `key`.
 
     A permutation with random access, so a batch can draw the next rows of every task's
     shuffled epoch without holding a shuffle buffer: a balanced Feistel network on
-    2 * half_bits bits (a bijection of [0, 4**half_bits), with 4**half_bits <= 4 * size) plus
-    cycle walking (re-apply until the value falls inside [0, size), which keeps it a
+    2 * half_bits bits (`feistel_half_bits(size)`; a bijection of [0, 4**half_bits), with
+    4**half_bits <= 4 * size) plus cycle walking (re-apply until the value falls inside [0, size), which keeps it a
     bijection of [0, size)). All arguments are int64 tensors of the same shape.
     """
     import tensorflow as tf
@@ -200,7 +205,7 @@ def train_dataset(data: MultiTaskData, batch_size: int, rates: np.ndarray, seed:
     labels = tf.constant(np.concatenate(train.labels, axis=0))
     shares = np.where(sizes > 0, rates, 0.0)
     edges = tf.constant(np.cumsum(shares / shares.sum())[:-1], tf.float64)
-    half_bits = tf.constant([max(1, -(-int(np.ceil(np.log2(max(n, 2)))) // 2)) for n in sizes], tf.int64)
+    half_bits = tf.constant([feistel_half_bits(n) for n in sizes], tf.int64)
     sizes_t, starts_t = tf.constant(sizes), tf.constant(starts)
     seed_key = int(seed) % 2**32
 
