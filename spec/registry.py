@@ -102,6 +102,7 @@ class Registry(Generic[C]):
         self.plural = plural
         self.builtin_package = builtin_package
         self._entries: dict[str, C] = {}
+        self._sorted_names: Optional[list[str]] = None  # names() is asked for by every check rule
         REGISTRIES[kind] = self
 
     # ------------------------------------------------------------------ registration
@@ -137,6 +138,7 @@ class Registry(Generic[C]):
         instance = cls()
         instance.origin = origin
         self._entries[name] = instance
+        self._sorted_names = None
         return cls
 
     def _problem(self, cls) -> Optional[tuple[str, str]]:
@@ -177,10 +179,15 @@ class Registry(Generic[C]):
     def names(self) -> list[str]:
         """Built-in names first (alphabetical), then plugins' (alphabetical)."""
         load_all()
-        return sorted(self._entries, key=lambda n: (not self._entries[n].origin.builtin, n))
+        if self._sorted_names is None:
+            self._sorted_names = sorted(self._entries, key=lambda n: (not self._entries[n].origin.builtin, n))
+        return list(self._sorted_names)
 
     def items(self) -> Iterator[tuple[str, C]]:
-        for name in self.names():
+        load_all()
+        if self._sorted_names is None:
+            self.names()
+        for name in self._sorted_names:
             yield name, self._entries[name]
 
     def where(self, predicate) -> list[str]:

@@ -47,6 +47,7 @@ _MERGE = "tag:yaml.org,2002:merge"
 _RESOLVER = Resolver()
 _CONSTRUCTOR = SafeConstructor()
 _RESOLVED: dict = {}  # (text, implicit) -> tag: implicit resolution is a pure function
+_PLAIN_VALUES: dict = {}  # (text, implicit) -> value of an untagged scalar: also pure, and immutable
 
 
 class Position(NamedTuple):
@@ -108,10 +109,13 @@ class _Fatal(Exception):
         self.code, self.message, self.position, self.hint = code, message, position, hint
 
 
+_new_tuple = tuple.__new__  # Position(...) goes through a Python-level __new__; the reader makes one per event
+
+
 def _pos(mark) -> Position:
     if mark is None:
         return Position(1, 1)
-    return Position(mark.line + 1, mark.column + 1)
+    return _new_tuple(Position, (mark.line + 1, mark.column + 1))
 
 
 def _position_of_offset(text: str, offset: int) -> Position:
@@ -150,7 +154,7 @@ class _Frame:
         self.value = {} if kind == "map" else []
         self.key = None  # pending key of a mapping
         self.key_pos = None
-        self.explicit = set()
+        self.explicit = {}  # key -> line of its first occurrence
         self.merges = []  # (position, value, entry range) of `<<` values, applied at the end
         self.index = 0
         self.size = 1
@@ -172,7 +176,6 @@ class _Reader:
         self.documents = 0
         self.empty = True
         self.duplicates = 0
-        self.first_key_line: dict = {}
 
     # -- helpers
     def _diag(self, code, message, position, hint=None, path=None):
@@ -195,6 +198,18 @@ class _Reader:
                          hint="a spec declares data, it does not contain it; point to data files instead")
 
     def _scalar(self, event) -> Any:
+        if event.tag is None:
+            cache_key = (event.value, event.implicit)
+            try:
+                return _PLAIN_VALUES[cache_key]
+            except KeyError:
+                value = self._construct(event)
+                if len(_PLAIN_VALUES) < 4096:
+                    _PLAIN_VALUES[cache_key] = value
+                return value
+        return self._construct(event)
+
+    def _construct(self, event) -> Any:
         tag = event.tag
         position = _pos(event.start_mark)
         if tag is None or tag == "!":
@@ -233,17 +248,23 @@ class _Reader:
 
     # -- the event loop
     def read(self) -> Any:
+        loader = _Loader(self.text)
+        try:
+            return self._read_events(loader.get_event)
+        finally:
+            loader.dispose()
+
+    def _read_events(self, next_event) -> Any:
         stack: list[_Frame] = []
-        events = yaml.parse(self.text, Loader=_Loader)
-        skip = (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)
+        skip = (yaml.StreamStartEvent, yaml.DocumentEndEvent)
         ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
-        for event in events:
+        while True:
+            event = next_event()
             etype = type(event)
-            if etype is yaml.ScalarEvent and stack:
-                parent = stack[-1]
-                if parent.kind == "map" and parent.key is None:  # the common case: a plain key
-                    self._key(parent, event, _pos(event.start_mark), stack)
-                    continue
+            if etype is yaml.StreamEndEvent or event is None:
+                break
+            if etype is yaml.ScalarEvent and stack and self._plain_scalar(stack, event):
+                continue
             if etype is yaml.DocumentStartEvent:
                 self.documents += 1
                 if self.documents > 1:
@@ -298,6 +319,38 @@ class _Reader:
                          hint="run `polytask init` for a commented starter spec")
         return self.root
 
+    def _plain_scalar(self, stack: list, event) -> bool:
+        """The common cases, kept short because most events are these: a plain key, or an
+        untagged scalar value without an anchor. False leaves the event to the general path."""
+        parent = stack[-1]
+        mark = event.start_mark
+        position = _new_tuple(Position, (mark.line + 1, mark.column + 1))
+        if parent.kind == "map":
+            key = parent.key
+            if key is None:
+                self._key(parent, event, position, stack)
+                return True
+            if key == "<<":
+                return False
+            path = parent.path + (key,)
+        else:
+            path = parent.path + (parent.index,)
+        if event.tag is not None or event.anchor is not None or len(stack) >= MAX_DEPTH:
+            return False
+        self.total += 1
+        if self.total > MAX_NODES:
+            self._count(0, position)
+        value = self._scalar(event)
+        self.entries.append((path, "v", position))
+        parent.size += 1
+        if parent.kind == "map":
+            parent.value[parent.key] = value
+            parent.key = None
+        else:
+            parent.value.append(value)
+            parent.index += 1
+        return True
+
     def _child_path(self, parent: Optional[_Frame]) -> Path:
         if parent is None:
             return ()
@@ -330,13 +383,12 @@ class _Reader:
                         "PT006",
                         f"duplicate key '{key}'" + (f" in {_dotted(parent.path)}" if parent.path else ""),
                         position,
-                        hint=f"'{key}' is already set at line {self.first_key_line[(id(parent), key)]}; "
+                        hint=f"'{key}' is already set at line {parent.explicit[key]}; "
                         "YAML would silently keep only the last one, so remove one of them",
                         path=_dotted(parent.path + (key,)),
                     )
             else:
-                self.first_key_line[(id(parent), key)] = position.line
-            parent.explicit.add(key)
+                parent.explicit[key] = position.line
             parent.key = key
         parent.key_pos = position
         self.entries.append((parent.path + (parent.key,), "k", position))
