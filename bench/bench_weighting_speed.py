@@ -6,10 +6,12 @@ T. Each method is compiled on its own program; then the programs of one T run in
 interleaved rounds (one block of steps each per round, so load from other jobs hits every
 method alike) and a method's step time is its fastest block on pre-fetched batches. Besides the
 registered methods, `pcgrad[loop]` is PCGrad with per-task gradients the usual way -- one
-tape.gradient per task in a Python loop -- against the vectorised Jacobian pass
-(`pcgrad`); PCGrad's own T^2 sequential projections are the same in both, so
-`mgda[loop]` vs `mgda` (whose combination is a small T x T solve) isolates the cost of the
-per-task gradients. The last lines are the speed-ups of the vectorised per-task gradients.
+tape.gradient per task in a Python loop -- and `pcgrad[pfor]` with one vectorised Jacobian
+(tape.jacobian with pfor), against what polytask runs (`pcgrad`: one batched backward pass
+over the batch laid out per task, compiler/multitask/task_gradients.py). PCGrad's own T^2
+sequential projections are the same in all three, so `mgda[loop]` / `mgda[pfor]` vs `mgda`
+(whose combination is a small T x T solve) isolate the cost of the per-task gradients. The
+last lines are the speed-ups of polytask's per-task gradients over the other two ways.
 
     python bench/bench_weighting_speed.py [--tasks 2 8 32] [--steps 30] [--methods equal pcgrad ...]
 """
@@ -36,6 +38,8 @@ from polytask.spec.loader import load_spec  # noqa: E402
 from polytask.spec.registry import WEIGHTINGS  # noqa: E402
 
 LOOP = "[loop]"  # suffix: the same method with per-task gradients from a Python loop
+PFOR = "[pfor]"  # suffix: the same method with per-task gradients from a pfor Jacobian
+VARIANTS = {LOOP: "loop", PFOR: "pfor"}
 
 
 def block_ms(fn, steps: int) -> float:
@@ -49,14 +53,15 @@ def block_ms(fn, steps: int) -> float:
 def compiled_step(spec_path: Path, method: str, strategy):
     """A warmed-up zero-argument step of `method` on pre-fetched batches."""
     raw = yaml.safe_load(spec_path.read_text())
-    raw["training"]["weighting"] = [method.removesuffix(LOOP)]
+    raw["training"]["weighting"] = [method.split("[")[0]]
     # Every method on the same rows; auto_lambda needs a validation split to learn its weights on.
     raw["datasets"]["table"]["split"] = {"train": 0.8, "validation": 0.1, "test": 0.1}
     path = spec_path.with_name(f"spec-{method.replace('[', '-').replace(']', '')}.yaml")
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     program = compile_program(load_spec(path, check_data=False), strategy=strategy)
-    if method.endswith(LOOP):
-        program.task_gradients = "loop"
+    for suffix, mode in VARIANTS.items():
+        if method.endswith(suffix):
+            program.task_gradients = mode
     batches = [program.next_batch() for _ in range(16)]
     for b in batches[:3]:
         program._step(b)["loss"].numpy()
@@ -73,7 +78,8 @@ def main() -> None:
     args = parser.parse_args()
     methods = args.methods or WEIGHTINGS.names()
     methods = ["equal"] + [m for m in methods if m != "equal"]
-    methods += [f"{m}{LOOP}" for m in ("pcgrad", "mgda") if m in methods and f"{m}{LOOP}" not in methods]
+    methods += [f"{m}{suffix}" for suffix in VARIANTS for m in ("pcgrad", "mgda")
+                if m in methods and f"{m}{suffix}" not in methods]
     strategy = create_strategy("one_device")
     print(f"tf {tf.__version__}, {os.cpu_count()} CPUs, batch 256, trunk 32-64-64, head 16 + 1 per task")
     table = {}
@@ -93,10 +99,10 @@ def main() -> None:
     for method in methods:
         cells = [f"{table[method, t]:.2f} ({table[method, t] / table['equal', t]:.2f}x)" for t in args.tasks]
         print(f"| {method} | " + " | ".join(cells) + " |")
-    for method in [m for m in methods if m.endswith(LOOP)]:
-        base = method.removesuffix(LOOP)
+    for method in [m for m in methods if m.endswith(tuple(VARIANTS))]:
+        base, way = method.split("[")[0], VARIANTS["[" + method.split("[")[1]]
         for t in args.tasks:
-            print(f"vectorised vs loop per-task gradients ({base}), T={t}: "
+            print(f"polytask's per-task gradients vs {way} ({base}), T={t}: "
                   f"{table[method, t] / table[base, t]:.2f}x faster")
 
 

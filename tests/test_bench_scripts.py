@@ -1,4 +1,4 @@
-"""The hand-run benchmarks must still run: each TensorFlow-free one is smoke-run at a tiny size.
+"""The hand-run benchmarks must still run: each is smoke-run at a tiny size.
 
 Benchmarks are run by hand (never timed in tests), so nothing else notices when a spec rule
 tightens under a bench's generated specs; this does.
@@ -31,3 +31,10 @@ def test_weighting_sweep_scores_methods_against_tasks_alone():
     scored = {line.split(" | ")[0].lstrip("| "): line for line in rows[1:]}
     assert set(scored) == {"(each task alone)", "equal", "rlw"}
     assert " +/- " in scored["equal"]  # two seeds: a confidence interval
+
+
+def test_bench_task_gradients_runs():
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "bench_task_gradients.py"), "--tasks", "2",
+                           "--calls", "1", "--rounds", "1"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "| 2 | " in proc.stdout

@@ -103,7 +103,9 @@ class HardSharingNet(TaskHeadsNet):
 
     def __init__(self, trunk, head, groups, num_tasks: int, mean, std, **kwargs):
         super().__init__(head, groups, num_tasks, mean, std, name="hard_sharing", **kwargs)
+        self.trunk_specs = list(trunk)
         self.trunk = build_layers(trunk, "trunk")
+        self.example_shape = tuple(int(d) for d in np.shape(mean))
 
     def shared_layers(self) -> list:
         return list(self.trunk)
@@ -116,6 +118,18 @@ class HardSharingNet(TaskHeadsNet):
 
     def features(self, x, task, training):
         return run_layers(self.trunk, x, training)
+
+    def per_task_trunk(self, num_tasks: int, local_batch: int, shared: list):
+        """Per-task trunk gradients in one batched pass (`task_gradients.PerTaskTrunk`), in the
+        order of `shared`, or None where that does not apply."""
+        from polytask.compiler.multitask.task_gradients import per_task_trunk
+
+        trunk = per_task_trunk(self.trunk_specs, self.trunk, self.example_shape, num_tasks, local_batch)
+        if trunk is None or sorted(map(id, trunk.variables)) != sorted(map(id, shared)):
+            return None
+        name_of = {id(v): name for v, name in zip(trunk.variables, trunk.names)}
+        trunk.variables, trunk.names = list(shared), [name_of[id(v)] for v in shared]
+        return trunk
 
     def represent(self, x, training=False):
         """The shared representation h [B, d] (trunk output), for representation-space gradient methods."""

@@ -9,8 +9,9 @@ default asks for it) on a global batch of examples from mixed tasks:
     weights  = weighting chain (equal/static/uncertainty/dwa/gradnorm/...)
     loss     = sum_i weights_i L_i (+ transform terms)   gradient methods combine per-task gradients
 
-Gradient methods get the per-task gradients from one vectorised Jacobian of the T weighted
-losses (w.r.t. the shared parameters, or w.r.t. the shared representation for
+Gradient methods get the per-task gradients of the T weighted losses without a loop over
+tasks (w.r.t. the shared parameters: one batched backward pass through a hard-sharing
+trunk, `task_gradients.py`, else a pfor Jacobian; or w.r.t. the shared representation for
 representation-space methods), globally reduced across replicas before they are combined;
 loss-only weightings take the single backward pass of the total loss.
 
@@ -100,9 +101,15 @@ class MultiTaskProgram:
         self.specific = [v for v in self.trainable if id(v) not in shared_ids]
         self.last_shared = self.net.last_shared_kernel()
         self.gradient_space = self.chain.gradient_space  # spec rules ensure the net has `represent` when needed
-        # "jacobian": one vectorised pass for the T per-task gradients; "loop": one backward pass
-        # per task, the usual way (kept as the baseline of bench/bench_weighting_speed.py).
-        self.task_gradients = "jacobian"
+        # How gradient methods get the T per-task gradients of the shared parameters:
+        # "batched": the trunk once more, laid out per task with a parameter copy per task, and
+        # one backward pass (hard sharing whose trunk rows are independent; else as "pfor");
+        # "pfor": one vectorised Jacobian (T backward passes in one graph); "loop": one
+        # tape.gradient per task, the usual way (baselines of bench/bench_weighting_speed.py).
+        self.task_gradients = "batched"
+        self.trunk_gradients = None
+        if self.gradient_space == "parameters" and hasattr(self.net, "per_task_trunk"):
+            self.trunk_gradients = self.net.per_task_trunk(self.num_tasks, self.batch_size // self.replicas, self.shared)
 
         self.rates = sampling_rates(spec, data.train_sizes())
         dataset = train_dataset(data, self.batch_size, self.rates, self.seed)
@@ -231,7 +238,7 @@ class MultiTaskProgram:
             if space == "parameters":
                 if self.chain.gradient_samples:  # MoDo, SDMGrad: independent estimates from disjoint slices
                     inputs.sample_gradients = self._slice_gradients(x, labels, task, weights, self.chain.gradient_samples)
-                shared_grads = self._parameter_space_gradients(tape, weighted, terms, h, task, inputs, factor)
+                shared_grads = self._parameter_space_gradients(tape, weighted, terms, h, x, task, inputs, factor)
             else:
                 rep_grad = self._representation_gradient(tape, weighted, h, inputs)
                 shared_grads = tape.gradient(h, self.shared, output_gradients=rep_grad * factor,
@@ -256,13 +263,15 @@ class MultiTaskProgram:
         flat = self._all_reduce(tf.reshape(jacobian, [self.num_tasks, -1]))
         return tf.norm(flat, axis=1)
 
-    def _task_jacobian(self, tape, weighted, terms, h, task):
-        """Per-task gradients of the shared variables, flattened [T, P]: one vectorised Jacobian pass.
+    def _task_jacobian(self, tape, weighted, terms, h, x, task):
+        """Per-task gradients of the shared variables, flattened [T, P].
 
         With a shared representation h, the heads and losses are differentiated once: each
         example belongs to one task, so delta_b = d(sum_j w_j L_j)/dh_b = d(w_i L_i)/dh_b for
         its task i, and g_i = d/dtheta sum_{b in task i} stop_gradient(delta_b) . h_b exactly.
-        The Jacobian of those T surrogates then only runs through the trunk.
+        Those T surrogates then only involve the trunk: one batched backward pass over the
+        batch laid out per task (`task_gradients.PerTaskTrunk`) where the trunk allows, else
+        a vectorised Jacobian (pfor).
         """
         if terms is not None:  # the usual Python loop, one backward pass per task (bench baseline)
             rows = [tape.gradient(term, self.shared, unconnected_gradients=tf.UnconnectedGradients.ZERO) for term in terms]
@@ -270,15 +279,18 @@ class MultiTaskProgram:
         target = weighted
         if h is not None:
             delta = tf.stop_gradient(tape.gradient(weighted, h))  # the sum of the T terms
+            # XLA needs static shapes, and the per-task layout's width is the batch's largest task count.
+            if self.task_gradients == "batched" and self.trunk_gradients is not None and not self.jit_compile:
+                return self.trunk_gradients(self.net.standardize(x), delta, task)
             with tape:
                 target = tf.math.unsorted_segment_sum(tf.reduce_sum(delta * h, axis=1), task, self.num_tasks)
         jacobian = tape.jacobian(target, self.shared, experimental_use_pfor=True,
                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return tf.concat([tf.reshape(j, [self.num_tasks, -1]) for j in jacobian], 1)
 
-    def _parameter_space_gradients(self, tape, weighted, terms, h, task, inputs, factor):
+    def _parameter_space_gradients(self, tape, weighted, terms, h, x, task, inputs, factor):
         """The shared variables' gradients after the chain combined the GLOBAL per-task gradients."""
-        flat = self._all_reduce(self._task_jacobian(tape, weighted, terms, h, task))
+        flat = self._all_reduce(self._task_jacobian(tape, weighted, terms, h, x, task))
         if self.chain.gramian_transform is not None:
             coefficients = self.chain.combine(tf.matmul(flat, flat, transpose_b=True), inputs)
             combined = tf.linalg.matvec(flat, coefficients, transpose_a=True)

@@ -8,8 +8,9 @@ The spec's `training.weighting` is a list; the transforms run in order. Each one
     grads = transform.transform_gradients(state, grads)     # per-task shared gradients [T, P] (PCGrad)
 
 Gradient methods say what they need. `needs_task_gradients` ones get the per-task Jacobian
-[T, P] of the shared parameters, computed in ONE vectorised pass (`tape.jacobian` with
-pfor) and all-reduced across replicas before the transform runs, so every replica combines
+[T, P] of the shared parameters, computed without a loop over tasks (one batched backward
+pass for hard-sharing trunks, `polytask.compiler.multitask.task_gradients`; else one
+`tape.jacobian` with pfor) and all-reduced across replicas before the transform runs, so every replica combines
 the GLOBAL per-task gradients. A transform whose update is a combination sum_i a_i g_i
 fixed by the Gramian G = J J^T alone (MGDA, CAGrad, Nash-MTL, IMTL-G, Aligned-MTL,
 UPGrad) sets `needs = "gramian"` and implements `combine(state, gramian, inputs) -> a`.
