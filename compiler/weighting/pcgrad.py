@@ -14,21 +14,25 @@ def project_conflicting(gradients, order):
 
     Task i's projections depend only on its own (projected) gradient and the original
     others, so round k applies every task's k-th projection at once: T vectorised rounds
-    rather than T^2 sequential steps.
+    rather than T^2 sequential steps. Every projected g_i stays a combination sum_m C_im g_m
+    of the original gradients, and each dot product it needs is C_i . G[:, j] with the
+    Gramian G = J J^T, so the rounds run on the T x T coefficients C; one matmul C J at the
+    end forms the rows (T rounds over [T, P] rows cost 4x the whole step at T = 32).
     """
     import tensorflow as tf
 
     count = gradients.shape[0]
     rows = tf.range(count)
-    squared = tf.reduce_sum(gradients * gradients, axis=1)
-    g = gradients
+    gramian = tf.matmul(gradients, gradients, transpose_b=True)
+    squared = tf.linalg.diag_part(gramian)
+    coefficients = tf.eye(count, dtype=gradients.dtype)
     for k in range(count):
         j = tf.cast(order[:, k], tf.int32)
-        other = tf.gather(gradients, j)
-        dot = tf.reduce_sum(g * other, axis=1)
+        dot = tf.reduce_sum(coefficients * tf.gather(gramian, j), axis=1)  # g_i . g_j (G is symmetric)
         conflict = tf.logical_and(dot < 0.0, tf.not_equal(j, rows))
-        g = tf.where(conflict[:, None], g - (dot / tf.maximum(tf.gather(squared, j), 1e-20))[:, None] * other, g)
-    return g
+        step = (dot / tf.maximum(tf.gather(squared, j), 1e-20))[:, None] * tf.one_hot(j, count, dtype=gradients.dtype)
+        coefficients = tf.where(conflict[:, None], coefficients - step, coefficients)
+    return tf.matmul(coefficients, gradients)
 
 
 @WEIGHTINGS.register
