@@ -26,9 +26,9 @@ def _gradients(count=3, size=8, seed=0, conflict=True):
     return J.astype(np.float32)
 
 
-def _transform(name, shared_sizes=(), **params):
+def _transform(name, shared_sizes=(), count=3, **params):
     transform = WEIGHTINGS.get(name)
-    context = WeightingContext([f"t{i}" for i in range(3)], np.ones(3, np.float32),
+    context = WeightingContext([f"t{i}" for i in range(count)], np.ones(count, np.float32),
                                params=transform.Params(**params) if params else None, seed=SEED,
                                shared_sizes=shared_sizes)
     return transform, transform.init(context)
@@ -179,15 +179,16 @@ def _orders(count, step):
             for i in range(count)]
 
 
+@pytest.mark.parametrize("count", [3, 7])
 @pytest.mark.parametrize("granularity", ["whole_model", "layer"])
-def test_gradvac_over_several_steps_follows_the_ema_targets(granularity):
+def test_gradvac_over_several_steps_follows_the_ema_targets(granularity, count):
     sizes = (3, 5)
     groups = np.repeat([0, 1], sizes) if granularity == "layer" else None
-    transform, state = _transform("gradvac", shared_sizes=sizes, beta=0.3, granularity=granularity)
-    targets = np.zeros((3, 3, 2 if granularity == "layer" else 1))
+    transform, state = _transform("gradvac", shared_sizes=sizes, count=count, beta=0.3, granularity=granularity)
+    targets = np.zeros((count, count, 2 if granularity == "layer" else 1))
     for step in range(4):
-        J = _gradients(3, seed=30 + step)
-        expected, targets = ref.gradvac(J, _orders(3, step), targets, beta=0.3, groups=groups)
+        J = _gradients(count, seed=30 + step)
+        expected, targets = ref.gradvac(J, _orders(count, step), targets, beta=0.3, groups=groups)
         _close(_update(transform, state, J, _inputs(step=step)), expected, 1e-4)
         np.testing.assert_allclose(state.targets.numpy(), targets, atol=1e-5)
     assert np.abs(targets).max() > 0.05  # the EMA moved, so later steps used non-zero targets

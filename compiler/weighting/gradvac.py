@@ -37,7 +37,6 @@ class GradVac(Transform):
     needs_task_gradients = True
 
     def init(self, context):
-        import numpy as np
         import tensorflow as tf
 
         params = self.params_of(context)
@@ -47,8 +46,8 @@ class GradVac(Transform):
         module.beta = float(params.beta)
         groups = max(len(sizes), 1)
         module.groups = groups
-        # Column -> group id ([] means one group over whatever P the step passes).
-        module.segments = tf.constant(np.repeat(np.arange(groups), sizes).astype(np.int32)) if sizes else None
+        # The shared variables' sizes: consecutive column ranges of J, one group each (None: one group).
+        module.sizes = tuple(int(n) for n in sizes) if sizes else None
         count = context.num_tasks
         module.targets = replica_variable(tf.zeros([count, count, groups]), "targets")
         return module
@@ -57,36 +56,38 @@ class GradVac(Transform):
         import tensorflow as tf
 
         count = task_gradients.shape[0]
-        if state.segments is None:
-            segments = tf.zeros([tf.shape(task_gradients)[1]], tf.int32)
-        else:
-            segments = state.segments
-
-        def per_group(values):  # [T, P] -> [T, K]
-            return tf.transpose(tf.math.unsorted_segment_sum(tf.transpose(values), segments, state.groups))
-
+        blocks = tf.split(task_gradients, list(state.sizes), axis=1) if state.sizes else [task_gradients]
         step = tf.cast(inputs.step, tf.int32)
         orders = tf.stack([tf.random.experimental.stateless_shuffle(tf.range(count), seed=tf.stack([state.seed + i, step]))
                            for i in range(count)])  # row i: the order in which task i visits the others
         rows = tf.range(count)
-        norms = tf.sqrt(per_group(task_gradients * task_gradients))  # [T, K], original gradients
+        # Every altered g_i stays, within each group k, a combination sum_m C[k, i, m] g_m of the
+        # original gradients, and each norm and dot product it needs is a quadratic form in the
+        # group's Gramian G[k] = J_k J_k^T. So the rounds run on the [K, T, T] coefficients and
+        # one matmul per group forms the rows (rounds over [T, P] rows were GradVac's whole cost).
+        gramians = tf.stack([tf.matmul(block, block, transpose_b=True) for block in blocks])  # [K, T, T]
+        norms = tf.sqrt(tf.maximum(tf.transpose(tf.linalg.diag_part(gramians)), 0.0))  # [T, K], original gradients
+        coefficients = tf.eye(count, batch_shape=[state.groups], dtype=task_gradients.dtype)
         targets = tf.convert_to_tensor(state.targets)
-        g = task_gradients
         # Each task's sequence depends only on its own altered gradient and the originals, so
         # round k runs every task's k-th visit at once (T rounds instead of T^2 steps).
         for k in range(count):
             j = orders[:, k]
             pairs = tf.stack([rows, j], axis=1)
-            other, other_norm = tf.gather(task_gradients, j), tf.gather(norms, j)
-            g_norm = tf.sqrt(per_group(g * g))
-            phi = per_group(g * other) / (g_norm * other_norm + 1e-8)
+            other_norm = tf.gather(norms, j)
+            products = tf.matmul(coefficients, gramians)  # [K, T, T]: g_i . g_m per group
+            g_norm = tf.sqrt(tf.maximum(tf.transpose(tf.reduce_sum(products * coefficients, axis=2)), 0.0))
+            visit = tf.one_hot(j, count, dtype=products.dtype)  # row i: task i's j
+            dots = tf.transpose(tf.reduce_sum(products * visit[None], axis=2))  # [T, K]: g_i . g_{j_i}
+            phi = dots / (g_norm * other_norm + 1e-8)
             target = tf.gather_nd(targets, pairs)  # [T, K]
             distinct = tf.not_equal(j, rows)[:, None]
             active = tf.logical_and(phi < target, distinct)
             w = g_norm * (target * tf.sqrt(tf.maximum(1.0 - phi * phi, 0.0)) - phi * tf.sqrt(1.0 - target * target)) / (
                 other_norm * tf.sqrt(1.0 - target * target) + 1e-8)
-            g = g + tf.gather(tf.where(active, w, 0.0), segments, axis=1) * other
+            coefficients = coefficients + tf.transpose(tf.where(active, w, 0.0))[:, :, None] * visit[None]
             updated = tf.where(distinct, (1.0 - state.beta) * target + state.beta * phi, target)
             targets = tf.tensor_scatter_nd_update(targets, pairs, updated)
+        g = tf.concat([tf.matmul(coefficients[k], block) for k, block in enumerate(blocks)], axis=1)
         state.targets.assign(targets)
         return g
