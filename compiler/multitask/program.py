@@ -107,9 +107,13 @@ class MultiTaskProgram:
         # "pfor": one vectorised Jacobian (T backward passes in one graph); "loop": one
         # tape.gradient per task, the usual way (baselines of bench/bench_weighting_speed.py).
         self.task_gradients = "batched"
-        self.trunk_gradients = None
+        self.trunk_gradients = self.slice_trunk_gradients = None
         if self.gradient_space == "parameters" and hasattr(self.net, "per_task_trunk"):
-            self.trunk_gradients = self.net.per_task_trunk(self.num_tasks, self.batch_size // self.replicas, self.shared)
+            local_batch = self.batch_size // self.replicas
+            self.trunk_gradients = self.net.per_task_trunk(self.num_tasks, local_batch, self.shared)
+            if self.chain.gradient_samples and self.trunk_gradients is not None:  # (slice, task) pairs as tasks
+                self.slice_trunk_gradients = self.net.per_task_trunk(
+                    self.chain.gradient_samples * self.num_tasks, local_batch, self.shared)
 
         self.rates = sampling_rates(spec, data.train_sizes())
         dataset = train_dataset(data, self.batch_size, self.rates, self.seed)
@@ -184,14 +188,23 @@ class MultiTaskProgram:
         local = tf.shape(task)[0]
         first = 0 if self.replicas == 1 else tf.distribute.get_replica_context().replica_id_in_sync_group * local
         slice_of = (tf.cast(first, tf.int32) + tf.range(local)) % count
+        batched = self.slice_trunk_gradients is not None and self.task_gradients == "batched" and not self.jit_compile
         with tf.GradientTape(persistent=True) as tape:
-            per_example, mask = self.per_example_losses(self.net(x, task, training=True), labels, task)
+            h = self.net.represent(x, training=True) if batched else None
+            outputs = self.net.decode(h, task, training=True) if batched else self.net(x, task, training=True)
+            per_example, mask = self.per_example_losses(outputs, labels, task)
             terms = []
             for s in range(count):
                 member = mask * tf.cast(tf.equal(slice_of, s), tf.float32)
                 sums = tf.math.unsorted_segment_sum(per_example * member, task, self.num_tasks)
                 counts = self._all_reduce(tf.math.unsorted_segment_sum(member, task, self.num_tasks))
                 terms.append(tf.unstack(scale_loss(self.optimizer, tf.stop_gradient(weights) * sums / tf.maximum(counts, 1.0))))
+            total = tf.add_n([t for row in terms for t in row]) if batched else None
+        if batched:  # each example is in one (slice, task) pair: those pairs are the batched pass's tasks
+            delta = tf.stop_gradient(tape.gradient(total, h))
+            del tape
+            rows = self.slice_trunk_gradients(self.net.standardize(x), delta, slice_of * self.num_tasks + task)
+            return tf.reshape(self._all_reduce(rows), [count, self.num_tasks, -1])
         samples = []
         for s in range(count):
             rows = []

@@ -8,7 +8,7 @@ the min-norm objective 0.5 ||G^T lambda||^2 (+ rho/2 ||lambda||^2):
 where G_1, G_2 and G_3 are independent estimates of the per-task gradients, so that the
 weights' update is unbiased (double sampling) and d is independent of lambda. The paper
 draws three mini-batches; polytask splits each batch into three disjoint slices
-(`gradient_samples = 3`: one extra forward pass and 3T backward passes per step). Without
+(`gradient_samples = 3`: one extra forward pass and the 3T per-task gradients per step). Without
 slices (a caller that gives none, e.g. a deterministic objective) all three are the batch
 gradients. lambda (state) starts uniform.
 """
