@@ -45,12 +45,7 @@ def per_task_gradients_fn(program, way: str):
 
     def compute(x, labels, task):
         program.task_gradients = way
-        with tf.GradientTape(persistent=True) as tape:
-            h = program.net.represent(x, training=True)
-            losses, _ = program.task_losses(program.net.decode(h, task, training=True), labels, task)
-            weighted = tf.constant(program.base_weights) * losses
-            terms = tf.unstack(weighted) if way == "loop" else None
-        return program._task_jacobian(tape, weighted, terms, h, x, task)
+        return program.shared_task_gradients(x, labels, task)
 
     return tf.function(compute, autograph=False)
 

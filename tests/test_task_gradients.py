@@ -16,18 +16,8 @@ from multitask_support import load_program, spec_dict, write_csv, write_spec
 
 def _matrix(program, batch, mode: str) -> np.ndarray:
     """The [T, P] per-task gradients of the shared trunk on one batch, computed the `mode` way."""
-    x, labels, task = batch
     program.task_gradients = mode
-
-    def compute():
-        with tf.GradientTape(persistent=True) as tape:
-            h = program.net.represent(x, training=True)
-            losses, _ = program.task_losses(program.net.decode(h, task, training=True), labels, task)
-            weighted = tf.constant(program.base_weights) * losses
-            terms = tf.unstack(weighted) if mode == "loop" else None
-        return program._task_jacobian(tape, weighted, terms, h, x, task)
-
-    return tf.function(compute, autograph=False)().numpy()  # as in training: inside a graph
+    return tf.function(program.shared_task_gradients, autograph=False)(*batch).numpy()  # in a graph, as in training
 
 
 def _table_program(tmp_path, trunk, batch_size=32, missing_b=0.3, weights=None):
@@ -129,7 +119,7 @@ def test_slice_gradients_of_sampling_methods_equal_the_loop(tmp_path, weighting)
     spec = spec_dict(steps=3, batch_size=32, weighting=[weighting])
     spec["structure"]["trunk"] = TABLE_TRUNKS["dense_layer_norm_activation"]
     program = load_program(write_spec(tmp_path, spec))
-    assert program.slice_trunk_gradients is not None
+    assert program._slice_trunk(3) is not None
     x, labels, task = program.next_batch()
     weights = tf.constant([1.0, 2.0, 0.5])
     samples = {}

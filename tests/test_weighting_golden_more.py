@@ -123,7 +123,10 @@ def _samples(steps: int, seed: int = 5):
 
 
 def test_sdmgrad_warm_starts_its_weights_across_steps():
-    grads, losses = _problem(4)
+    # Seed 1: with seed 0, the 20 momentum steps (learning rate 5) of step 3 end at a point where
+    # a 1e-7 relative change of the inputs moves the reference's own output by 6e-3, so float32
+    # against float64 decided the test (it failed after a numpy upgrade); here it moves by 4e-7.
+    grads, losses = _problem(4, seed=1)
     actual, _ = _run("sdmgrad", grads, losses)
     _close(actual, ref.sdmgrad(list(zip(grads, losses)), 0.3, 20), rtol=1e-3, atol=1e-4)
 

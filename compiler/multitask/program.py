@@ -107,13 +107,10 @@ class MultiTaskProgram:
         # "pfor": one vectorised Jacobian (T backward passes in one graph); "loop": one
         # tape.gradient per task, the usual way (baselines of bench/bench_weighting_speed.py).
         self.task_gradients = "batched"
-        self.trunk_gradients = self.slice_trunk_gradients = None
+        self.trunk_gradients = None
+        self._slice_trunks: dict = {}  # slice count -> PerTaskTrunk over (slice, task) pairs (MoDo, SDMGrad)
         if self.gradient_space == "parameters" and hasattr(self.net, "per_task_trunk"):
-            local_batch = self.batch_size // self.replicas
-            self.trunk_gradients = self.net.per_task_trunk(self.num_tasks, local_batch, self.shared)
-            if self.chain.gradient_samples and self.trunk_gradients is not None:  # (slice, task) pairs as tasks
-                self.slice_trunk_gradients = self.net.per_task_trunk(
-                    self.chain.gradient_samples * self.num_tasks, local_batch, self.shared)
+            self.trunk_gradients = self.net.per_task_trunk(self.num_tasks, self.batch_size // self.replicas, self.shared)
 
         self.rates = sampling_rates(spec, data.train_sizes())
         dataset = train_dataset(data, self.batch_size, self.rates, self.seed)
@@ -188,7 +185,8 @@ class MultiTaskProgram:
         local = tf.shape(task)[0]
         first = 0 if self.replicas == 1 else tf.distribute.get_replica_context().replica_id_in_sync_group * local
         slice_of = (tf.cast(first, tf.int32) + tf.range(local)) % count
-        batched = self.slice_trunk_gradients is not None and self.task_gradients == "batched" and not self.jit_compile
+        trunk = self._slice_trunk(count) if self.task_gradients == "batched" and not self.jit_compile else None
+        batched = trunk is not None
         with tf.GradientTape(persistent=True) as tape:
             h = self.net.represent(x, training=True) if batched else None
             outputs = self.net.decode(h, task, training=True) if batched else self.net(x, task, training=True)
@@ -203,7 +201,7 @@ class MultiTaskProgram:
         if batched:  # each example is in one (slice, task) pair: those pairs are the batched pass's tasks
             delta = tf.stop_gradient(tape.gradient(total, h))
             del tape
-            rows = self.slice_trunk_gradients(self.net.standardize(x), delta, slice_of * self.num_tasks + task)
+            rows = trunk(self.net.standardize(x), delta, slice_of * self.num_tasks + task)
             return tf.reshape(self._all_reduce(rows), [count, self.num_tasks, -1])
         samples = []
         for s in range(count):
@@ -214,6 +212,15 @@ class MultiTaskProgram:
             samples.append(tf.stack(rows))
         del tape
         return tf.stack(samples)
+
+    def _slice_trunk(self, count: int):
+        """The batched per-task trunk pass whose tasks are the (slice, task) pairs of `count` slices, or None."""
+        if self.trunk_gradients is None:
+            return None
+        if count not in self._slice_trunks:
+            self._slice_trunks[count] = self.net.per_task_trunk(count * self.num_tasks, self.batch_size // self.replicas,
+                                                                self.shared)
+        return self._slice_trunks[count]
 
     def _replica_step_impl(self, x, labels, task, validation=None):
         if validation is not None:
@@ -300,6 +307,16 @@ class MultiTaskProgram:
         jacobian = tape.jacobian(target, self.shared, experimental_use_pfor=True,
                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return tf.concat([tf.reshape(j, [self.num_tasks, -1]) for j in jacobian], 1)
+
+    def shared_task_gradients(self, x, labels, task):
+        """This replica's [T, P] gradients of w_i L_i (the tasks' spec weights) w.r.t. the shared
+        parameters on one batch, computed the `task_gradients` way (tests and benchmarks)."""
+        with tf.GradientTape(persistent=True) as tape:
+            h = self.net.represent(x, training=True)
+            losses, _ = self.task_losses(self.net.decode(h, task, training=True), labels, task)
+            weighted = tf.constant(self.base_weights) * losses
+            terms = tf.unstack(weighted) if self.task_gradients == "loop" else None
+        return self._task_jacobian(tape, weighted, terms, h, x, task)
 
     def _parameter_space_gradients(self, tape, weighted, terms, h, x, task, inputs, factor):
         """The shared variables' gradients after the chain combined the GLOBAL per-task gradients."""
