@@ -121,3 +121,33 @@ def test_transforms_compose_in_order():
     weights, extra = chain.weigh(_inputs([1.0, 1.0]), tf.ones(2))
     np.testing.assert_allclose(weights.numpy(), [4.0 * 0.5, 1.0 * 0.5])  # static, then 0.5 exp(-0) each
     assert chain.trainable_variables() and set(chain.checkpoint_items()) == {"weighting_1_uncertainty"}
+
+
+@pytest.mark.parametrize("solver, args", [
+    ("mgda:min_norm_weights", (250, 1e-5)),
+    ("cagrad:cagrad_dual", (0.4, 200)),
+    ("nash_mtl:bargaining_weights", ("start", 20)),
+    ("upgrad:project_weights", ("u", "gramian", 100)),
+])
+def test_compiled_solvers_slice_only_at_constant_bounds(solver, args):
+    """The XLA-compiled solvers (weighting.run_compiled) must not slice at a bound computed from
+    their inputs (`x[i]` with a tensor i): XLA would take the inputs' values as compile-time
+    constants and recompile the solver at every step (MGDA's did: 0.17 s a step)."""
+    import importlib
+
+    module, name = solver.split(":")
+    function = getattr(importlib.import_module(f"polytask.compiler.weighting.{module}"), name)
+    gramian = tf.constant(np.eye(4, dtype=np.float32) * 1.5)
+    values = {"start": tf.fill([4], 0.5), "u": tf.eye(4), "gramian": gramian}
+    if module == "upgrad":
+        call_args = [values[a] if isinstance(a, str) else a for a in args]
+    else:
+        call_args = [gramian] + [values[a] if isinstance(a, str) else a for a in args]
+    graph = tf.function(function, autograph=False).get_concrete_function(*call_args).graph.as_graph_def()
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    producers = {n.name: n.op for n in nodes}
+    for node in nodes:
+        if node.op == "StridedSlice":
+            for bound in node.input[1:4]:
+                source = bound.split(":")[0].lstrip("^")
+                assert producers.get(source, "Const") == "Const", f"{name}: {node.name} slices at a computed bound ({source})"

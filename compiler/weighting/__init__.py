@@ -156,6 +156,27 @@ class Transform(Concept):
         """With `needs_validation`: update state from a `compiler.multitask.lookahead.Lookahead`, before `weigh`."""
 
 
+_COMPILED_SOLVERS: dict = {}
+
+
+def run_compiled(solver, *args):
+    """`solver(*args)`, XLA-compiled: for the small iterative solves on T x T matrices (MGDA's
+    Frank-Wolfe, CAGrad's dual, Nash-MTL, UPGrad; FairGrad's 30 unrolled float64 Newton solves
+    were slower compiled). In TensorFlow's executor each of
+    their hundreds of loop iterations of tiny ops costs tens of microseconds (CAGrad's 200-step
+    dual: 7.4 ms at T = 2); compiled, the loop runs natively (0.36 ms), with the same result
+    (bench and numbers: docs/benchmarks.md). Python arguments (iterations, c) are constants of
+    the compiled function. A solver must index with tf.gather, not `x[i]` with a tensor i: XLA
+    needs slice bounds at compile time, which makes the inputs' values constants and recompiles
+    the solver at every step."""
+    import tensorflow as tf
+
+    compiled = _COMPILED_SOLVERS.get(solver)
+    if compiled is None:
+        compiled = _COMPILED_SOLVERS[solver] = tf.function(solver, jit_compile=True, autograph=False)
+    return compiled(*args)
+
+
 def replica_variable(initial, name: str, dtype=None):
     """A non-trained state variable that a replica may assign (every replica computes the same value)."""
     import tensorflow as tf

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from polytask.compiler.weighting import Transform
+from polytask.compiler.weighting import Transform, run_compiled
 from polytask.spec.registry import WEIGHTINGS
 from polytask.spec.types import NonNegativeFloat, PositiveInt, StrictModel
 
@@ -93,7 +93,7 @@ class CaGrad(Transform):
 
         params = state.params
         count = tf.cast(tf.shape(gramian)[0], gramian.dtype)
-        w, g = cagrad_dual(gramian, float(params.c), params.iterations)
+        w, g = run_compiled(cagrad_dual, gramian, float(params.c), params.iterations)
         g0_norm = tf.sqrt(tf.maximum(tf.reduce_sum(g) / (count * count), 0.0) + 1e-8)
         gw_norm = tf.sqrt(tf.maximum(tf.reduce_sum(w * tf.linalg.matvec(g, w)), 0.0))
         lam = params.c * g0_norm / (gw_norm + 1e-8)

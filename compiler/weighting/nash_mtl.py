@@ -18,7 +18,7 @@ as in the authors' code).
 """
 from pydantic import Field
 
-from polytask.compiler.weighting import Transform, replica_variable
+from polytask.compiler.weighting import Transform, replica_variable, run_compiled
 from polytask.spec.registry import WEIGHTINGS
 from polytask.spec.types import PositiveInt, StrictModel
 
@@ -78,7 +78,8 @@ class NashMtl(Transform):
 
         def solve():
             scale = tf.maximum(tf.reduce_mean(tf.linalg.diag_part(gramian)), 1e-30)
-            normalized = bargaining_weights(gramian / scale, tf.convert_to_tensor(state.normalized), params.iterations)
+            normalized = run_compiled(bargaining_weights, gramian / scale, tf.convert_to_tensor(state.normalized),
+                                      params.iterations)
             return normalized, normalized / tf.sqrt(scale)
 
         normalized, weights = tf.cond(due, solve, lambda: (tf.convert_to_tensor(state.normalized),

@@ -15,7 +15,7 @@ authors' quadprog.
 """
 from pydantic import Field
 
-from polytask.compiler.weighting import Transform
+from polytask.compiler.weighting import Transform, run_compiled
 from polytask.spec.registry import WEIGHTINGS
 from polytask.spec.types import NonNegativeFloat, PositiveInt, StrictModel
 
@@ -73,4 +73,4 @@ class UpGrad(Transform):
         normalized = tf.where(trace < params.norm_eps, tf.zeros_like(gramian), gramian / tf.maximum(trace, 1e-30))
         regularized = normalized + params.reg_eps * tf.eye(count, dtype=gramian.dtype)
         u = tf.eye(count, dtype=gramian.dtype) / tf.cast(count, gramian.dtype)
-        return tf.reduce_sum(project_weights(u, regularized, params.iterations), axis=0)
+        return tf.reduce_sum(run_compiled(project_weights, u, regularized, params.iterations), axis=0)
