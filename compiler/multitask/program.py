@@ -310,7 +310,7 @@ class MultiTaskProgram:
 
     def shared_task_gradients(self, x, labels, task):
         """This replica's [T, P] gradients of w_i L_i (the tasks' spec weights) w.r.t. the shared
-        parameters on one batch, computed the `task_gradients` way (tests and benchmarks)."""
+        trunk on one batch (hard sharing), computed the `task_gradients` way (tests and benchmarks)."""
         with tf.GradientTape(persistent=True) as tape:
             h = self.net.represent(x, training=True)
             losses, _ = self.task_losses(self.net.decode(h, task, training=True), labels, task)
