@@ -1,6 +1,12 @@
 """The vectorised meta-batch computes exactly what a per-task loop computes, second order included."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -153,3 +159,47 @@ def test_anil_adapts_only_the_head_and_metasgd_learns_rates():
     assert set(extra) == {"inner_lr/" + p.name for p in arch.params}
     _, g_extra, _ = metasgd.meta_gradients(theta, extra, batch)
     assert all(float(tf.reduce_sum(tf.abs(g))) > 0 for g in g_extra.values())
+
+
+FORMS_SCRIPT = textwrap.dedent("""
+    import numpy as np
+    import tensorflow as tf
+    import test_meta_gradients as t
+    from polytask.compiler.layers import conv2d
+    from meta_helpers import SMALL_CONV
+
+    if not conv2d.grouped_gradients_supported():
+        print("SKIP: this TensorFlow cannot differentiate grouped convolutions even with oneDNN on")
+        raise SystemExit(0)
+    arch, fmodel, algo, theta = t._setup("maml", model=SMALL_CONV, input_shape=(28, 28, 1), out=3,
+                                         kind="classification", loss="cross_entropy", steps=1, lr=0.1)
+    rng = np.random.default_rng(0)
+    batch = {"support_x": tf.constant(rng.random((3, 6, 28, 28, 1)), tf.float32),
+             "support_y": tf.constant(np.tile(np.arange(3), (3, 2)), tf.int64),
+             "query_x": tf.constant(rng.random((3, 9, 28, 28, 1)), tf.float32),
+             "query_y": tf.constant(np.tile(np.arange(3), (3, 3)), tf.int64)}
+    params = {k: v + tf.random.stateless_normal(tf.shape(v), [1, i]) * 0.05
+              for i, (k, v) in enumerate(t.tile_params(theta, 3).items())}
+    results = {}
+    for grouped in (True, False):
+        conv2d._GROUPED_GRADIENTS["supported"] = grouped
+        grads, _, _ = algo.meta_gradients(theta, {}, batch)  # second order through the inner step
+        results[grouped] = (fmodel(params, batch["query_x"]).numpy(), {k: v.numpy() for k, v in grads.items()})
+    np.testing.assert_allclose(results[True][0], results[False][0], rtol=1e-4, atol=1e-5)
+    for name in results[True][1]:
+        np.testing.assert_allclose(results[True][1][name], results[False][1][name], rtol=1e-3, atol=1e-5, err_msg=name)
+    print("AGREE")
+""")
+
+
+def test_grouped_and_per_task_convolutions_agree():
+    """conv2d's functional form is one grouped convolution where TensorFlow can differentiate it
+    (oneDNN, cuDNN) and one convolution per task elsewhere (TensorFlow's own CPU kernels, e.g. on
+    AMD CPUs by default): both give the same outputs and second-order meta-gradients. Runs in a
+    process with oneDNN turned on, where the grouped form can be differentiated on x86 CPUs."""
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", FORMS_SCRIPT], cwd=Path(__file__).parent, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if "SKIP" in proc.stdout:
+        pytest.skip(proc.stdout.strip())
+    assert proc.returncode == 0 and "AGREE" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]

@@ -55,7 +55,8 @@ class Conv2d(Layer):
                                    padding=params.padding, activation=params.activation, name=name)
 
     def functional(self, params, weights, x, context):
-        """One grouped convolution for all tasks: [B, H, W, T, C] with kernel [k, k, C, T*O]."""
+        """All tasks at once on [B, H, W, T, C] with per-task kernels [T, k, k, C, O]: one grouped
+        convolution where TensorFlow can differentiate it, else one convolution per task."""
         import tensorflow as tf
 
         from polytask.compiler.meta.functional import dims
@@ -65,9 +66,47 @@ class Conv2d(Layer):
         x = context.compute(x)
         b, h, w, t, c = dims(x)
         k, filters = params.kernel_size, params.filters
-        # [T, k, k, C, O] -> [k, k, C, T*O]: output channel group g belongs to task g.
-        grouped = tf.reshape(tf.transpose(kernel, [1, 2, 3, 0, 4]), [k, k, c, t * filters])
-        y = tf.nn.conv2d(tf.reshape(x, [b, h, w, t * c]), grouped, params.strides, params.padding.upper())
-        y = tf.reshape(y, [b, context.output_shape[0], context.output_shape[1], t, filters])
+        padding = params.padding.upper()
+        if grouped_gradients_supported():
+            # [T, k, k, C, O] -> [k, k, C, T*O]: output channel group g belongs to task g.
+            grouped = tf.reshape(tf.transpose(kernel, [1, 2, 3, 0, 4]), [k, k, c, t * filters])
+            y = tf.nn.conv2d(tf.reshape(x, [b, h, w, t * c]), grouped, params.strides, padding)
+            y = tf.reshape(y, [b, context.output_shape[0], context.output_shape[1], t, filters])
+        elif isinstance(t, int):
+            y = tf.stack([tf.nn.conv2d(x[:, :, :, i], kernel[i], params.strides, padding) for i in range(t)], axis=3)
+        else:  # a task count known only at run time
+            per_task = tf.map_fn(lambda pair: tf.nn.conv2d(pair[0], pair[1], params.strides, padding),
+                                 (tf.transpose(x, [3, 0, 1, 2, 4]), kernel), fn_output_signature=x.dtype)
+            y = tf.transpose(per_task, [1, 2, 3, 0, 4])
         y = y + bias[None, None, None, :, :]
         return tf.cast(tf_activation(params.activation)(y), dtype)
+
+
+_GROUPED_GRADIENTS: dict = {}
+
+
+def grouped_gradients_supported() -> bool:
+    """Whether TensorFlow differentiates a grouped convolution here (once per process).
+
+    oneDNN's CPU kernels (on by default on recent Intel CPUs, off on AMD unless
+    TF_ENABLE_ONEDNN_OPTS=1) and cuDNN do; TensorFlow's own CPU kernels refuse ("Gradients for
+    grouped convolutions are not supported on CPU"), and then each task gets its own
+    convolution (same result; on the Intel machine where it was measured, the grouped form
+    took 0.47-0.96x the per-task convolutions' time, docs/benchmarks.md).
+    """
+    import tensorflow as tf
+
+    if "supported" not in _GROUPED_GRADIENTS:
+        # Both backward ops of a two-group convolution (one input channel per group), run
+        # eagerly even while a graph is being traced (init_scope also pauses tapes, hence raw ops).
+        with tf.init_scope():
+            x, kernel, out = tf.zeros([1, 3, 3, 2]), tf.zeros([1, 1, 1, 2]), tf.zeros([1, 3, 3, 2])
+            try:
+                tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=out,
+                                               strides=[1, 1, 1, 1], padding="VALID").numpy()
+                tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel), out_backprop=out,
+                                                strides=[1, 1, 1, 1], padding="VALID").numpy()
+                _GROUPED_GRADIENTS["supported"] = True
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+                _GROUPED_GRADIENTS["supported"] = False
+    return _GROUPED_GRADIENTS["supported"]
