@@ -18,9 +18,10 @@ meta-learning forms: a batched matmul, a grouped convolution).
 It applies when the trunk output of an example depends on that example alone: every layer
 has a functional form and none normalises with batch statistics (batch norm couples the
 rows of a batch; dropout and noise have no functional form). Convolutional trunks are left
-out: their functional form is a grouped convolution, whose input gradient TensorFlow's CPU
-kernels refuse at the run-time shapes used here. Otherwise, and under XLA (the per-task
-count n is only known at run time), the program keeps the pfor Jacobian.
+out: their functional form is a grouped convolution, which TensorFlow's own CPU kernels
+cannot differentiate (oneDNN and cuDNN can), and its per-task fallback would unroll T
+convolutions into the graph. Otherwise, and under XLA (the per-task count n is only known
+at run time), the program keeps the pfor Jacobian.
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def per_task_trunk(trunk_specs, keras_layers, input_shape: tuple, num_tasks: int
     except Exception:
         return None
     if any(len(p.input_shape) == 3 and p.weights for p in plans):
-        return None  # convolutions: TensorFlow's CPU kernels have no gradient for the grouped form
+        return None  # convolutions: see the module docstring
     widest = max([prod(input_shape)] + [prod(p.output_shape) for p in plans])
     if num_tasks * local_batch * widest * 4 > MAX_PADDED_BYTES:
         return None
