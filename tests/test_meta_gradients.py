@@ -203,3 +203,34 @@ def test_grouped_and_per_task_convolutions_agree():
     if "SKIP" in proc.stdout:
         pytest.skip(proc.stdout.strip())
     assert proc.returncode == 0 and "AGREE" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
+
+
+def test_per_task_convolutions_with_a_run_time_task_count(monkeypatch):
+    """Without grouped-convolution gradients, a task count known only at run time takes a map_fn
+    over tasks; it gives the unrolled form's outputs and kernel gradients."""
+    from polytask.compiler.layers import FunctionalContext, conv2d
+    from polytask.spec.registry import LAYERS
+
+    monkeypatch.setitem(conv2d._GROUPED_GRADIENTS, "supported", False)
+    layer = LAYERS.get("conv2d")
+    params = layer.Params(filters=4, kernel_size=3)
+    context = FunctionalContext(folded=True, output_shape=(6, 6, 4), compute=lambda v: v)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(5, 6, 6, 3, 2)), tf.float32)  # [B, H, W, T, C]
+    kernel = tf.constant(rng.normal(size=(3, 3, 3, 2, 4)), tf.float32)  # [T, k, k, C, O]
+    bias = tf.constant(rng.normal(size=(3, 4)), tf.float32)
+
+    def run(x, kernel, bias):
+        with tf.GradientTape() as tape:
+            tape.watch(kernel)
+            y = layer.functional(params, {"kernel": kernel, "bias": bias}, x, context)
+            loss = tf.reduce_sum(y * y)
+        return y, tape.gradient(loss, kernel)
+
+    unrolled = tf.function(run, autograph=False)(x, kernel, bias)
+    mapped = tf.function(run, autograph=False, input_signature=[
+        tf.TensorSpec([5, 6, 6, None, 2]), tf.TensorSpec([None, 3, 3, 2, 4]), tf.TensorSpec([None, 4])])(x, kernel, bias)
+    for a, b in zip(unrolled, mapped):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+    alone = tf.nn.conv2d(x[:, :, :, 1], kernel[1], 1, "SAME") + bias[1]  # task 1 on its own
+    np.testing.assert_allclose(unrolled[0].numpy()[:, :, :, 1], alone.numpy(), rtol=1e-5, atol=1e-5)
