@@ -123,11 +123,14 @@ def test_transforms_compose_in_order():
     assert chain.trainable_variables() and set(chain.checkpoint_items()) == {"weighting_1_uncertainty"}
 
 
+GRAMIAN = np.eye(4, dtype=np.float32) * 1.5
+
+
 @pytest.mark.parametrize("solver, args", [
-    ("mgda:min_norm_weights", (250, 1e-5)),
-    ("cagrad:cagrad_dual", (0.4, 200)),
-    ("nash_mtl:bargaining_weights", ("start", 20)),
-    ("upgrad:project_weights", ("u", "gramian", 100)),
+    ("mgda:min_norm_weights", (GRAMIAN, 250, 1e-5)),
+    ("cagrad:cagrad_dual", (GRAMIAN, 0.4, 200)),
+    ("nash_mtl:bargaining_weights", (GRAMIAN, np.full(4, 0.5, np.float32), 20)),
+    ("upgrad:project_weights", (np.eye(4, dtype=np.float32), GRAMIAN, 100)),
 ])
 def test_compiled_solvers_slice_only_at_constant_bounds(solver, args):
     """The XLA-compiled solvers (weighting.run_compiled) must not slice at a bound computed from
@@ -137,12 +140,7 @@ def test_compiled_solvers_slice_only_at_constant_bounds(solver, args):
 
     module, name = solver.split(":")
     function = getattr(importlib.import_module(f"polytask.compiler.weighting.{module}"), name)
-    gramian = tf.constant(np.eye(4, dtype=np.float32) * 1.5)
-    values = {"start": tf.fill([4], 0.5), "u": tf.eye(4), "gramian": gramian}
-    if module == "upgrad":
-        call_args = [values[a] if isinstance(a, str) else a for a in args]
-    else:
-        call_args = [gramian] + [values[a] if isinstance(a, str) else a for a in args]
+    call_args = [tf.constant(a) if isinstance(a, np.ndarray) else a for a in args]
     graph = tf.function(function, autograph=False).get_concrete_function(*call_args).graph.as_graph_def()
     nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
     producers = {n.name: n.op for n in nodes}

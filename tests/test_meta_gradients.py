@@ -182,7 +182,7 @@ FORMS_SCRIPT = textwrap.dedent("""
               for i, (k, v) in enumerate(t.tile_params(theta, 3).items())}
     results = {}
     for grouped in (True, False):
-        conv2d._GROUPED_GRADIENTS["supported"] = grouped
+        conv2d.grouped_gradients_supported = lambda grouped=grouped: grouped
         grads, _, _ = algo.meta_gradients(theta, {}, batch)  # second order through the inner step
         results[grouped] = (fmodel(params, batch["query_x"]).numpy(), {k: v.numpy() for k, v in grads.items()})
     np.testing.assert_allclose(results[True][0], results[False][0], rtol=1e-4, atol=1e-5)
@@ -211,7 +211,7 @@ def test_per_task_convolutions_with_a_run_time_task_count(monkeypatch):
     from polytask.compiler.layers import FunctionalContext, conv2d
     from polytask.spec.registry import LAYERS
 
-    monkeypatch.setitem(conv2d._GROUPED_GRADIENTS, "supported", False)
+    monkeypatch.setattr(conv2d, "grouped_gradients_supported", lambda: False)
     layer = LAYERS.get("conv2d")
     params = layer.Params(filters=4, kernel_size=3)
     context = FunctionalContext(folded=True, output_shape=(6, 6, 4), compute=lambda v: v)

@@ -119,7 +119,7 @@ def test_slice_gradients_of_sampling_methods_equal_the_loop(tmp_path, weighting)
     spec = spec_dict(steps=3, batch_size=32, weighting=[weighting])
     spec["structure"]["trunk"] = TABLE_TRUNKS["dense_layer_norm_activation"]
     program = load_program(write_spec(tmp_path, spec))
-    assert program._slice_trunk(3) is not None
+    assert program._batched_trunk(3) is not None
     x, labels, task = program.next_batch()
     weights = tf.constant([1.0, 2.0, 0.5])
     samples = {}

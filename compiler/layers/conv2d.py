@@ -1,6 +1,7 @@
 """`conv2d`: a 2-D convolution over (height, width, channels) inputs (Keras `Conv2D`)."""
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -82,9 +83,7 @@ class Conv2d(Layer):
         return tf.cast(tf_activation(params.activation)(y), dtype)
 
 
-_GROUPED_GRADIENTS: dict = {}
-
-
+@functools.lru_cache(maxsize=None)
 def grouped_gradients_supported() -> bool:
     """Whether TensorFlow differentiates a grouped convolution here (once per process).
 
@@ -96,17 +95,15 @@ def grouped_gradients_supported() -> bool:
     """
     import tensorflow as tf
 
-    if "supported" not in _GROUPED_GRADIENTS:
-        # Both backward ops of a two-group convolution (one input channel per group), run
-        # eagerly even while a graph is being traced (init_scope also pauses tapes, hence raw ops).
-        with tf.init_scope():
-            x, kernel, out = tf.zeros([1, 3, 3, 2]), tf.zeros([1, 1, 1, 2]), tf.zeros([1, 3, 3, 2])
-            try:
-                tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=out,
-                                               strides=[1, 1, 1, 1], padding="VALID").numpy()
-                tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel), out_backprop=out,
-                                                strides=[1, 1, 1, 1], padding="VALID").numpy()
-                _GROUPED_GRADIENTS["supported"] = True
-            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
-                _GROUPED_GRADIENTS["supported"] = False
-    return _GROUPED_GRADIENTS["supported"]
+    # Both backward ops of a two-group convolution (one input channel per group), run eagerly
+    # even while a graph is being traced (init_scope also pauses tapes, hence the raw ops).
+    with tf.init_scope():
+        x, kernel, out = tf.zeros([1, 3, 3, 2]), tf.zeros([1, 1, 1, 2]), tf.zeros([1, 3, 3, 2])
+        try:
+            tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=out,
+                                           strides=[1, 1, 1, 1], padding="VALID").numpy()
+            tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel), out_backprop=out,
+                                            strides=[1, 1, 1, 1], padding="VALID").numpy()
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+            return False
+    return True

@@ -124,12 +124,7 @@ class HardSharingNet(TaskHeadsNet):
         order of `shared`, or None where that does not apply."""
         from polytask.compiler.multitask.task_gradients import per_task_trunk
 
-        trunk = per_task_trunk(self.trunk_specs, self.trunk, self.example_shape, num_tasks, local_batch)
-        if trunk is None or sorted(map(id, trunk.variables)) != sorted(map(id, shared)):
-            return None
-        name_of = {id(v): name for v, name in zip(trunk.variables, trunk.names)}
-        trunk.variables, trunk.names = list(shared), [name_of[id(v)] for v in shared]
-        return trunk
+        return per_task_trunk(self.trunk_specs, self.trunk, self.example_shape, num_tasks, local_batch, shared)
 
     def represent(self, x, training=False):
         """The shared representation h [B, d] (trunk output), for representation-space gradient methods."""

@@ -185,7 +185,7 @@ class MultiTaskProgram:
         local = tf.shape(task)[0]
         first = 0 if self.replicas == 1 else tf.distribute.get_replica_context().replica_id_in_sync_group * local
         slice_of = (tf.cast(first, tf.int32) + tf.range(local)) % count
-        trunk = self._slice_trunk(count) if self.task_gradients == "batched" and not self.jit_compile else None
+        trunk = self._batched_trunk(count)
         batched = trunk is not None
         with tf.GradientTape(persistent=True) as tape:
             h = self.net.represent(x, training=True) if batched else None
@@ -213,14 +213,18 @@ class MultiTaskProgram:
         del tape
         return tf.stack(samples)
 
-    def _slice_trunk(self, count: int):
-        """The batched per-task trunk pass whose tasks are the (slice, task) pairs of `count` slices, or None."""
-        if self.trunk_gradients is None:
+    def _batched_trunk(self, slices: int = 1):
+        """The batched per-task trunk pass (tasks = the (slice, task) pairs of `slices` slices),
+        or None when the per-task gradients are taken another way. XLA needs static shapes, and
+        the per-task layout's width is the batch's largest task count."""
+        if self.trunk_gradients is None or self.task_gradients != "batched" or self.jit_compile:
             return None
-        if count not in self._slice_trunks:
-            self._slice_trunks[count] = self.net.per_task_trunk(count * self.num_tasks, self.batch_size // self.replicas,
-                                                                self.shared)
-        return self._slice_trunks[count]
+        if slices == 1:
+            return self.trunk_gradients
+        if slices not in self._slice_trunks:
+            self._slice_trunks[slices] = self.net.per_task_trunk(slices * self.num_tasks,
+                                                                 self.batch_size // self.replicas, self.shared)
+        return self._slice_trunks[slices]
 
     def _replica_step_impl(self, x, labels, task, validation=None):
         if validation is not None:
@@ -299,9 +303,9 @@ class MultiTaskProgram:
         target = weighted
         if h is not None:
             delta = tf.stop_gradient(tape.gradient(weighted, h))  # the sum of the T terms
-            # XLA needs static shapes, and the per-task layout's width is the batch's largest task count.
-            if self.task_gradients == "batched" and self.trunk_gradients is not None and not self.jit_compile:
-                return self.trunk_gradients(self.net.standardize(x), delta, task)
+            trunk = self._batched_trunk()
+            if trunk is not None:
+                return trunk(self.net.standardize(x), delta, task)
             with tape:
                 target = tf.math.unsorted_segment_sum(tf.reduce_sum(delta * h, axis=1), task, self.num_tasks)
         jacobian = tape.jacobian(target, self.shared, experimental_use_pfor=True,

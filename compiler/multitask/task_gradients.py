@@ -31,6 +31,7 @@ from typing import Optional
 import tensorflow as tf
 
 from polytask.compiler.layers import infer_layers
+from polytask.errors import PolytaskError
 
 #: The padded layout holds at most T * B rows (every example in one task); above this many
 #: bytes of activations in that worst case, the pfor Jacobian is used instead.
@@ -75,9 +76,10 @@ class PerTaskTrunk:
         return tf.concat([tf.reshape(grads[name], [tasks, -1]) for name in self.names], axis=1)
 
 
-def per_task_trunk(trunk_specs, keras_layers, input_shape: tuple, num_tasks: int,
-                   local_batch: int) -> Optional[PerTaskTrunk]:
-    """A PerTaskTrunk for this trunk, or None where it does not apply (see the module docstring)."""
+def per_task_trunk(trunk_specs, keras_layers, input_shape: tuple, num_tasks: int, local_batch: int,
+                   order: list) -> Optional[PerTaskTrunk]:
+    """A PerTaskTrunk for this trunk whose gradient columns follow the variables `order` (the
+    program's shared variables), or None where it does not apply (see the module docstring)."""
     import keras
 
     from polytask.compiler.meta.architecture import Architecture, layer_name
@@ -89,7 +91,7 @@ def per_task_trunk(trunk_specs, keras_layers, input_shape: tuple, num_tasks: int
         return None
     try:
         plans = infer_layers(trunk_specs, tuple(input_shape), "structure.trunk", "functional")
-    except Exception:
+    except PolytaskError:  # a layer whose functional shapes do not fit (the Keras form did)
         return None
     if any(len(p.input_shape) == 3 and p.weights for p in plans):
         return None  # convolutions: see the module docstring
@@ -97,14 +99,13 @@ def per_task_trunk(trunk_specs, keras_layers, input_shape: tuple, num_tasks: int
     if num_tasks * local_batch * widest * 4 > MAX_PADDED_BYTES:
         return None
     architecture = Architecture(tuple(input_shape), tuple(plans), len(plans), plans[-1].output_shape)
-    variables, names = [], []
+    name_of = {}  # id(Keras variable) -> its functional parameter name
     for plan, layer in zip(plans, keras_layers):
         expected = [(w.role, tuple(w.shape)) for w in plan.weights if w.trainable]
         actual = [(v.name, tuple(v.shape)) for v in layer.trainable_weights]
         if expected != actual:  # a plugin layer whose Keras weights are not its functional roles
             return None
-        variables += list(layer.trainable_weights)
-        names += [f"{layer_name(plan)}/{role}" for role, _ in expected]
-    if not variables:
+        name_of.update({id(v): f"{layer_name(plan)}/{role}" for v, (role, _) in zip(layer.trainable_weights, expected)})
+    if not name_of or sorted(name_of) != sorted(map(id, order)):
         return None
-    return PerTaskTrunk(architecture, variables, names, num_tasks)
+    return PerTaskTrunk(architecture, list(order), [name_of[id(v)] for v in order], num_tasks)
